@@ -1,0 +1,375 @@
+//! OAuth credentials, tokens and where they are kept.
+//!
+//! Follows the Bitrix24 OAuth docs (<https://apidocs.bitrix24.com/settings/oauth/index.html>,
+//! <https://apidocs.bitrix24.com/settings/oauth/auto-renewal.html>) and PROTOCOL.md section 1.
+
+use std::fmt;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use crate::wire::{As, Int, Opt, Str};
+
+/// A boxed `Send` future, as returned by [`TokenStore`] methods.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A secret string (token, client secret, webhook code). `Debug` and `Display` print
+/// `[redacted]`; serde writes it verbatim, so that a [`TokenStore`] can persist it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret value itself. Never log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Secret(value.to_owned())
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Secret(value)
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// An OAuth application's credentials: `client_id` (`local.xxxx` or `app.xxxx`) and
+/// `client_secret`, from the app's settings on the portal or in the partner area.
+///
+/// The secret is only ever sent to the OAuth server, in the body of a token refresh.
+#[derive(Clone, Debug)]
+pub struct OAuthApp {
+    /// The application's `client_id`.
+    pub client_id: String,
+    /// The application's `client_secret`.
+    pub client_secret: Secret,
+}
+
+impl OAuthApp {
+    /// Credentials from the app's `client_id` and `client_secret`.
+    pub fn new(client_id: impl Into<String>, client_secret: impl Into<Secret>) -> Self {
+        OAuthApp { client_id: client_id.into(), client_secret: client_secret.into() }
+    }
+}
+
+/// The OAuth token set of one installation (one portal, one user), as the OAuth server returns
+/// it and as a [`TokenStore`] persists it (PROTOCOL.md 1.6).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Tokens {
+    /// Access token for REST calls; lives one hour.
+    pub access_token: Secret,
+    /// Refresh token; lives 180 days and is single use: every refresh returns a new one.
+    pub refresh_token: Secret,
+    /// Expiry of `access_token`, unix time in seconds, when known. The client refreshes before
+    /// sending once this has passed.
+    #[serde(default, with = "As::<Opt<Int>>", skip_serializing_if = "Option::is_none")]
+    pub expires: Option<i64>,
+    /// The portal's REST base URL, e.g. `https://portal.bitrix24.com/rest/`.
+    #[serde(with = "As::<Str>")]
+    pub client_endpoint: String,
+    /// The OAuth server's REST base URL, e.g. `https://oauth.bitrix.info/rest/`; the refresh
+    /// goes to its host (`/oauth/token/`). `None` means `https://oauth.bitrix.info`.
+    #[serde(default, with = "As::<Opt<Str>>", skip_serializing_if = "Option::is_none")]
+    pub server_endpoint: Option<String>,
+    /// The portal's stable id; survives portal renames.
+    #[serde(default, with = "As::<Opt<Str>>", skip_serializing_if = "Option::is_none")]
+    pub member_id: Option<String>,
+    /// The portal's host name (`portal.bitrix24.com`) as events and the install callback
+    /// give it. (A token response's own `domain` is the OAuth server; it is not copied here.)
+    #[serde(default, with = "As::<Opt<Str>>", skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    /// Comma-separated scopes granted, when known.
+    #[serde(default, with = "As::<Opt<Str>>", skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+}
+
+impl Tokens {
+    /// A token set from its two tokens and the portal's REST base (`client_endpoint`).
+    /// Set the other fields with the setters.
+    pub fn new(
+        access_token: impl Into<Secret>,
+        refresh_token: impl Into<Secret>,
+        client_endpoint: impl Into<String>,
+    ) -> Self {
+        Tokens {
+            access_token: access_token.into(),
+            refresh_token: refresh_token.into(),
+            expires: None,
+            client_endpoint: client_endpoint.into(),
+            server_endpoint: None,
+            member_id: None,
+            domain: None,
+            scope: None,
+        }
+    }
+
+    /// Sets [`expires`](Self::expires) (unix seconds).
+    pub fn expires(mut self, unix_seconds: i64) -> Self {
+        self.expires = Some(unix_seconds);
+        self
+    }
+
+    /// Sets [`server_endpoint`](Self::server_endpoint).
+    pub fn server_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.server_endpoint = Some(url.into());
+        self
+    }
+
+    /// Sets [`member_id`](Self::member_id).
+    pub fn member_id(mut self, member_id: impl Into<String>) -> Self {
+        self.member_id = Some(member_id.into());
+        self
+    }
+
+    /// Sets [`domain`](Self::domain).
+    pub fn domain(mut self, domain: impl Into<String>) -> Self {
+        self.domain = Some(domain.into());
+        self
+    }
+
+    /// Decodes an OAuth server token response (`grant_type=authorization_code` or
+    /// `refresh_token`), computing `expires` from `expires_in` when `expires` is missing.
+    ///
+    /// # Errors
+    /// A [`serde_json::Error`] when the body has no `access_token`, `refresh_token` or
+    /// `client_endpoint`.
+    pub fn from_token_response(body: &[u8]) -> Result<Tokens, serde_json::Error> {
+        let r: TokenResponse = serde_json::from_slice(body)?;
+        Ok(r.into_tokens(None))
+    }
+
+    /// Whether `expires` has passed at `now` (unix seconds).
+    pub(crate) fn expired_at(&self, now: i64) -> bool {
+        self.expires.is_some_and(|e| e <= now)
+    }
+}
+
+/// The body of a successful answer of `/oauth/token/`.
+#[derive(Deserialize)]
+pub(crate) struct TokenResponse {
+    access_token: Secret,
+    refresh_token: Secret,
+    #[serde(default, with = "As::<Opt<Int>>")]
+    expires: Option<i64>,
+    #[serde(default, with = "As::<Opt<Int>>")]
+    expires_in: Option<i64>,
+    #[serde(default, with = "As::<Opt<Str>>")]
+    client_endpoint: Option<String>,
+    #[serde(default, with = "As::<Opt<Str>>")]
+    server_endpoint: Option<String>,
+    #[serde(default, with = "As::<Opt<Str>>")]
+    member_id: Option<String>,
+    #[serde(default, with = "As::<Opt<Str>>")]
+    scope: Option<String>,
+}
+
+impl TokenResponse {
+    /// The new token set; fields the response lacks are kept from `previous`.
+    pub(crate) fn into_tokens(self, previous: Option<&Tokens>) -> Tokens {
+        let expires = self.expires.or_else(|| self.expires_in.map(|s| crate::client::unix_now() + s));
+        Tokens {
+            access_token: self.access_token,
+            refresh_token: self.refresh_token,
+            expires,
+            client_endpoint: self
+                .client_endpoint
+                .or_else(|| previous.map(|p| p.client_endpoint.clone()))
+                .unwrap_or_default(),
+            server_endpoint: self.server_endpoint.or_else(|| previous.and_then(|p| p.server_endpoint.clone())),
+            member_id: self.member_id.or_else(|| previous.and_then(|p| p.member_id.clone())),
+            domain: previous.and_then(|p| p.domain.clone()),
+            scope: self.scope.or_else(|| previous.and_then(|p| p.scope.clone())),
+        }
+    }
+}
+
+/// The error a [`TokenStore`] returns.
+pub type StoreError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Where an OAuth client keeps its tokens, so that a rotated pair survives restarts and is
+/// shared between processes.
+///
+/// The client calls [`save`](Self::save) after every refresh and awaits it before the new
+/// access token is used. It calls [`load`](Self::load) when a refresh answers
+/// `invalid_grant`, in case another process already rotated the pair.
+pub trait TokenStore: Send + Sync + 'static {
+    /// The stored tokens, or `None` when nothing is stored yet.
+    fn load(&self) -> BoxFuture<'_, Result<Option<Tokens>, StoreError>>;
+    /// Replaces the stored tokens. Must be durable when it returns `Ok`.
+    fn save<'a>(&'a self, tokens: &'a Tokens) -> BoxFuture<'a, Result<(), StoreError>>;
+}
+
+/// Keeps tokens in memory only (the default store): a restart loses rotated tokens.
+#[derive(Debug, Default)]
+pub struct MemoryTokenStore {
+    tokens: Mutex<Option<Tokens>>,
+}
+
+impl MemoryTokenStore {
+    /// A store holding `tokens`.
+    pub fn new(tokens: Option<Tokens>) -> Self {
+        MemoryTokenStore { tokens: Mutex::new(tokens) }
+    }
+
+    /// The tokens held now.
+    pub fn get(&self) -> Option<Tokens> {
+        self.tokens.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl TokenStore for MemoryTokenStore {
+    fn load(&self) -> BoxFuture<'_, Result<Option<Tokens>, StoreError>> {
+        let t = self.get();
+        Box::pin(async move { Ok(t) })
+    }
+
+    fn save<'a>(&'a self, tokens: &'a Tokens) -> BoxFuture<'a, Result<(), StoreError>> {
+        *self.tokens.lock().unwrap_or_else(|e| e.into_inner()) = Some(tokens.clone());
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// Keeps tokens in a JSON file. Writes are atomic: a temporary file in the same directory is
+/// written, flushed to disk and renamed over the target, so a crash never leaves a torn file.
+/// On Unix the file is created with mode `0600`.
+#[derive(Clone, Debug)]
+pub struct FileTokenStore {
+    path: PathBuf,
+}
+
+impl FileTokenStore {
+    /// A store at `path` (created on first save).
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        FileTokenStore { path: path.into() }
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Writes `bytes` to `path` atomically (temporary file + fsync + rename), mode 0600 on Unix.
+pub(crate) async fn write_atomic(path: &Path, bytes: Vec<u8>) -> std::io::Result<()> {
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+        let tmp = dir.join(format!(".{name}.{}.{nanos}.tmp", std::process::id()));
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let result = (|| {
+            let mut f = options.open(&tmp)?;
+            f.write_all(&bytes)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &path)
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
+impl TokenStore for FileTokenStore {
+    fn load(&self) -> BoxFuture<'_, Result<Option<Tokens>, StoreError>> {
+        Box::pin(async move {
+            match tokio::fs::read(&self.path).await {
+                Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e.into()),
+            }
+        })
+    }
+
+    fn save<'a>(&'a self, tokens: &'a Tokens) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let bytes = serde_json::to_vec_pretty(tokens)?;
+            write_atomic(&self.path, bytes).await?;
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_print() {
+        let t = Tokens::new("ACCESS-SECRET", "REFRESH-SECRET", "https://p.bitrix24.com/rest/");
+        let app = OAuthApp::new("local.1", "CLIENT-SECRET");
+        let dbg = format!("{t:?} {app:?} {}", t.access_token);
+        for s in ["ACCESS-SECRET", "REFRESH-SECRET", "CLIENT-SECRET"] {
+            assert!(!dbg.contains(s), "{dbg}");
+        }
+    }
+
+    #[tokio::test]
+    async fn file_store_round_trips_atomically() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileTokenStore::new(dir.path().join("tokens.json"));
+        assert!(store.load().await.unwrap().is_none());
+        let t = Tokens::new("a", "r", "https://p.bitrix24.com/rest/").expires(100).member_id("m");
+        store.save(&t).await.unwrap();
+        store.save(&t).await.unwrap();
+        assert_eq!(store.load().await.unwrap(), Some(t));
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("tokens.json")], "no temp files left");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(store.path()).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn token_responses_decode() {
+        let refresh = br#"{"access_token":"a","refresh_token":"r","expires":1787223142,"expires_in":3600,
+            "client_endpoint":"https://p/rest/","server_endpoint":"https://oauth.bitrix.info/rest/",
+            "domain":"oauth.bitrix.info","member_id":"m","user_id":17}"#;
+        let t = Tokens::from_token_response(refresh).unwrap();
+        assert_eq!(t.expires, Some(1787223142));
+        assert_eq!(t.domain, None, "the token response's domain is the OAuth server, not the portal");
+        let code = br#"{"access_token":"a","refresh_token":"r","expires_in":"3600","client_endpoint":"https://p/rest/"}"#;
+        let t = Tokens::from_token_response(code).unwrap();
+        let now = crate::client::unix_now();
+        assert!((now + 3590..=now + 3610).contains(&t.expires.unwrap()));
+    }
+}

@@ -1,0 +1,679 @@
+//! The client and its one `call` path.
+
+use std::fmt;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use serde_json::Value;
+use serde_with::DeserializeAs;
+use url::Url;
+
+use crate::auth::{MemoryTokenStore, OAuthApp, TokenResponse, TokenStore, Tokens};
+use crate::error::{Error, ErrorKind};
+use crate::wire::{Envelope, Time};
+use crate::Method;
+
+/// Default request timeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default OAuth server, used when the tokens carry no `server_endpoint`.
+pub const DEFAULT_OAUTH_SERVER: &str = "https://oauth.bitrix.info";
+/// Redirect hops followed for one call (portal renames answer 301/302).
+const MAX_REDIRECTS: usize = 5;
+
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+/// A Bitrix24 REST client for one portal, authorized by an incoming webhook or by an OAuth
+/// application's tokens.
+///
+/// Cheap to clone (an `Arc`): build it once and share it. Every typed method
+/// (`client.imbot().message_add(..)`) and [`call_raw`](Self::call_raw) go through the same
+/// [`call`](Self::call) path, which attaches auth, sends a JSON `POST`, classifies the answer,
+/// refreshes an expired OAuth token once (one refresh for any number of concurrent calls),
+/// persists it and retries the call once.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    timeout: Duration,
+    user_agent: String,
+    auth: Auth,
+}
+
+enum Auth {
+    Webhook { base: RwLock<Url> },
+    OAuth(OAuthState),
+}
+
+struct OAuthState {
+    app: OAuthApp,
+    /// The current tokens and their generation (bumped on every change).
+    tokens: RwLock<(u64, Arc<Tokens>)>,
+    /// Held while a refresh is in flight: the single-flight gate.
+    refresh: tokio::sync::Mutex<()>,
+    store: Arc<dyn TokenStore>,
+    /// Overrides the OAuth server taken from `server_endpoint`.
+    oauth_server: Option<Url>,
+}
+
+impl OAuthState {
+    fn current(&self) -> (u64, Arc<Tokens>) {
+        let g = self.tokens.read().unwrap_or_else(|e| e.into_inner());
+        (g.0, g.1.clone())
+    }
+
+    fn replace(&self, tokens: Tokens) {
+        let mut g = self.tokens.write().unwrap_or_else(|e| e.into_inner());
+        *g = (g.0 + 1, Arc::new(tokens));
+    }
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let auth = match &self.inner.auth {
+            Auth::Webhook { base } => {
+                let base = base.read().unwrap_or_else(|e| e.into_inner());
+                format!("webhook({})", base.host_str().unwrap_or(""))
+            }
+            Auth::OAuth(o) => format!("oauth(client_id={})", o.app.client_id),
+        };
+        f.debug_struct("Client").field("auth", &auth).field("timeout", &self.inner.timeout).finish()
+    }
+}
+
+/// Builds a [`Client`]: pick webhook or OAuth auth, then optional settings.
+///
+/// ```no_run
+/// # fn f() -> Result<(), bitrix24::Error> {
+/// use std::time::Duration;
+/// let client = bitrix24::Client::builder()
+///     .webhook("https://acme.bitrix24.com/rest/1/k3y/")
+///     .timeout(Duration::from_secs(10))
+///     .build()?;
+/// # Ok(()) }
+/// ```
+#[must_use]
+pub struct ClientBuilder {
+    webhook: Option<String>,
+    oauth: Option<(OAuthApp, Tokens)>,
+    store: Option<Arc<dyn TokenStore>>,
+    oauth_server: Option<String>,
+    timeout: Duration,
+    user_agent: String,
+    http: Option<reqwest::Client>,
+}
+
+impl fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("webhook", &self.webhook.as_ref().map(|_| "[redacted]"))
+            .field("oauth", &self.oauth.as_ref().map(|(app, _)| &app.client_id))
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl Default for ClientBuilder {
+    fn default() -> Self {
+        ClientBuilder {
+            webhook: None,
+            oauth: None,
+            store: None,
+            oauth_server: None,
+            timeout: DEFAULT_TIMEOUT,
+            user_agent: concat!("bitrix24-rust/", env!("CARGO_PKG_VERSION")).to_owned(),
+            http: None,
+        }
+    }
+}
+
+impl ClientBuilder {
+    /// Authorize with an incoming webhook URL, `https://{portal}/rest/{user_id}/{code}/`
+    /// (trailing slash optional). No token refresh happens for webhooks.
+    pub fn webhook(mut self, url: impl Into<String>) -> Self {
+        self.webhook = Some(url.into());
+        self.oauth = None;
+        self
+    }
+
+    /// Authorize with an OAuth application and its current tokens. Calls go to
+    /// `tokens.client_endpoint`; refreshes to the OAuth server of `tokens.server_endpoint`.
+    pub fn oauth(mut self, app: OAuthApp, tokens: Tokens) -> Self {
+        self.oauth = Some((app, tokens));
+        self.webhook = None;
+        self
+    }
+
+    /// Where refreshed tokens are saved (awaited before they are used). Default: in memory.
+    pub fn token_store(mut self, store: impl TokenStore) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// Like [`token_store`](Self::token_store), for a store shared elsewhere.
+    pub fn token_store_arc(mut self, store: Arc<dyn TokenStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// The OAuth server to refresh tokens at (`https://oauth.bitrix.info`), overriding the one
+    /// taken from the tokens' `server_endpoint`.
+    pub fn oauth_server(mut self, url: impl Into<String>) -> Self {
+        self.oauth_server = Some(url.into());
+        self
+    }
+
+    /// Timeout of one HTTP request (default 30 s; Bitrix24 cuts requests at 60 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The `User-Agent` header (default `bitrix24-rust/VERSION`).
+    pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
+        self.user_agent = user_agent.into();
+        self
+    }
+
+    /// Use this `reqwest::Client` (for proxies, custom TLS roots...). It must not follow
+    /// redirects (`redirect::Policy::none()`): the client re-POSTs to a renamed portal itself,
+    /// where an automatic redirect would turn the POST into a GET and drop the body.
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http = Some(client);
+        self
+    }
+
+    /// Builds the client.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] when no auth was chosen, the webhook URL is not an
+    /// `http(s)://host/rest/{user_id}/{code}` URL, or `client_endpoint` / the OAuth server
+    /// is not an `http(s)` URL; [`ErrorKind::Transport`] if the HTTP client cannot be built.
+    pub fn build(self) -> Result<Client, Error> {
+        let http = match self.http {
+            Some(h) => h,
+            None => reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .map_err(|e| Error::new(ErrorKind::Transport).with_message(e.without_url().to_string()))?,
+        };
+        let auth = if let Some(raw) = self.webhook {
+            Auth::Webhook { base: RwLock::new(parse_webhook(&raw)?) }
+        } else if let Some((app, tokens)) = self.oauth {
+            parse_http_url(&tokens.client_endpoint, "client_endpoint")?;
+            let oauth_server = self.oauth_server.map(|s| parse_http_url(&s, "OAuth server")).transpose()?;
+            let store = self.store.unwrap_or_else(|| Arc::new(MemoryTokenStore::new(Some(tokens.clone()))));
+            Auth::OAuth(OAuthState {
+                app,
+                tokens: RwLock::new((0, Arc::new(tokens))),
+                refresh: tokio::sync::Mutex::new(()),
+                store,
+                oauth_server,
+            })
+        } else {
+            return Err(Error::new(ErrorKind::InvalidInput).with_message("choose webhook(...) or oauth(...) before build()"));
+        };
+        Ok(Client { inner: Arc::new(Inner { http, timeout: self.timeout, user_agent: self.user_agent, auth }) })
+    }
+}
+
+fn parse_http_url(raw: &str, what: &str) -> Result<Url, Error> {
+    let url = Url::parse(raw.trim()).map_err(|e| {
+        Error::new(ErrorKind::InvalidInput).with_message(format!("{what} is not a URL ({e})"))
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(Error::new(ErrorKind::InvalidInput).with_message(format!("{what} must be an http(s) URL with a host")));
+    }
+    Ok(url)
+}
+
+/// Validates a webhook URL and normalizes it to end with `/`. The message never contains the
+/// URL (it holds the webhook code).
+fn parse_webhook(raw: &str) -> Result<Url, Error> {
+    let mut url = parse_http_url(raw, "webhook URL")?;
+    let segments: Vec<&str> = url.path_segments().map(|s| s.filter(|p| !p.is_empty()).collect()).unwrap_or_default();
+    let ok = segments.len() >= 3 && segments[segments.len() - 3] == "rest" && segments[segments.len() - 2].parse::<u64>().is_ok();
+    if !ok || url.query().is_some() || url.fragment().is_some() {
+        return Err(Error::new(ErrorKind::InvalidInput).with_message("webhook URL must look like https://{portal}/rest/{user_id}/{code}/"));
+    }
+    if !url.path().ends_with('/') {
+        let p = format!("{}/", url.path());
+        url.set_path(&p);
+    }
+    Ok(url)
+}
+
+/// The raw answer of [`Client::call_raw`]: `result` plus the envelope's paging and timing data.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct RawResponse {
+    /// The `result` value as sent (`null` when absent).
+    pub result: Value,
+    /// `total` of a list method: the number of matching records (0 with `start=-1`).
+    pub total: Option<u64>,
+    /// `next` of a list method: the `start` to pass for the next page; `None` on the last page.
+    pub next: Option<u64>,
+    /// The `time` object: timings and the per-method operating-time budget.
+    pub time: Option<Time>,
+}
+
+/// A successful HTTP answer whose body is a Bitrix24 success envelope.
+struct Answer {
+    body: Vec<u8>,
+}
+
+impl Client {
+    /// A client authorized by an incoming webhook, e.g.
+    /// `https://acme.bitrix24.com/rest/1/k3y/` (trailing slash optional).
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] for a URL that is not `http(s)://host/rest/{user_id}/{code}`.
+    pub fn webhook(url: impl Into<String>) -> Result<Client, Error> {
+        Client::builder().webhook(url).build()
+    }
+
+    /// A client authorized by an OAuth application and its tokens, kept in memory. Use
+    /// [`Client::builder`] to persist refreshed tokens in a [`TokenStore`].
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] when `tokens.client_endpoint` is not an http(s) URL.
+    pub fn oauth(app: OAuthApp, tokens: Tokens) -> Result<Client, Error> {
+        Client::builder().oauth(app, tokens).build()
+    }
+
+    /// A builder for timeouts, token stores, a custom HTTP client and the like.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
+    }
+
+    /// The current OAuth tokens (after any refresh), or `None` for a webhook client.
+    pub fn tokens(&self) -> Option<Tokens> {
+        match &self.inner.auth {
+            Auth::OAuth(o) => Some((*o.current().1).clone()),
+            Auth::Webhook { .. } => None,
+        }
+    }
+
+    /// Calls a method with a typed request and decodes its `result`.
+    ///
+    /// This is the one path every generated method takes: POST JSON to
+    /// `{client_endpoint}{method}` (OAuth, `auth` in the body) or `{webhook}{method}`;
+    /// re-POST to the new address on a 301/302 portal rename; on `expired_token` (or, once,
+    /// `invalid_token`) refresh the OAuth token, save it and retry exactly once.
+    ///
+    /// # Errors
+    /// - [`ErrorKind::Api`]: the answer carried an `error` code (any HTTP status, even 200);
+    /// - [`ErrorKind::Http`]: a non-JSON answer (HTML 502/429 page) or an error status without code;
+    /// - [`ErrorKind::Decode`]: `result` did not match `M::Output` (with the JSON path);
+    /// - [`ErrorKind::Transport`] / [`ErrorKind::Timeout`];
+    /// - refresh failures: [`ErrorKind::InvalidGrant`], [`ErrorKind::InvalidClient`],
+    ///   [`ErrorKind::WrongClient`], [`ErrorKind::AppUnavailable`], [`ErrorKind::OAuthServer`],
+    ///   [`ErrorKind::TokenStore`];
+    /// - [`ErrorKind::InvalidInput`]: the request did not serialize to a JSON object.
+    pub async fn call<M: Method + Sync>(&self, request: &M) -> Result<M::Output, Error> {
+        let params = serde_json::to_vec(request)
+            .map_err(|e| Error::new(ErrorKind::InvalidInput).with_method(M::NAME).with_message(e.to_string()))?;
+        let answer = self.execute(M::NAME, &params).await?;
+        decode_result::<M::Output, M::Wire>(M::NAME, &answer.body)
+    }
+
+    /// Calls any method by name with JSON parameters, on the same path as [`call`](Self::call)
+    /// (auth, redirects, refresh, errors). `params` must be a JSON object (or `null`).
+    ///
+    /// ```no_run
+    /// # async fn f(client: &bitrix24::Client) -> Result<(), bitrix24::Error> {
+    /// let page = client.call_raw("crm.deal.list", serde_json::json!({"select": ["ID", "TITLE"]})).await?;
+    /// println!("{} of {:?}, next page at {:?}", page.result, page.total, page.next);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`call`](Self::call).
+    pub async fn call_raw(&self, method: &str, params: Value) -> Result<RawResponse, Error> {
+        let params = match params {
+            Value::Null => b"{}".to_vec(),
+            Value::Object(_) => serde_json::to_vec(&params).expect("a JSON value serializes"),
+            _ => {
+                return Err(Error::new(ErrorKind::InvalidInput).with_method(method).with_message("params must be a JSON object"))
+            }
+        };
+        let answer = self.execute(method, &params).await?;
+        let env: Envelope = serde_json::from_slice(&answer.body).map_err(|e| decode_error(method, &answer.body, ".", e))?;
+        let result = match env.result {
+            Some(raw) => serde_json::from_str(raw.get()).map_err(|e| decode_error(method, &answer.body, ".", e))?,
+            None => Value::Null,
+        };
+        Ok(RawResponse { result, total: env.total, next: env.next, time: env.time })
+    }
+
+    /// Sends `params` (a serialized JSON object) to `method` with auth, following renames and
+    /// refreshing an expired token once.
+    async fn execute(&self, method: &str, params: &[u8]) -> Result<Answer, Error> {
+        let mut refreshed = false;
+        loop {
+            let (url, body, generation) = match &self.inner.auth {
+                Auth::Webhook { base } => {
+                    let base = base.read().unwrap_or_else(|e| e.into_inner()).clone();
+                    (join_method(&base, method)?, params.to_vec(), 0)
+                }
+                Auth::OAuth(o) => {
+                    let (generation, tokens) = o.current();
+                    if !refreshed && tokens.expired_at(unix_now()) {
+                        tracing::debug!(method, "access token expired locally; refreshing before the call");
+                        self.refresh(o, generation, method).await?;
+                        refreshed = true;
+                        continue;
+                    }
+                    let base = parse_http_url(&tokens.client_endpoint, "client_endpoint")?;
+                    let body = with_auth(params, tokens.access_token.expose())
+                        .ok_or_else(|| Error::new(ErrorKind::InvalidInput).with_method(method).with_message("params must be a JSON object"))?;
+                    (join_method(&base, method)?, body, generation)
+                }
+            };
+            let (status, bytes) = self.post(method, url, body).await?;
+            match classify(method, status, bytes) {
+                Ok(answer) => return Ok(answer),
+                Err(e) => {
+                    let Auth::OAuth(o) = &self.inner.auth else { return Err(e) };
+                    if refreshed || !(e.is_expired_token() || e.is_code("invalid_token")) {
+                        return Err(e);
+                    }
+                    tracing::debug!(method, code = e.code().unwrap_or(""), "refreshing the access token and retrying once");
+                    self.refresh(o, generation, method).await?;
+                    refreshed = true;
+                }
+            }
+        }
+    }
+
+    /// POSTs `body` to `url`; on 301/302/303/307/308 re-POSTs the same body to `Location` and
+    /// moves the portal's base address there.
+    async fn post(&self, method: &str, mut url: Url, body: Vec<u8>) -> Result<(u16, Vec<u8>), Error> {
+        for _ in 0..=MAX_REDIRECTS {
+            let response = self
+                .inner
+                .http
+                .post(url.clone())
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .header(reqwest::header::ACCEPT, "application/json")
+                .header(reqwest::header::USER_AGENT, &self.inner.user_agent)
+                .timeout(self.inner.timeout)
+                .body(body.clone())
+                .send()
+                .await
+                .map_err(|e| transport(method, e))?;
+            let status = response.status();
+            if status.is_redirection() {
+                let location = response
+                    .headers()
+                    .get(reqwest::header::LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|l| url.join(l).ok());
+                if let Some(next) = location {
+                    if matches!(next.scheme(), "http" | "https") {
+                        self.portal_moved(&url, &next).await;
+                        url = next;
+                        continue;
+                    }
+                }
+            }
+            let bytes = response.bytes().await.map_err(|e| transport(method, e))?;
+            return Ok((status.as_u16(), bytes.to_vec()));
+        }
+        Err(Error::new(ErrorKind::Http).with_method(method).with_message(format!("more than {MAX_REDIRECTS} redirects")))
+    }
+
+    /// Moves the base address to the scheme, host and port of `to` after a redirect.
+    async fn portal_moved(&self, from: &Url, to: &Url) {
+        if from.origin() == to.origin() {
+            return;
+        }
+        tracing::warn!(
+            old_host = from.host_str().unwrap_or(""),
+            new_host = to.host_str().unwrap_or(""),
+            "Bitrix24 portal moved; using the new address from now on"
+        );
+        let rebase = |u: &mut Url| {
+            let _ = u.set_scheme(to.scheme());
+            let _ = u.set_host(to.host_str());
+            let _ = u.set_port(to.port());
+        };
+        match &self.inner.auth {
+            Auth::Webhook { base } => rebase(&mut base.write().unwrap_or_else(|e| e.into_inner())),
+            Auth::OAuth(o) => {
+                let (_, tokens) = o.current();
+                let Ok(mut endpoint) = Url::parse(&tokens.client_endpoint) else { return };
+                if endpoint.origin() != from.origin() {
+                    return;
+                }
+                rebase(&mut endpoint);
+                let mut moved = (*tokens).clone();
+                moved.client_endpoint = endpoint.to_string();
+                if let Some(host) = to.host_str() {
+                    moved.domain = Some(host.to_owned());
+                }
+                if let Err(e) = o.store.save(&moved).await {
+                    tracing::warn!(error = %e, "could not save the portal's new address in the token store");
+                }
+                o.replace(moved);
+            }
+        }
+    }
+
+    /// Refreshes the access token unless another call already did since `seen` (single
+    /// flight): exactly one request to the OAuth server however many calls wait here.
+    async fn refresh(&self, o: &OAuthState, seen: u64, method: &str) -> Result<(), Error> {
+        let _gate = o.refresh.lock().await;
+        let (generation, current) = o.current();
+        if generation != seen {
+            return Ok(());
+        }
+        let secrets = [o.app.client_secret.expose(), current.refresh_token.expose(), current.access_token.expose()];
+        let result = self.request_tokens(o, &current, method).await;
+        let fresh = match result {
+            Ok(fresh) => fresh,
+            Err(e) if e.kind() == ErrorKind::InvalidGrant => {
+                // Another process may have rotated the pair: use what the store has now.
+                match o.store.load().await {
+                    Ok(Some(stored)) if stored.refresh_token != current.refresh_token => {
+                        tracing::info!(method, "refresh token was rotated elsewhere; using the stored pair");
+                        o.replace(stored);
+                        return Ok(());
+                    }
+                    _ => return Err(e.redact(&secrets)),
+                }
+            }
+            Err(e) => return Err(e.redact(&secrets)),
+        };
+        let saved = o.store.save(&fresh).await;
+        o.replace(fresh);
+        saved.map_err(|e| {
+            Error::new(ErrorKind::TokenStore).with_method(method).with_message(format!("refreshed tokens could not be saved: {e}"))
+                .redact(&secrets)
+        })
+    }
+
+    /// The refresh request itself: POST form `grant_type=refresh_token` to `{server}/oauth/token/`.
+    async fn request_tokens(&self, o: &OAuthState, current: &Tokens, method: &str) -> Result<Tokens, Error> {
+        let server = match &o.oauth_server {
+            Some(s) => s.clone(),
+            None => {
+                let raw = current.server_endpoint.as_deref().unwrap_or(DEFAULT_OAUTH_SERVER);
+                parse_http_url(raw, "server_endpoint")?
+            }
+        };
+        let mut url = server;
+        url.set_path("/oauth/token/");
+        url.set_query(None);
+        let form = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("grant_type", "refresh_token")
+            .append_pair("client_id", &o.app.client_id)
+            .append_pair("client_secret", o.app.client_secret.expose())
+            .append_pair("refresh_token", current.refresh_token.expose())
+            .finish();
+        let response = self
+            .inner
+            .http
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(reqwest::header::ACCEPT, "application/json")
+            .header(reqwest::header::USER_AGENT, &self.inner.user_agent)
+            .timeout(self.inner.timeout)
+            .body(form)
+            .send()
+            .await
+            .map_err(|e| transport(method, e))?;
+        let status = response.status().as_u16();
+        let body = response.bytes().await.map_err(|e| transport(method, e))?;
+        let json: Option<Value> = serde_json::from_slice(&body).ok();
+        let oauth_error = |kind| Error::new(kind).with_method(method).with_status(status);
+        let Some(json) = json else {
+            return Err(oauth_error(ErrorKind::OAuthServer).with_snippet(&body));
+        };
+        if let Some(code) = json.get("error").and_then(Value::as_str).filter(|c| !c.is_empty()) {
+            let description = json.get("error_description").and_then(Value::as_str).unwrap_or("").to_owned();
+            let kind = match code.to_ascii_lowercase().as_str() {
+                "invalid_grant" | "bad_verification_code" => ErrorKind::InvalidGrant,
+                "invalid_client" => ErrorKind::InvalidClient,
+                "wrong_client" => ErrorKind::WrongClient,
+                "payment_required" | "not_installed" => ErrorKind::AppUnavailable,
+                _ => ErrorKind::OAuthServer,
+            };
+            return Err(oauth_error(kind).with_code(code.to_owned()).with_description(description));
+        }
+        if !(200..300).contains(&status) {
+            return Err(oauth_error(ErrorKind::OAuthServer).with_snippet(&body));
+        }
+        let response: TokenResponse = serde_json::from_value(json).map_err(|e| {
+            oauth_error(ErrorKind::OAuthServer).with_message(format!("the answer holds no token pair ({e})"))
+        })?;
+        Ok(response.into_tokens(Some(current)))
+    }
+}
+
+fn transport(method: &str, e: reqwest::Error) -> Error {
+    let kind = if e.is_timeout() { ErrorKind::Timeout } else { ErrorKind::Transport };
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(&e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    Error::new(kind).with_method(method).with_message(text)
+}
+
+/// `base` + the method name, verbatim.
+fn join_method(base: &Url, method: &str) -> Result<Url, Error> {
+    if method.is_empty() || method.contains(['/', '?', '#', '\\']) || method.contains("..") {
+        return Err(Error::new(ErrorKind::InvalidInput).with_method(method).with_message("bad method name"));
+    }
+    let mut url = base.clone();
+    let path = format!("{}{}{method}", url.path(), if url.path().ends_with('/') { "" } else { "/" });
+    url.set_path(&path);
+    Ok(url)
+}
+
+/// Inserts `"auth": token` first into the serialized JSON object `params`.
+fn with_auth(params: &[u8], token: &str) -> Option<Vec<u8>> {
+    let text = std::str::from_utf8(params).ok()?.trim_start();
+    let rest = text.strip_prefix('{')?;
+    let token = serde_json::to_string(token).ok()?;
+    let mut out = Vec::with_capacity(params.len() + token.len() + 10);
+    out.extend_from_slice(b"{\"auth\":");
+    out.extend_from_slice(token.as_bytes());
+    if !rest.trim_start().starts_with('}') {
+        out.push(b',');
+    }
+    out.extend_from_slice(rest.as_bytes());
+    Some(out)
+}
+
+/// Classifies an answer: the `error` code first (any status, case kept), the HTTP status second.
+fn classify(method: &str, status: u16, body: Vec<u8>) -> Result<Answer, Error> {
+    let envelope: Result<Envelope, _> = serde_json::from_slice(&body);
+    match envelope {
+        Ok(env) => {
+            if let Some((code, description)) = env.error() {
+                return Err(Error::api(method, status, code, description));
+            }
+            if !(200..300).contains(&status) {
+                return Err(Error::new(ErrorKind::Http).with_method(method).with_status(status).with_snippet(&body));
+            }
+            drop(env);
+            Ok(Answer { body })
+        }
+        Err(_) => Err(Error::new(ErrorKind::Http).with_method(method).with_status(status).with_snippet(&body)),
+    }
+}
+
+fn decode_error(method: &str, body: &[u8], path: &str, e: impl fmt::Display) -> Error {
+    Error::new(ErrorKind::Decode).with_method(method).with_status(200).with_path(path.to_owned()).with_message(e.to_string()).with_snippet(body)
+}
+
+/// Decodes the envelope's `result` through the wire adapter `W`, tracking the JSON path.
+fn decode_result<T, W: for<'de> DeserializeAs<'de, T>>(method: &str, body: &[u8]) -> Result<T, Error> {
+    let env: Envelope = serde_json::from_slice(body).map_err(|e| decode_error(method, body, ".", e))?;
+    let raw = env.result.map_or("null", |r| r.get());
+    let mut de = serde_json::Deserializer::from_str(raw);
+    let mut track = serde_path_to_error::Track::new();
+    let value = W::deserialize_as(serde_path_to_error::Deserializer::new(&mut de, &mut track));
+    match value {
+        Ok(v) => Ok(v),
+        Err(e) => Err(decode_error(method, raw.as_bytes(), &track.path().to_string(), e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_is_send_and_sync() {
+        fn is<T: Send + Sync + Clone>() {}
+        is::<Client>();
+    }
+
+    #[test]
+    fn auth_goes_first_into_the_object() {
+        assert_eq!(with_auth(b"{}", "t").unwrap(), br#"{"auth":"t"}"#);
+        assert_eq!(with_auth(br#"{"A":1}"#, "t").unwrap(), br#"{"auth":"t","A":1}"#);
+        assert!(with_auth(b"[1]", "t").is_none());
+    }
+
+    #[test]
+    fn webhook_urls_normalize() {
+        let a = parse_webhook("https://acme.bitrix24.com/rest/1/k3y").unwrap();
+        let b = parse_webhook("https://acme.bitrix24.com/rest/1/k3y/").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(join_method(&a, "user.current").unwrap().as_str(), "https://acme.bitrix24.com/rest/1/k3y/user.current");
+        for bad in ["acme.bitrix24.com/rest/1/k3y", "https://acme.bitrix24.com/", "ftp://a/rest/1/k", "https://a/rest/x/k/"] {
+            let e = parse_webhook(bad).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidInput);
+            assert!(!e.to_string().contains("k3y"));
+        }
+        assert!(join_method(&a, "../x").is_err());
+    }
+
+    #[test]
+    fn classify_puts_the_code_first() {
+        let e = classify("m", 200, br#"{"error":"ACCESS_DENIED","error_description":"no"}"#.to_vec()).err().unwrap();
+        assert_eq!((e.kind(), e.code(), e.status()), (ErrorKind::Api, Some("ACCESS_DENIED"), Some(200)));
+        let e = classify("m", 502, b"<html>Bad gateway</html>".to_vec()).err().unwrap();
+        assert_eq!((e.kind(), e.status(), e.body_snippet()), (ErrorKind::Http, Some(502), Some("<html>Bad gateway</html>")));
+        assert!(classify("m", 200, br#"{"result":true}"#.to_vec()).is_ok());
+    }
+
+    #[test]
+    fn decode_errors_keep_the_path() {
+        let e = decode_result::<Vec<u64>, crate::wire::List<crate::wire::Int>>("m", br#"{"result":[1,"x"]}"#).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Decode);
+        assert_eq!(e.json_path(), Some("[1]"));
+        assert!(e.to_string().starts_with("m: cannot decode the result at `[1]`"), "{e}");
+    }
+}

@@ -1,0 +1,371 @@
+//! The one error type of the crate.
+
+use std::error::Error as StdError;
+use std::fmt;
+
+/// What went wrong, coarsely. Match on this, then read details through [`Error`]'s accessors
+/// ([`Error::code`] for the portal's error code).
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The portal (or REST 3.0) answered with an error code in the body, whatever the HTTP
+    /// status, including HTTP 200 (`{"error": "ACCESS_DENIED", ...}`). Unknown codes land here
+    /// too. See [`Error::code`], [`Error::description`], [`Error::status`].
+    Api,
+    /// The answer was not a Bitrix24 JSON envelope: an HTML error page (502, 429...), an empty
+    /// body, or a non-success status without an `error` code. See [`Error::status`] and
+    /// [`Error::body_snippet`].
+    Http,
+    /// The call succeeded but its `result` did not match the expected type. See
+    /// [`Error::json_path`] and [`Error::body_snippet`].
+    Decode,
+    /// The request could not be sent or its answer not read (DNS, connect, TLS, reset).
+    Transport,
+    /// The request took longer than the client's timeout (default 30 s).
+    Timeout,
+    /// Token refresh answered `invalid_grant`: the refresh token is dead (expired after 180
+    /// days, or already used). The user must re-authorize the app (full OAuth flow).
+    InvalidGrant,
+    /// Token refresh answered `invalid_client`: the `client_id`/`client_secret` are wrong or
+    /// the app is not installed. A configuration problem.
+    InvalidClient,
+    /// Token refresh answered `wrong_client` (sometimes with HTTP 200): the `client_id` does
+    /// not match the app that owns the tokens, or the app was deleted.
+    WrongClient,
+    /// Token refresh answered `PAYMENT_REQUIRED` or `NOT_INSTALLED`: the app's paid period
+    /// ended, or it was removed from the portal. The portal admin must act.
+    AppUnavailable,
+    /// The OAuth server answered something else: another error code, a non-JSON page (an HTML
+    /// 503), or a body without tokens.
+    OAuthServer,
+    /// The [`TokenStore`](crate::TokenStore) failed to load or save tokens. After a failed save
+    /// the new tokens are still used in memory, but were not persisted.
+    TokenStore,
+    /// Bad input from the caller: an unusable webhook URL or endpoint, parameters that do not
+    /// serialize to a JSON object, an OAuth client without tokens.
+    InvalidInput,
+}
+
+/// An error from a Bitrix24 call, a token refresh or the client's configuration.
+///
+/// `Display` is `method: CODE: description` for API errors (for example
+/// `crm.deal.get: ACCESS_DENIED: Access denied`). No secret (access or refresh token, client
+/// secret, webhook code) ever appears in `Display`, `Debug` or the source chain.
+pub struct Error {
+    inner: Box<Inner>,
+}
+
+struct Inner {
+    kind: ErrorKind,
+    method: Option<String>,
+    status: Option<u16>,
+    code: Option<String>,
+    description: Option<String>,
+    path: Option<String>,
+    snippet: Option<String>,
+    message: Option<String>,
+    source: Option<Box<dyn StdError + Send + Sync>>,
+}
+
+impl Error {
+    pub(crate) fn new(kind: ErrorKind) -> Self {
+        Error {
+            inner: Box::new(Inner {
+                kind,
+                method: None,
+                status: None,
+                code: None,
+                description: None,
+                path: None,
+                snippet: None,
+                message: None,
+                source: None,
+            }),
+        }
+    }
+
+    pub(crate) fn api(method: &str, status: u16, code: String, description: String) -> Self {
+        Error::new(ErrorKind::Api).with_method(method).with_status(status).with_code(code).with_description(description)
+    }
+
+    pub(crate) fn with_method(mut self, method: &str) -> Self {
+        self.inner.method = Some(method.to_owned());
+        self
+    }
+    pub(crate) fn with_status(mut self, status: u16) -> Self {
+        self.inner.status = Some(status);
+        self
+    }
+    pub(crate) fn with_code(mut self, code: String) -> Self {
+        self.inner.code = Some(code);
+        self
+    }
+    pub(crate) fn with_description(mut self, description: String) -> Self {
+        self.inner.description = Some(description);
+        self
+    }
+    pub(crate) fn with_path(mut self, path: String) -> Self {
+        self.inner.path = Some(path);
+        self
+    }
+    pub(crate) fn with_snippet(mut self, body: &[u8]) -> Self {
+        self.inner.snippet = Some(snippet(body));
+        self
+    }
+    pub(crate) fn with_message(mut self, message: impl Into<String>) -> Self {
+        self.inner.message = Some(message.into());
+        self
+    }
+    pub(crate) fn with_source(mut self, source: impl StdError + Send + Sync + 'static) -> Self {
+        self.inner.source = Some(Box::new(source));
+        self
+    }
+    /// Replaces `secret` wherever it appears in the texts this error carries.
+    pub(crate) fn redact(mut self, secrets: &[&str]) -> Self {
+        for field in [&mut self.inner.description, &mut self.inner.snippet, &mut self.inner.message] {
+            if let Some(text) = field.as_mut() {
+                for s in secrets.iter().filter(|s| !s.is_empty()) {
+                    if text.contains(s) {
+                        *text = text.replace(s, "[redacted]");
+                    }
+                }
+            }
+        }
+        self
+    }
+
+    /// What kind of error this is.
+    pub fn kind(&self) -> ErrorKind {
+        self.inner.kind
+    }
+
+    /// The REST method the error belongs to (`imbot.message.add`), if any.
+    pub fn method_name(&self) -> Option<&str> {
+        self.inner.method.as_deref()
+    }
+
+    /// The HTTP status of the answer, if one arrived.
+    pub fn status(&self) -> Option<u16> {
+        self.inner.status
+    }
+
+    /// The error code from the portal or the OAuth server, verbatim (`ACCESS_DENIED`,
+    /// `expired_token`, `invalid_grant`). It may be the empty string: some methods send
+    /// `"error": ""` (PROTOCOL.md 3.3). Compare case-insensitively, or use the `is_*` helpers.
+    pub fn code(&self) -> Option<&str> {
+        self.inner.code.as_deref()
+    }
+
+    /// The portal's `error_description` (not meant for end users; may change between versions).
+    pub fn description(&self) -> Option<&str> {
+        self.inner.description.as_deref()
+    }
+
+    /// For [`ErrorKind::Decode`]: the JSON path inside `result` where decoding failed
+    /// (`[0].ID`, `.` for the root).
+    pub fn json_path(&self) -> Option<&str> {
+        self.inner.path.as_deref()
+    }
+
+    /// The start of the response body (at most 200 characters, whitespace collapsed) for
+    /// non-JSON answers and decode errors.
+    pub fn body_snippet(&self) -> Option<&str> {
+        self.inner.snippet.as_deref()
+    }
+
+    /// Whether the error code equals `code`, ignoring ASCII case.
+    pub fn is_code(&self, code: &str) -> bool {
+        self.code().is_some_and(|c| c.eq_ignore_ascii_case(code))
+    }
+
+    /// `expired_token`: the access token expired (the client refreshes and retries by itself
+    /// once; seeing this means the retry failed too).
+    pub fn is_expired_token(&self) -> bool {
+        self.is_code("expired_token")
+    }
+
+    /// `QUERY_LIMIT_EXCEEDED`: the portal's request-rate limit (HTTP 503); slow down.
+    pub fn is_rate_limited(&self) -> bool {
+        self.is_code("QUERY_LIMIT_EXCEEDED")
+    }
+
+    /// `OPERATION_TIME_LIMIT`: this method is blocked for this app for a while (HTTP 429).
+    pub fn is_operation_time_limit(&self) -> bool {
+        self.is_code("OPERATION_TIME_LIMIT")
+    }
+
+    /// `METHOD_CONFIRM_WAITING`: an admin must approve this method for the token first.
+    pub fn is_method_confirm_waiting(&self) -> bool {
+        self.is_code("METHOD_CONFIRM_WAITING")
+    }
+
+    /// An authentication failure: `NO_AUTH_FOUND`, `expired_token`, `invalid_token`,
+    /// `INVALID_CREDENTIALS`, `authorization_error`, or a refresh that failed.
+    pub fn is_auth(&self) -> bool {
+        matches!(
+            self.kind(),
+            ErrorKind::InvalidGrant | ErrorKind::InvalidClient | ErrorKind::WrongClient | ErrorKind::AppUnavailable
+        ) || ["NO_AUTH_FOUND", "expired_token", "invalid_token", "INVALID_CREDENTIALS", "authorization_error"]
+            .iter()
+            .any(|c| self.is_code(c))
+    }
+
+    /// The user (or portal admin) must act before calls can work again: re-authorize the
+    /// app ([`ErrorKind::InvalidGrant`]), fix the app credentials, pay or reinstall.
+    pub fn is_reauthorization_required(&self) -> bool {
+        matches!(
+            self.kind(),
+            ErrorKind::InvalidGrant | ErrorKind::InvalidClient | ErrorKind::WrongClient | ErrorKind::AppUnavailable
+        )
+    }
+
+    /// A transport failure or timeout: nothing usable came back.
+    pub fn is_transport(&self) -> bool {
+        matches!(self.kind(), ErrorKind::Transport | ErrorKind::Timeout)
+    }
+}
+
+/// At most 200 characters of `body`, lossily decoded, whitespace collapsed.
+pub(crate) fn snippet(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(2048)]);
+    let mut out = String::new();
+    for word in text.split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+        if out.chars().count() >= 200 {
+            break;
+        }
+    }
+    out.chars().take(200).collect()
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let i = &self.inner;
+        if let Some(m) = &i.method {
+            write!(f, "{m}: ")?;
+        }
+        let status = |f: &mut fmt::Formatter<'_>| match i.status {
+            Some(s) => write!(f, " (HTTP {s})"),
+            None => Ok(()),
+        };
+        let code_desc = |f: &mut fmt::Formatter<'_>| -> fmt::Result {
+            let code = i.code.as_deref().unwrap_or("");
+            let desc = i.description.as_deref().unwrap_or("");
+            match (code.is_empty(), desc.is_empty()) {
+                (false, false) => write!(f, "{code}: {desc}"),
+                (false, true) => f.write_str(code),
+                (true, false) => write!(f, "(empty error code): {desc}"),
+                (true, true) => f.write_str("(empty error code)"),
+            }
+        };
+        match i.kind {
+            ErrorKind::Api => code_desc(f)?,
+            ErrorKind::Http => {
+                write!(f, "unexpected answer")?;
+                status(f)?;
+                if let Some(s) = &i.snippet {
+                    write!(f, ": {s}")?;
+                }
+                return Ok(());
+            }
+            ErrorKind::Decode => {
+                write!(f, "cannot decode the result at `{}`", i.path.as_deref().unwrap_or("."))?;
+                if let Some(m) = &i.message {
+                    write!(f, ": {m}")?;
+                }
+                if let Some(s) = &i.snippet {
+                    write!(f, "; body starts: {s}")?;
+                }
+                return Ok(());
+            }
+            ErrorKind::Transport => f.write_str("transport error")?,
+            ErrorKind::Timeout => f.write_str("request timed out")?,
+            ErrorKind::InvalidGrant => {
+                f.write_str("token refresh failed: ")?;
+                code_desc(f)?;
+                f.write_str(" (the refresh token is no longer valid: the user must re-authorize the app)")?;
+            }
+            ErrorKind::InvalidClient => {
+                f.write_str("token refresh failed: ")?;
+                code_desc(f)?;
+                f.write_str(" (check client_id and client_secret)")?;
+            }
+            ErrorKind::WrongClient => {
+                f.write_str("token refresh failed: ")?;
+                code_desc(f)?;
+                f.write_str(" (client_id does not match the app that owns the tokens)")?;
+            }
+            ErrorKind::AppUnavailable => {
+                f.write_str("token refresh failed: ")?;
+                code_desc(f)?;
+                f.write_str(" (the app is unpaid or not installed on the portal)")?;
+            }
+            ErrorKind::OAuthServer => {
+                f.write_str("token refresh failed: ")?;
+                if i.code.is_some() {
+                    code_desc(f)?;
+                } else {
+                    f.write_str("unexpected answer from the OAuth server")?;
+                }
+                status(f)?;
+                if let Some(s) = &i.snippet {
+                    write!(f, ": {s}")?;
+                }
+                return Ok(());
+            }
+            ErrorKind::TokenStore => f.write_str("token store failed")?,
+            ErrorKind::InvalidInput => f.write_str("invalid input")?,
+        }
+        if !matches!(i.kind, ErrorKind::Api | ErrorKind::OAuthServer) {
+            if let Some(m) = &i.message {
+                write!(f, ": {m}")?;
+            }
+        }
+        if i.kind == ErrorKind::Api {
+            status(f)?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let i = &self.inner;
+        let mut d = f.debug_struct("Error");
+        d.field("kind", &i.kind);
+        if let Some(v) = &i.method {
+            d.field("method", v);
+        }
+        if let Some(v) = &i.status {
+            d.field("status", v);
+        }
+        if let Some(v) = &i.code {
+            d.field("code", v);
+        }
+        if let Some(v) = &i.description {
+            d.field("description", v);
+        }
+        if let Some(v) = &i.path {
+            d.field("json_path", v);
+        }
+        if let Some(v) = &i.snippet {
+            d.field("body_snippet", v);
+        }
+        if let Some(v) = &i.message {
+            d.field("message", v);
+        }
+        if let Some(v) = &i.source {
+            d.field("source", &v.to_string());
+        }
+        d.finish()
+    }
+}
+
+impl StdError for Error {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.inner.source.as_deref().map(|e| e as &(dyn StdError + 'static))
+    }
+}
