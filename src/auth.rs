@@ -73,7 +73,10 @@ pub struct OAuthApp {
 impl OAuthApp {
     /// Credentials from the app's `client_id` and `client_secret`.
     pub fn new(client_id: impl Into<String>, client_secret: impl Into<Secret>) -> Self {
-        OAuthApp { client_id: client_id.into(), client_secret: client_secret.into() }
+        OAuthApp {
+            client_id: client_id.into(),
+            client_secret: client_secret.into(),
+        }
     }
 }
 
@@ -88,24 +91,44 @@ pub struct Tokens {
     pub refresh_token: Secret,
     /// Expiry of `access_token`, unix time in seconds, when known. The client refreshes before
     /// sending once this has passed.
-    #[serde(default, with = "As::<Opt<Int>>", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "As::<Opt<Int>>",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub expires: Option<i64>,
     /// The portal's REST base URL, e.g. `https://portal.bitrix24.com/rest/`.
     #[serde(with = "As::<Str>")]
     pub client_endpoint: String,
     /// The OAuth server's REST base URL, e.g. `https://oauth.bitrix.info/rest/`; the refresh
     /// goes to its host (`/oauth/token/`). `None` means `https://oauth.bitrix.info`.
-    #[serde(default, with = "As::<Opt<Str>>", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "As::<Opt<Str>>",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub server_endpoint: Option<String>,
     /// The portal's stable id; survives portal renames.
-    #[serde(default, with = "As::<Opt<Str>>", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "As::<Opt<Str>>",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub member_id: Option<String>,
     /// The portal's host name (`portal.bitrix24.com`) as events and the install callback
     /// give it. (A token response's own `domain` is the OAuth server; it is not copied here.)
-    #[serde(default, with = "As::<Opt<Str>>", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "As::<Opt<Str>>",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub domain: Option<String>,
     /// Comma-separated scopes granted, when known.
-    #[serde(default, with = "As::<Opt<Str>>", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "As::<Opt<Str>>",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub scope: Option<String>,
 }
 
@@ -192,7 +215,9 @@ pub(crate) struct TokenResponse {
 impl TokenResponse {
     /// The new token set; fields the response lacks are kept from `previous`.
     pub(crate) fn into_tokens(self, previous: Option<&Tokens>) -> Tokens {
-        let expires = self.expires.or_else(|| self.expires_in.map(|s| crate::client::unix_now() + s));
+        let expires = self
+            .expires
+            .or_else(|| self.expires_in.map(|s| crate::client::unix_now() + s));
         Tokens {
             access_token: self.access_token,
             refresh_token: self.refresh_token,
@@ -201,10 +226,16 @@ impl TokenResponse {
                 .client_endpoint
                 .or_else(|| previous.map(|p| p.client_endpoint.clone()))
                 .unwrap_or_default(),
-            server_endpoint: self.server_endpoint.or_else(|| previous.and_then(|p| p.server_endpoint.clone())),
-            member_id: self.member_id.or_else(|| previous.and_then(|p| p.member_id.clone())),
+            server_endpoint: self
+                .server_endpoint
+                .or_else(|| previous.and_then(|p| p.server_endpoint.clone())),
+            member_id: self
+                .member_id
+                .or_else(|| previous.and_then(|p| p.member_id.clone())),
             domain: previous.and_then(|p| p.domain.clone()),
-            scope: self.scope.or_else(|| previous.and_then(|p| p.scope.clone())),
+            scope: self
+                .scope
+                .or_else(|| previous.and_then(|p| p.scope.clone())),
         }
     }
 }
@@ -234,12 +265,17 @@ pub struct MemoryTokenStore {
 impl MemoryTokenStore {
     /// A store holding `tokens`.
     pub fn new(tokens: Option<Tokens>) -> Self {
-        MemoryTokenStore { tokens: Mutex::new(tokens) }
+        MemoryTokenStore {
+            tokens: Mutex::new(tokens),
+        }
     }
 
     /// The tokens held now.
     pub fn get(&self) -> Option<Tokens> {
-        self.tokens.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.tokens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 
@@ -280,9 +316,18 @@ pub(crate) async fn write_atomic(path: &Path, bytes: Vec<u8>) -> std::io::Result
     let path = path.to_owned();
     tokio::task::spawn_blocking(move || {
         use std::io::Write;
-        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
         let tmp = dir.join(format!(".{name}.{}.{nanos}.tmp", std::process::id()));
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create_new(true);
@@ -332,7 +377,11 @@ mod tests {
 
     #[test]
     fn secrets_never_print() {
-        let t = Tokens::new("ACCESS-SECRET", "REFRESH-SECRET", "https://p.bitrix24.com/rest/");
+        let t = Tokens::new(
+            "ACCESS-SECRET",
+            "REFRESH-SECRET",
+            "https://p.bitrix24.com/rest/",
+        );
         let app = OAuthApp::new("local.1", "CLIENT-SECRET");
         let dbg = format!("{t:?} {app:?} {}", t.access_token);
         for s in ["ACCESS-SECRET", "REFRESH-SECRET", "CLIENT-SECRET"] {
@@ -345,28 +394,44 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = FileTokenStore::new(dir.path().join("tokens.json"));
         assert!(store.load().await.unwrap().is_none());
-        let t = Tokens::new("a", "r", "https://p.bitrix24.com/rest/").expires(100).member_id("m");
+        let t = Tokens::new("a", "r", "https://p.bitrix24.com/rest/")
+            .expires(100)
+            .member_id("m");
         store.save(&t).await.unwrap();
         store.save(&t).await.unwrap();
         assert_eq!(store.load().await.unwrap(), Some(t));
-        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert_eq!(names, vec![std::ffi::OsString::from("tokens.json")], "no temp files left");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            names,
+            vec![std::ffi::OsString::from("tokens.json")],
+            "no temp files left"
+        );
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(store.path()).unwrap().permissions().mode();
+            let mode = std::fs::metadata(store.path())
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
     }
 
     #[test]
     fn token_responses_decode() {
-        let refresh = br#"{"access_token":"a","refresh_token":"r","expires":1787223142,"expires_in":3600,
+        let refresh =
+            br#"{"access_token":"a","refresh_token":"r","expires":1787223142,"expires_in":3600,
             "client_endpoint":"https://p/rest/","server_endpoint":"https://oauth.bitrix.info/rest/",
             "domain":"oauth.bitrix.info","member_id":"m","user_id":17}"#;
         let t = Tokens::from_token_response(refresh).unwrap();
         assert_eq!(t.expires, Some(1787223142));
-        assert_eq!(t.domain, None, "the token response's domain is the OAuth server, not the portal");
+        assert_eq!(
+            t.domain, None,
+            "the token response's domain is the OAuth server, not the portal"
+        );
         let code = br#"{"access_token":"a","refresh_token":"r","expires_in":"3600","client_endpoint":"https://p/rest/"}"#;
         let t = Tokens::from_token_response(code).unwrap();
         let now = crate::client::unix_now();

@@ -21,7 +21,9 @@ pub const DEFAULT_OAUTH_SERVER: &str = "https://oauth.bitrix.info";
 const MAX_REDIRECTS: usize = 5;
 
 pub(crate) fn unix_now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// A Bitrix24 REST client for one portal, authorized by an incoming webhook or by an OAuth
@@ -81,7 +83,10 @@ impl fmt::Debug for Client {
             }
             Auth::OAuth(o) => format!("oauth(client_id={})", o.app.client_id),
         };
-        f.debug_struct("Client").field("auth", &auth).field("timeout", &self.inner.timeout).finish()
+        f.debug_struct("Client")
+            .field("auth", &auth)
+            .field("timeout", &self.inner.timeout)
+            .finish()
     }
 }
 
@@ -199,14 +204,23 @@ impl ClientBuilder {
             None => reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
-                .map_err(|e| Error::new(ErrorKind::Transport).with_message(e.without_url().to_string()))?,
+                .map_err(|e| {
+                    Error::new(ErrorKind::Transport).with_message(e.without_url().to_string())
+                })?,
         };
         let auth = if let Some(raw) = self.webhook {
-            Auth::Webhook { base: RwLock::new(parse_webhook(&raw)?) }
+            Auth::Webhook {
+                base: RwLock::new(parse_webhook(&raw)?),
+            }
         } else if let Some((app, tokens)) = self.oauth {
             parse_http_url(&tokens.client_endpoint, "client_endpoint")?;
-            let oauth_server = self.oauth_server.map(|s| parse_http_url(&s, "OAuth server")).transpose()?;
-            let store = self.store.unwrap_or_else(|| Arc::new(MemoryTokenStore::new(Some(tokens.clone()))));
+            let oauth_server = self
+                .oauth_server
+                .map(|s| parse_http_url(&s, "OAuth server"))
+                .transpose()?;
+            let store = self
+                .store
+                .unwrap_or_else(|| Arc::new(MemoryTokenStore::new(Some(tokens.clone()))));
             Auth::OAuth(OAuthState {
                 app,
                 tokens: RwLock::new((0, Arc::new(tokens))),
@@ -215,9 +229,17 @@ impl ClientBuilder {
                 oauth_server,
             })
         } else {
-            return Err(Error::new(ErrorKind::InvalidInput).with_message("choose webhook(...) or oauth(...) before build()"));
+            return Err(Error::new(ErrorKind::InvalidInput)
+                .with_message("choose webhook(...) or oauth(...) before build()"));
         };
-        Ok(Client { inner: Arc::new(Inner { http, timeout: self.timeout, user_agent: self.user_agent, auth }) })
+        Ok(Client {
+            inner: Arc::new(Inner {
+                http,
+                timeout: self.timeout,
+                user_agent: self.user_agent,
+                auth,
+            }),
+        })
     }
 }
 
@@ -226,7 +248,8 @@ fn parse_http_url(raw: &str, what: &str) -> Result<Url, Error> {
         Error::new(ErrorKind::InvalidInput).with_message(format!("{what} is not a URL ({e})"))
     })?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(Error::new(ErrorKind::InvalidInput).with_message(format!("{what} must be an http(s) URL with a host")));
+        return Err(Error::new(ErrorKind::InvalidInput)
+            .with_message(format!("{what} must be an http(s) URL with a host")));
     }
     Ok(url)
 }
@@ -235,10 +258,16 @@ fn parse_http_url(raw: &str, what: &str) -> Result<Url, Error> {
 /// URL (it holds the webhook code).
 fn parse_webhook(raw: &str) -> Result<Url, Error> {
     let mut url = parse_http_url(raw, "webhook URL")?;
-    let segments: Vec<&str> = url.path_segments().map(|s| s.filter(|p| !p.is_empty()).collect()).unwrap_or_default();
-    let ok = segments.len() >= 3 && segments[segments.len() - 3] == "rest" && segments[segments.len() - 2].parse::<u64>().is_ok();
+    let segments: Vec<&str> = url
+        .path_segments()
+        .map(|s| s.filter(|p| !p.is_empty()).collect())
+        .unwrap_or_default();
+    let ok = segments.len() >= 3
+        && segments[segments.len() - 3] == "rest"
+        && segments[segments.len() - 2].parse::<u64>().is_ok();
     if !ok || url.query().is_some() || url.fragment().is_some() {
-        return Err(Error::new(ErrorKind::InvalidInput).with_message("webhook URL must look like https://{portal}/rest/{user_id}/{code}/"));
+        return Err(Error::new(ErrorKind::InvalidInput)
+            .with_message("webhook URL must look like https://{portal}/rest/{user_id}/{code}/"));
     }
     if !url.path().ends_with('/') {
         let p = format!("{}/", url.path());
@@ -315,8 +344,11 @@ impl Client {
     ///   [`ErrorKind::TokenStore`];
     /// - [`ErrorKind::InvalidInput`]: the request did not serialize to a JSON object.
     pub async fn call<M: Method + Sync>(&self, request: &M) -> Result<M::Output, Error> {
-        let params = serde_json::to_vec(request)
-            .map_err(|e| Error::new(ErrorKind::InvalidInput).with_method(M::NAME).with_message(e.to_string()))?;
+        let params = serde_json::to_vec(request).map_err(|e| {
+            Error::new(ErrorKind::InvalidInput)
+                .with_method(M::NAME)
+                .with_message(e.to_string())
+        })?;
         let answer = self.execute(M::NAME, &params).await?;
         decode_result::<M::Output, M::Wire>(M::NAME, &answer.body)
     }
@@ -338,16 +370,25 @@ impl Client {
             Value::Null => b"{}".to_vec(),
             Value::Object(_) => serde_json::to_vec(&params).expect("a JSON value serializes"),
             _ => {
-                return Err(Error::new(ErrorKind::InvalidInput).with_method(method).with_message("params must be a JSON object"))
+                return Err(Error::new(ErrorKind::InvalidInput)
+                    .with_method(method)
+                    .with_message("params must be a JSON object"))
             }
         };
         let answer = self.execute(method, &params).await?;
-        let env: Envelope = serde_json::from_slice(&answer.body).map_err(|e| decode_error(method, &answer.body, ".", e))?;
+        let env: Envelope = serde_json::from_slice(&answer.body)
+            .map_err(|e| decode_error(method, &answer.body, ".", e))?;
         let result = match env.result {
-            Some(raw) => serde_json::from_str(raw.get()).map_err(|e| decode_error(method, &answer.body, ".", e))?,
+            Some(raw) => serde_json::from_str(raw.get())
+                .map_err(|e| decode_error(method, &answer.body, ".", e))?,
             None => Value::Null,
         };
-        Ok(RawResponse { result, total: env.total, next: env.next, time: env.time })
+        Ok(RawResponse {
+            result,
+            total: env.total,
+            next: env.next,
+            time: env.time,
+        })
     }
 
     /// Sends `params` (a serialized JSON object) to `method` with auth, following renames and
@@ -363,14 +404,21 @@ impl Client {
                 Auth::OAuth(o) => {
                     let (generation, tokens) = o.current();
                     if !refreshed && tokens.expired_at(unix_now()) {
-                        tracing::debug!(method, "access token expired locally; refreshing before the call");
+                        tracing::debug!(
+                            method,
+                            "access token expired locally; refreshing before the call"
+                        );
                         self.refresh(o, generation, method).await?;
                         refreshed = true;
                         continue;
                     }
                     let base = parse_http_url(&tokens.client_endpoint, "client_endpoint")?;
-                    let body = with_auth(params, tokens.access_token.expose())
-                        .ok_or_else(|| Error::new(ErrorKind::InvalidInput).with_method(method).with_message("params must be a JSON object"))?;
+                    let body =
+                        with_auth(params, tokens.access_token.expose()).ok_or_else(|| {
+                            Error::new(ErrorKind::InvalidInput)
+                                .with_method(method)
+                                .with_message("params must be a JSON object")
+                        })?;
                     (join_method(&base, method)?, body, generation)
                 }
             };
@@ -378,11 +426,17 @@ impl Client {
             match classify(method, status, bytes) {
                 Ok(answer) => return Ok(answer),
                 Err(e) => {
-                    let Auth::OAuth(o) = &self.inner.auth else { return Err(e) };
+                    let Auth::OAuth(o) = &self.inner.auth else {
+                        return Err(e);
+                    };
                     if refreshed || !(e.is_expired_token() || e.is_code("invalid_token")) {
                         return Err(e);
                     }
-                    tracing::debug!(method, code = e.code().unwrap_or(""), "refreshing the access token and retrying once");
+                    tracing::debug!(
+                        method,
+                        code = e.code().unwrap_or(""),
+                        "refreshing the access token and retrying once"
+                    );
                     self.refresh(o, generation, method).await?;
                     refreshed = true;
                 }
@@ -392,7 +446,12 @@ impl Client {
 
     /// POSTs `body` to `url`; on 301/302/303/307/308 re-POSTs the same body to `Location` and
     /// moves the portal's base address there.
-    async fn post(&self, method: &str, mut url: Url, body: Vec<u8>) -> Result<(u16, Vec<u8>), Error> {
+    async fn post(
+        &self,
+        method: &str,
+        mut url: Url,
+        body: Vec<u8>,
+    ) -> Result<(u16, Vec<u8>), Error> {
         for _ in 0..=MAX_REDIRECTS {
             let response = self
                 .inner
@@ -424,7 +483,9 @@ impl Client {
             let bytes = response.bytes().await.map_err(|e| transport(method, e))?;
             return Ok((status.as_u16(), bytes.to_vec()));
         }
-        Err(Error::new(ErrorKind::Http).with_method(method).with_message(format!("more than {MAX_REDIRECTS} redirects")))
+        Err(Error::new(ErrorKind::Http)
+            .with_method(method)
+            .with_message(format!("more than {MAX_REDIRECTS} redirects")))
     }
 
     /// Moves the base address to the scheme, host and port of `to` after a redirect.
@@ -446,7 +507,9 @@ impl Client {
             Auth::Webhook { base } => rebase(&mut base.write().unwrap_or_else(|e| e.into_inner())),
             Auth::OAuth(o) => {
                 let (_, tokens) = o.current();
-                let Ok(mut endpoint) = Url::parse(&tokens.client_endpoint) else { return };
+                let Ok(mut endpoint) = Url::parse(&tokens.client_endpoint) else {
+                    return;
+                };
                 if endpoint.origin() != from.origin() {
                     return;
                 }
@@ -472,7 +535,11 @@ impl Client {
         if generation != seen {
             return Ok(());
         }
-        let secrets = [o.app.client_secret.expose(), current.refresh_token.expose(), current.access_token.expose()];
+        let secrets = [
+            o.app.client_secret.expose(),
+            current.refresh_token.expose(),
+            current.access_token.expose(),
+        ];
         let result = self.request_tokens(o, &current, method).await;
         let fresh = match result {
             Ok(fresh) => fresh,
@@ -480,7 +547,10 @@ impl Client {
                 // Another process may have rotated the pair: use what the store has now.
                 match o.store.load().await {
                     Ok(Some(stored)) if stored.refresh_token != current.refresh_token => {
-                        tracing::info!(method, "refresh token was rotated elsewhere; using the stored pair");
+                        tracing::info!(
+                            method,
+                            "refresh token was rotated elsewhere; using the stored pair"
+                        );
                         o.replace(stored);
                         return Ok(());
                     }
@@ -492,17 +562,28 @@ impl Client {
         let saved = o.store.save(&fresh).await;
         o.replace(fresh);
         saved.map_err(|e| {
-            Error::new(ErrorKind::TokenStore).with_method(method).with_message(format!("refreshed tokens could not be saved: {e}"))
+            Error::new(ErrorKind::TokenStore)
+                .with_method(method)
+                .with_message(format!("refreshed tokens could not be saved: {e}"))
                 .redact(&secrets)
+                .with_source(e)
         })
     }
 
     /// The refresh request itself: POST form `grant_type=refresh_token` to `{server}/oauth/token/`.
-    async fn request_tokens(&self, o: &OAuthState, current: &Tokens, method: &str) -> Result<Tokens, Error> {
+    async fn request_tokens(
+        &self,
+        o: &OAuthState,
+        current: &Tokens,
+        method: &str,
+    ) -> Result<Tokens, Error> {
         let server = match &o.oauth_server {
             Some(s) => s.clone(),
             None => {
-                let raw = current.server_endpoint.as_deref().unwrap_or(DEFAULT_OAUTH_SERVER);
+                let raw = current
+                    .server_endpoint
+                    .as_deref()
+                    .unwrap_or(DEFAULT_OAUTH_SERVER);
                 parse_http_url(raw, "server_endpoint")?
             }
         };
@@ -519,7 +600,10 @@ impl Client {
             .inner
             .http
             .post(url)
-            .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
             .header(reqwest::header::ACCEPT, "application/json")
             .header(reqwest::header::USER_AGENT, &self.inner.user_agent)
             .timeout(self.inner.timeout)
@@ -534,8 +618,16 @@ impl Client {
         let Some(json) = json else {
             return Err(oauth_error(ErrorKind::OAuthServer).with_snippet(&body));
         };
-        if let Some(code) = json.get("error").and_then(Value::as_str).filter(|c| !c.is_empty()) {
-            let description = json.get("error_description").and_then(Value::as_str).unwrap_or("").to_owned();
+        if let Some(code) = json
+            .get("error")
+            .and_then(Value::as_str)
+            .filter(|c| !c.is_empty())
+        {
+            let description = json
+                .get("error_description")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned();
             let kind = match code.to_ascii_lowercase().as_str() {
                 "invalid_grant" | "bad_verification_code" => ErrorKind::InvalidGrant,
                 "invalid_client" => ErrorKind::InvalidClient,
@@ -543,20 +635,27 @@ impl Client {
                 "payment_required" | "not_installed" => ErrorKind::AppUnavailable,
                 _ => ErrorKind::OAuthServer,
             };
-            return Err(oauth_error(kind).with_code(code.to_owned()).with_description(description));
+            return Err(oauth_error(kind)
+                .with_code(code.to_owned())
+                .with_description(description));
         }
         if !(200..300).contains(&status) {
             return Err(oauth_error(ErrorKind::OAuthServer).with_snippet(&body));
         }
         let response: TokenResponse = serde_json::from_value(json).map_err(|e| {
-            oauth_error(ErrorKind::OAuthServer).with_message(format!("the answer holds no token pair ({e})"))
+            oauth_error(ErrorKind::OAuthServer)
+                .with_message(format!("the answer holds no token pair ({e})"))
         })?;
         Ok(response.into_tokens(Some(current)))
     }
 }
 
 fn transport(method: &str, e: reqwest::Error) -> Error {
-    let kind = if e.is_timeout() { ErrorKind::Timeout } else { ErrorKind::Transport };
+    let kind = if e.is_timeout() {
+        ErrorKind::Timeout
+    } else {
+        ErrorKind::Transport
+    };
     let e = e.without_url();
     let mut text = e.to_string();
     let mut source: Option<&dyn std::error::Error> = std::error::Error::source(&e);
@@ -571,10 +670,16 @@ fn transport(method: &str, e: reqwest::Error) -> Error {
 /// `base` + the method name, verbatim.
 fn join_method(base: &Url, method: &str) -> Result<Url, Error> {
     if method.is_empty() || method.contains(['/', '?', '#', '\\']) || method.contains("..") {
-        return Err(Error::new(ErrorKind::InvalidInput).with_method(method).with_message("bad method name"));
+        return Err(Error::new(ErrorKind::InvalidInput)
+            .with_method(method)
+            .with_message("bad method name"));
     }
     let mut url = base.clone();
-    let path = format!("{}{}{method}", url.path(), if url.path().ends_with('/') { "" } else { "/" });
+    let path = format!(
+        "{}{}{method}",
+        url.path(),
+        if url.path().ends_with('/') { "" } else { "/" }
+    );
     url.set_path(&path);
     Ok(url)
 }
@@ -603,29 +708,49 @@ fn classify(method: &str, status: u16, body: Vec<u8>) -> Result<Answer, Error> {
                 return Err(Error::api(method, status, code, description));
             }
             if !(200..300).contains(&status) {
-                return Err(Error::new(ErrorKind::Http).with_method(method).with_status(status).with_snippet(&body));
+                return Err(Error::new(ErrorKind::Http)
+                    .with_method(method)
+                    .with_status(status)
+                    .with_snippet(&body));
             }
             drop(env);
             Ok(Answer { body })
         }
-        Err(_) => Err(Error::new(ErrorKind::Http).with_method(method).with_status(status).with_snippet(&body)),
+        Err(_) => Err(Error::new(ErrorKind::Http)
+            .with_method(method)
+            .with_status(status)
+            .with_snippet(&body)),
     }
 }
 
 fn decode_error(method: &str, body: &[u8], path: &str, e: impl fmt::Display) -> Error {
-    Error::new(ErrorKind::Decode).with_method(method).with_status(200).with_path(path.to_owned()).with_message(e.to_string()).with_snippet(body)
+    Error::new(ErrorKind::Decode)
+        .with_method(method)
+        .with_status(200)
+        .with_path(path.to_owned())
+        .with_message(e.to_string())
+        .with_snippet(body)
 }
 
 /// Decodes the envelope's `result` through the wire adapter `W`, tracking the JSON path.
-fn decode_result<T, W: for<'de> DeserializeAs<'de, T>>(method: &str, body: &[u8]) -> Result<T, Error> {
-    let env: Envelope = serde_json::from_slice(body).map_err(|e| decode_error(method, body, ".", e))?;
+fn decode_result<T, W: for<'de> DeserializeAs<'de, T>>(
+    method: &str,
+    body: &[u8],
+) -> Result<T, Error> {
+    let env: Envelope =
+        serde_json::from_slice(body).map_err(|e| decode_error(method, body, ".", e))?;
     let raw = env.result.map_or("null", |r| r.get());
     let mut de = serde_json::Deserializer::from_str(raw);
     let mut track = serde_path_to_error::Track::new();
     let value = W::deserialize_as(serde_path_to_error::Deserializer::new(&mut de, &mut track));
     match value {
         Ok(v) => Ok(v),
-        Err(e) => Err(decode_error(method, raw.as_bytes(), &track.path().to_string(), e)),
+        Err(e) => Err(decode_error(
+            method,
+            raw.as_bytes(),
+            &track.path().to_string(),
+            e,
+        )),
     }
 }
 
@@ -642,7 +767,10 @@ mod tests {
     #[test]
     fn auth_goes_first_into_the_object() {
         assert_eq!(with_auth(b"{}", "t").unwrap(), br#"{"auth":"t"}"#);
-        assert_eq!(with_auth(br#"{"A":1}"#, "t").unwrap(), br#"{"auth":"t","A":1}"#);
+        assert_eq!(
+            with_auth(br#"{"A":1}"#, "t").unwrap(),
+            br#"{"auth":"t","A":1}"#
+        );
         assert!(with_auth(b"[1]", "t").is_none());
     }
 
@@ -651,8 +779,16 @@ mod tests {
         let a = parse_webhook("https://acme.bitrix24.com/rest/1/k3y").unwrap();
         let b = parse_webhook("https://acme.bitrix24.com/rest/1/k3y/").unwrap();
         assert_eq!(a, b);
-        assert_eq!(join_method(&a, "user.current").unwrap().as_str(), "https://acme.bitrix24.com/rest/1/k3y/user.current");
-        for bad in ["acme.bitrix24.com/rest/1/k3y", "https://acme.bitrix24.com/", "ftp://a/rest/1/k", "https://a/rest/x/k/"] {
+        assert_eq!(
+            join_method(&a, "user.current").unwrap().as_str(),
+            "https://acme.bitrix24.com/rest/1/k3y/user.current"
+        );
+        for bad in [
+            "acme.bitrix24.com/rest/1/k3y",
+            "https://acme.bitrix24.com/",
+            "ftp://a/rest/1/k",
+            "https://a/rest/x/k/",
+        ] {
             let e = parse_webhook(bad).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::InvalidInput);
             assert!(!e.to_string().contains("k3y"));
@@ -662,18 +798,40 @@ mod tests {
 
     #[test]
     fn classify_puts_the_code_first() {
-        let e = classify("m", 200, br#"{"error":"ACCESS_DENIED","error_description":"no"}"#.to_vec()).err().unwrap();
-        assert_eq!((e.kind(), e.code(), e.status()), (ErrorKind::Api, Some("ACCESS_DENIED"), Some(200)));
-        let e = classify("m", 502, b"<html>Bad gateway</html>".to_vec()).err().unwrap();
-        assert_eq!((e.kind(), e.status(), e.body_snippet()), (ErrorKind::Http, Some(502), Some("<html>Bad gateway</html>")));
+        let e = classify(
+            "m",
+            200,
+            br#"{"error":"ACCESS_DENIED","error_description":"no"}"#.to_vec(),
+        )
+        .err()
+        .unwrap();
+        assert_eq!(
+            (e.kind(), e.code(), e.status()),
+            (ErrorKind::Api, Some("ACCESS_DENIED"), Some(200))
+        );
+        let e = classify("m", 502, b"<html>Bad gateway</html>".to_vec())
+            .err()
+            .unwrap();
+        assert_eq!(
+            (e.kind(), e.status(), e.body_snippet()),
+            (ErrorKind::Http, Some(502), Some("<html>Bad gateway</html>"))
+        );
         assert!(classify("m", 200, br#"{"result":true}"#.to_vec()).is_ok());
     }
 
     #[test]
     fn decode_errors_keep_the_path() {
-        let e = decode_result::<Vec<u64>, crate::wire::List<crate::wire::Int>>("m", br#"{"result":[1,"x"]}"#).unwrap_err();
+        let e = decode_result::<Vec<u64>, crate::wire::List<crate::wire::Int>>(
+            "m",
+            br#"{"result":[1,"x"]}"#,
+        )
+        .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Decode);
         assert_eq!(e.json_path(), Some("[1]"));
-        assert!(e.to_string().starts_with("m: cannot decode the result at `[1]`"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("m: cannot decode the result at `[1]`"),
+            "{e}"
+        );
     }
 }

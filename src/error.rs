@@ -85,7 +85,11 @@ impl Error {
     }
 
     pub(crate) fn api(method: &str, status: u16, code: String, description: String) -> Self {
-        Error::new(ErrorKind::Api).with_method(method).with_status(status).with_code(code).with_description(description)
+        Error::new(ErrorKind::Api)
+            .with_method(method)
+            .with_status(status)
+            .with_code(code)
+            .with_description(description)
     }
 
     pub(crate) fn with_method(mut self, method: &str) -> Self {
@@ -116,13 +120,17 @@ impl Error {
         self.inner.message = Some(message.into());
         self
     }
-    pub(crate) fn with_source(mut self, source: impl StdError + Send + Sync + 'static) -> Self {
-        self.inner.source = Some(Box::new(source));
+    pub(crate) fn with_source(mut self, source: Box<dyn StdError + Send + Sync>) -> Self {
+        self.inner.source = Some(source);
         self
     }
     /// Replaces `secret` wherever it appears in the texts this error carries.
     pub(crate) fn redact(mut self, secrets: &[&str]) -> Self {
-        for field in [&mut self.inner.description, &mut self.inner.snippet, &mut self.inner.message] {
+        for field in [
+            &mut self.inner.description,
+            &mut self.inner.snippet,
+            &mut self.inner.message,
+        ] {
             if let Some(text) = field.as_mut() {
                 for s in secrets.iter().filter(|s| !s.is_empty()) {
                     if text.contains(s) {
@@ -204,10 +212,19 @@ impl Error {
     pub fn is_auth(&self) -> bool {
         matches!(
             self.kind(),
-            ErrorKind::InvalidGrant | ErrorKind::InvalidClient | ErrorKind::WrongClient | ErrorKind::AppUnavailable
-        ) || ["NO_AUTH_FOUND", "expired_token", "invalid_token", "INVALID_CREDENTIALS", "authorization_error"]
-            .iter()
-            .any(|c| self.is_code(c))
+            ErrorKind::InvalidGrant
+                | ErrorKind::InvalidClient
+                | ErrorKind::WrongClient
+                | ErrorKind::AppUnavailable
+        ) || [
+            "NO_AUTH_FOUND",
+            "expired_token",
+            "invalid_token",
+            "INVALID_CREDENTIALS",
+            "authorization_error",
+        ]
+        .iter()
+        .any(|c| self.is_code(c))
     }
 
     /// The user (or portal admin) must act before calls can work again: re-authorize the
@@ -215,7 +232,10 @@ impl Error {
     pub fn is_reauthorization_required(&self) -> bool {
         matches!(
             self.kind(),
-            ErrorKind::InvalidGrant | ErrorKind::InvalidClient | ErrorKind::WrongClient | ErrorKind::AppUnavailable
+            ErrorKind::InvalidGrant
+                | ErrorKind::InvalidClient
+                | ErrorKind::WrongClient
+                | ErrorKind::AppUnavailable
         )
     }
 
@@ -272,7 +292,11 @@ impl fmt::Display for Error {
                 return Ok(());
             }
             ErrorKind::Decode => {
-                write!(f, "cannot decode the result at `{}`", i.path.as_deref().unwrap_or("."))?;
+                write!(
+                    f,
+                    "cannot decode the result at `{}`",
+                    i.path.as_deref().unwrap_or(".")
+                )?;
                 if let Some(m) = &i.message {
                     write!(f, ": {m}")?;
                 }
@@ -286,7 +310,9 @@ impl fmt::Display for Error {
             ErrorKind::InvalidGrant => {
                 f.write_str("token refresh failed: ")?;
                 code_desc(f)?;
-                f.write_str(" (the refresh token is no longer valid: the user must re-authorize the app)")?;
+                f.write_str(
+                    " (the refresh token is no longer valid: the user must re-authorize the app)",
+                )?;
             }
             ErrorKind::InvalidClient => {
                 f.write_str("token refresh failed: ")?;
@@ -366,6 +392,9 @@ impl fmt::Debug for Error {
 
 impl StdError for Error {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.inner.source.as_deref().map(|e| e as &(dyn StdError + 'static))
+        self.inner
+            .source
+            .as_deref()
+            .map(|e| e as &(dyn StdError + 'static))
     }
 }

@@ -8,7 +8,9 @@ mod client;
 mod error;
 pub mod wire;
 
-pub use auth::{BoxFuture, FileTokenStore, MemoryTokenStore, OAuthApp, Secret, StoreError, TokenStore, Tokens};
+pub use auth::{
+    BoxFuture, FileTokenStore, MemoryTokenStore, OAuthApp, Secret, StoreError, TokenStore, Tokens,
+};
 pub use client::{Client, ClientBuilder, RawResponse, DEFAULT_OAUTH_SERVER, DEFAULT_TIMEOUT};
 pub use error::{Error, ErrorKind};
 pub use method::Method;

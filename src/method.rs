@@ -37,7 +37,9 @@ macro_rules! bound_request {
             ///
             /// # Errors
             /// See [`Client::call`](crate::Client::call).
-            pub fn send(self) -> crate::__private::BoxFuture<'c, <Self as ::core::future::IntoFuture>::Output> {
+            pub fn send(
+                self,
+            ) -> crate::__private::BoxFuture<'c, <Self as ::core::future::IntoFuture>::Output> {
                 ::core::future::IntoFuture::into_future(self)
             }
         }

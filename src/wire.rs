@@ -147,7 +147,9 @@ impl<'de> DeserializeAs<'de, f64> for Num {
                 Ok(v)
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<f64, E> {
-                v.trim().parse().map_err(|_| E::invalid_value(de::Unexpected::Str(v), &self))
+                v.trim()
+                    .parse()
+                    .map_err(|_| E::invalid_value(de::Unexpected::Str(v), &self))
             }
         }
         d.deserialize_any(V)
@@ -385,29 +387,61 @@ impl<'de, T, U: DeserializeAs<'de, T>> DeserializeAs<'de, BTreeMap<String, T>> f
 #[non_exhaustive]
 pub struct Time {
     /// Request start, unix time in seconds (fractional).
-    #[serde(default, with = "As::<Opt<Num>>", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "As::<Opt<Num>>",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub start: Option<f64>,
     /// Request end, unix time in seconds (fractional).
-    #[serde(default, with = "As::<Opt<Num>>", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "As::<Opt<Num>>",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub finish: Option<f64>,
     /// `finish - start`, seconds.
-    #[serde(default, with = "As::<Opt<Num>>", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "As::<Opt<Num>>",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub duration: Option<f64>,
     /// Processing time on the portal, seconds.
-    #[serde(default, with = "As::<Opt<Num>>", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "As::<Opt<Num>>",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub processing: Option<f64>,
     /// `start` as an ISO 8601 string.
-    #[serde(default, with = "As::<Opt<Str>>", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "As::<Opt<Str>>",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub date_start: Option<String>,
     /// `finish` as an ISO 8601 string.
-    #[serde(default, with = "As::<Opt<Str>>", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "As::<Opt<Str>>",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub date_finish: Option<String>,
     /// Seconds this method has run for this app/webhook over the sliding 10 minutes
     /// (the per-method operating-time limit, PROTOCOL.md 4.2).
-    #[serde(default, with = "As::<Opt<Num>>", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "As::<Opt<Num>>",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub operating: Option<f64>,
     /// Unix time (seconds) when the oldest one-minute bucket of `operating` drops out.
-    #[serde(default, with = "As::<Opt<Int>>", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "As::<Opt<Int>>",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub operating_reset_at: Option<i64>,
 }
 
@@ -438,7 +472,11 @@ impl Envelope<'_> {
             Value::Null => String::new(),
             other => other.to_string(),
         };
-        let description = self.error_description.as_ref().map(text).unwrap_or_default();
+        let description = self
+            .error_description
+            .as_ref()
+            .map(text)
+            .unwrap_or_default();
         match self.error.as_ref()? {
             Value::Object(o) => {
                 let code = o.get("code").map(text).unwrap_or_default();
@@ -484,7 +522,13 @@ mod tests {
             assert!(!de::<bool, Yn>(f.clone()).unwrap(), "{f}");
         }
         assert!(de::<bool, Yn>(json!("maybe")).is_err());
-        assert_eq!(serde_json::to_value(As::<Yn>::serialize(&true, serde_json::value::Serializer).unwrap()).unwrap(), json!("Y"));
+        assert_eq!(
+            serde_json::to_value(
+                As::<Yn>::serialize(&true, serde_json::value::Serializer).unwrap()
+            )
+            .unwrap(),
+            json!("Y")
+        );
     }
 
     #[test]
@@ -496,20 +540,30 @@ mod tests {
 
     #[test]
     fn maps_and_lists_accept_php_arrays() {
-        assert!(de::<BTreeMap<String, u64>, Map<Int>>(json!([])).unwrap().is_empty());
+        assert!(de::<BTreeMap<String, u64>, Map<Int>>(json!([]))
+            .unwrap()
+            .is_empty());
         let m = de::<BTreeMap<String, u64>, Map<Int>>(json!({"41": "7"})).unwrap();
         assert_eq!(m["41"], 7);
-        assert_eq!(de::<Vec<u64>, List<Int>>(json!({"0": "1", "1": 2})).unwrap(), vec![1, 2]);
-        assert_eq!(de::<Vec<u64>, List<Int>>(json!(false)).unwrap(), Vec::<u64>::new());
+        assert_eq!(
+            de::<Vec<u64>, List<Int>>(json!({"0": "1", "1": 2})).unwrap(),
+            vec![1, 2]
+        );
+        assert_eq!(
+            de::<Vec<u64>, List<Int>>(json!(false)).unwrap(),
+            Vec::<u64>::new()
+        );
         assert_eq!(de::<Value, Obj>(json!([])).unwrap(), json!({}));
     }
 
     #[test]
     fn envelope_errors_of_both_generations() {
-        let e: Envelope = serde_json::from_str(r#"{"error":"","error_description":"Not found"}"#).unwrap();
+        let e: Envelope =
+            serde_json::from_str(r#"{"error":"","error_description":"Not found"}"#).unwrap();
         assert_eq!(e.error(), Some((String::new(), "Not found".into())));
         let e: Envelope =
-            serde_json::from_str(r#"{"error":{"code":"BITRIX_REST_V3_X","message":"bad"}}"#).unwrap();
+            serde_json::from_str(r#"{"error":{"code":"BITRIX_REST_V3_X","message":"bad"}}"#)
+                .unwrap();
         assert_eq!(e.error(), Some(("BITRIX_REST_V3_X".into(), "bad".into())));
         let e: Envelope = serde_json::from_str(r#"{"result":[1],"total":"2","next":50}"#).unwrap();
         assert_eq!((e.error(), e.total, e.next), (None, Some(2), Some(50)));

@@ -18,7 +18,10 @@ pub fn emit(spec: &Spec) -> TokenStream {
     for (scope, module) in spec.scopes() {
         let methods: Vec<&MethodDef> = spec.methods.iter().filter(|m| m.scope == scope).collect();
         let module_ident = module.ident();
-        let group = format_ident!("{}Methods", crate::naming::pascal(scope).expect("validated").text);
+        let group = format_ident!(
+            "{}Methods",
+            crate::naming::pascal(scope).expect("validated").text
+        );
         let items = methods.iter().map(|m| emit_method(m, &group));
         let group_fns = methods.iter().map(|m| emit_group_fn(m));
         let scope_doc = doc_lines(&format!(
@@ -48,7 +51,11 @@ pub fn emit(spec: &Spec) -> TokenStream {
                 }
             }
         });
-        let mut sample: Vec<String> = methods.iter().take(3).map(|m| format!("`{}`", m.wire)).collect();
+        let mut sample: Vec<String> = methods
+            .iter()
+            .take(3)
+            .map(|m| format!("`{}`", m.wire))
+            .collect();
         if methods.len() > 3 {
             sample.push("...".into());
         }
@@ -84,7 +91,11 @@ pub fn emit(spec: &Spec) -> TokenStream {
 /// `#[doc = "..."]` attributes, one per line, so prettyplease prints `///` lines.
 fn doc_lines(text: &str) -> TokenStream {
     let lines = text.trim().lines().map(|l| {
-        let l = if l.is_empty() { String::new() } else { format!(" {l}") };
+        let l = if l.is_empty() {
+            String::new()
+        } else {
+            format!(" {l}")
+        };
         quote!(#[doc = #l])
     });
     quote!(#(#lines)*)
@@ -99,7 +110,9 @@ fn rust_ty(ty: &Ty) -> TokenStream {
         Ty::Number => quote!(f64),
         Ty::Boolean | Ty::Yn => quote!(bool),
         Ty::Date => quote!(crate::__private::chrono::NaiveDate),
-        Ty::DateTime => quote!(crate::__private::chrono::DateTime<crate::__private::chrono::FixedOffset>),
+        Ty::DateTime => {
+            quote!(crate::__private::chrono::DateTime<crate::__private::chrono::FixedOffset>)
+        }
         Ty::Object | Ty::Json => quote!(crate::__private::serde_json::Value),
         Ty::List(t) => {
             let t = rust_ty(t);
@@ -160,7 +173,9 @@ fn ty_doc(ty: &Ty) -> String {
 fn input(ty: &Ty) -> (TokenStream, bool) {
     let t = rust_ty(ty);
     match ty {
-        Ty::String | Ty::List(_) | Ty::Object | Ty::Json | Ty::Named(_) => (quote!(impl ::core::convert::Into<#t>), true),
+        Ty::String | Ty::List(_) | Ty::Object | Ty::Json | Ty::Named(_) => {
+            (quote!(impl ::core::convert::Into<#t>), true)
+        }
         _ => (t, false),
     }
 }
@@ -212,7 +227,11 @@ fn constructor_parts(fields: &[Field]) -> (Vec<TokenStream>, Vec<TokenStream>) {
         if f.required {
             let (t, into) = input(&f.ty);
             args.push(quote!(#ident: #t));
-            inits.push(if into { quote!(#ident: #ident.into()) } else { quote!(#ident) });
+            inits.push(if into {
+                quote!(#ident: #ident.into())
+            } else {
+                quote!(#ident)
+            });
         } else {
             inits.push(quote!(#ident: ::core::option::Option::None));
         }
@@ -266,7 +285,11 @@ fn params_doc(fields: &[Field]) -> String {
                 f.wire,
                 ty_doc(&f.ty),
                 if f.required { "required" } else { "optional" },
-                if f.doc.is_empty() { "-" } else { f.doc.lines().next().unwrap_or("") }
+                if f.doc.is_empty() {
+                    "-"
+                } else {
+                    f.doc.lines().next().unwrap_or("")
+                }
             )
         })
         .collect::<Vec<_>>()
@@ -275,7 +298,11 @@ fn params_doc(fields: &[Field]) -> String {
 
 fn emit_type(t: &TypeDef) -> TokenStream {
     let name = format_ident!("{}", t.name);
-    let link = t.docs.as_ref().map(|d| format!("\n\n[Bitrix24 docs]({d})")).unwrap_or_default();
+    let link = t
+        .docs
+        .as_ref()
+        .map(|d| format!("\n\n[Bitrix24 docs]({d})"))
+        .unwrap_or_default();
     match &t.kind {
         TypeKind::Struct(fields) => {
             let doc = doc_lines(&format!(
@@ -287,7 +314,11 @@ fn emit_type(t: &TypeDef) -> TokenStream {
             let decls = field_decls(fields);
             let (args, inits) = constructor_parts(fields);
             let sets = setters(fields);
-            let default = if fields.iter().all(|f| !f.required) { quote!(::core::default::Default,) } else { quote!() };
+            let default = if fields.iter().all(|f| !f.required) {
+                quote!(::core::default::Default,)
+            } else {
+                quote!()
+            };
             quote! {
                 #doc
                 #[derive(::core::clone::Clone, ::core::fmt::Debug, ::core::cmp::PartialEq, #default ::serde::Serialize, ::serde::Deserialize)]
@@ -380,24 +411,39 @@ fn emit_type(t: &TypeDef) -> TokenStream {
 
 fn method_doc(m: &MethodDef) -> String {
     let mut doc = String::new();
-    doc.push_str(if m.summary.is_empty() { "No summary in the spec." } else { &m.summary });
+    doc.push_str(if m.summary.is_empty() {
+        "No summary in the spec."
+    } else {
+        &m.summary
+    });
     doc.push_str(&format!(
         "\n\nCalls `{}` (scope `{}`; {}).",
         m.wire,
         m.scope,
-        if m.read { "a read, safe to retry" } else { "a write, never retried into a duplicate" }
+        if m.read {
+            "a read, safe to retry"
+        } else {
+            "a write, never retried into a duplicate"
+        }
     ));
     if let Some(d) = &m.docs {
         doc.push_str(&format!(" [Bitrix24 docs]({d})"));
     }
     if let Some(dep) = &m.deprecated {
-        doc.push_str(&format!("\n\n**Deprecated by Bitrix24:** {}", deprecation_note(dep)));
+        doc.push_str(&format!(
+            "\n\n**Deprecated by Bitrix24:** {}",
+            deprecation_note(dep)
+        ));
     }
     doc.push_str(&format!("\n\n# Parameters\n{}", params_doc(&m.params)));
     doc.push_str(&format!(
         "\n\n# Result\n{}{}",
         ty_doc(&m.result),
-        if m.result_doc.is_empty() { String::new() } else { format!(": {}", m.result_doc) }
+        if m.result_doc.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", m.result_doc)
+        }
     ));
     doc.push_str(
         "\n\n# Errors\nThe errors of [`Client::call`](crate::Client::call): an API error with the \
@@ -425,12 +471,21 @@ fn emit_method(m: &MethodDef, _group: &proc_macro2::Ident) -> TokenStream {
     });
     let decls = field_decls(&m.params);
     let (args, inits) = constructor_parts(&m.params);
-    let arg_names: Vec<_> = m.params.iter().filter(|f| f.required).map(|f| f.rust.ident()).collect();
+    let arg_names: Vec<_> = m
+        .params
+        .iter()
+        .filter(|f| f.required)
+        .map(|f| f.rust.ident())
+        .collect();
     let sets = setters(&m.params);
     let read = m.read;
     let output = rust_ty(&m.result);
     let wire_ty = adapter(&m.result);
-    let default = if m.params.iter().all(|f| !f.required) { quote!(::core::default::Default,) } else { quote!() };
+    let default = if m.params.iter().all(|f| !f.required) {
+        quote!(::core::default::Default,)
+    } else {
+        quote!()
+    };
     quote! {
         #doc
         #deprecated
@@ -473,8 +528,14 @@ fn emit_group_fn(m: &MethodDef) -> TokenStream {
     let name = m.type_name.ident();
     let f = m.fn_name.ident();
     let (args, _) = constructor_parts(&m.params);
-    let arg_names: Vec<_> = m.params.iter().filter(|f| f.required).map(|f| f.rust.ident()).collect();
-    let doc = doc_lines(&format!(
+    let arg_names: Vec<_> = m
+        .params
+        .iter()
+        .filter(|f| f.required)
+        .map(|f| f.rust.ident())
+        .collect();
+    let doc =
+        doc_lines(&format!(
         "{} (`{}`)\n\nReturns [`{}`]: add optional parameters with its setters, then `.await` it.",
         if m.summary.is_empty() { "Calls the method." } else { &m.summary },
         m.wire,

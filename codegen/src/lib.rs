@@ -40,6 +40,7 @@ pub fn generate(file: &str, text: &str) -> Result<String, SpecErrors> {
 /// Generates formatted source for an already validated spec.
 pub fn render(spec: &Spec) -> String {
     let tokens = emit::emit(spec);
-    let file: syn::File = syn::parse2(tokens).expect("bitrix24-codegen emitted tokens that are not a Rust file");
+    let file: syn::File =
+        syn::parse2(tokens).expect("bitrix24-codegen emitted tokens that are not a Rust file");
     format!("{HEADER}{}", prettyplease::unparse(&file))
 }

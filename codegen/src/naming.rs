@@ -18,18 +18,25 @@ use heck::{ToSnakeCase, ToUpperCamelCase};
 
 /// Keywords of every Rust edition (strict and reserved), all of which can be raw identifiers.
 const RAW_KEYWORDS: &[&str] = &[
-    "as", "break", "const", "continue", "else", "enum", "extern", "false", "fn", "for", "if", "impl",
-    "in", "let", "loop", "match", "mod", "move", "mut", "pub", "ref", "return", "static", "struct",
-    "trait", "true", "type", "unsafe", "use", "where", "while", "async", "await", "dyn", "abstract",
-    "become", "box", "do", "final", "macro", "override", "priv", "typeof", "unsized", "virtual",
-    "yield", "try", "gen",
+    "as", "break", "const", "continue", "else", "enum", "extern", "false", "fn", "for", "if",
+    "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub", "ref", "return", "static",
+    "struct", "trait", "true", "type", "unsafe", "use", "where", "while", "async", "await", "dyn",
+    "abstract", "become", "box", "do", "final", "macro", "override", "priv", "typeof", "unsized",
+    "virtual", "yield", "try", "gen",
 ];
 
 /// Keywords that cannot be raw identifiers.
 const NON_RAW_KEYWORDS: &[&str] = &["self", "super", "crate", "Self", "_"];
 
 /// Field and setter names the generated API already uses for itself.
-const RESERVED_MEMBERS: &[&str] = &["new", "send", "client", "extra", "into_future", "with_client"];
+const RESERVED_MEMBERS: &[&str] = &[
+    "new",
+    "send",
+    "client",
+    "extra",
+    "into_future",
+    "with_client",
+];
 
 /// A Rust identifier chosen for a wire name.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,7 +71,13 @@ impl RustName {
 /// word boundaries there.
 fn words(wire: &str) -> String {
     wire.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -87,7 +100,10 @@ pub fn snake(wire: &str) -> Option<RustName> {
 pub fn member(wire: &str) -> Option<RustName> {
     let name = snake(wire)?;
     if RESERVED_MEMBERS.contains(&name.text.as_str()) {
-        return Some(RustName { text: format!("{}_value", name.text), raw: false });
+        return Some(RustName {
+            text: format!("{}_value", name.text),
+            raw: false,
+        });
     }
     Some(name)
 }
@@ -96,7 +112,10 @@ pub fn member(wire: &str) -> Option<RustName> {
 pub fn module(wire: &str) -> Option<RustName> {
     let name = snake(wire)?;
     if name.raw {
-        return Some(RustName { text: format!("{}_", name.text), raw: false });
+        return Some(RustName {
+            text: format!("{}_", name.text),
+            raw: false,
+        });
     }
     Some(name)
 }
@@ -114,25 +133,37 @@ pub fn pascal(wire: &str) -> Option<RustName> {
     if s == "Self" {
         s.push('_');
     }
-    Some(RustName { text: s, raw: false })
+    Some(RustName {
+        text: s,
+        raw: false,
+    })
 }
 
 /// The variant name for an enum wire value; `Other` is kept for the catch-all variant.
 pub fn variant(wire: &str) -> Option<RustName> {
     let name = pascal(wire)?;
     if name.text == "Other" {
-        return Some(RustName { text: "OtherValue".into(), raw: false });
+        return Some(RustName {
+            text: "OtherValue".into(),
+            raw: false,
+        });
     }
     Some(name)
 }
 
 fn keyword_safe(s: String) -> RustName {
     if NON_RAW_KEYWORDS.contains(&s.as_str()) {
-        RustName { text: format!("{s}_"), raw: false }
+        RustName {
+            text: format!("{s}_"),
+            raw: false,
+        }
     } else if RAW_KEYWORDS.contains(&s.as_str()) {
         RustName { text: s, raw: true }
     } else {
-        RustName { text: s, raw: false }
+        RustName {
+            text: s,
+            raw: false,
+        }
     }
 }
 
@@ -165,8 +196,14 @@ mod tests {
     #[test]
     fn pascal_names() {
         assert_eq!(pascal("imbot.message.add").unwrap().text, "ImbotMessageAdd");
-        assert_eq!(pascal("imbot.v2.Chat.Message.send").unwrap().text, "ImbotV2ChatMessageSend");
-        assert_eq!(pascal("crm.item.productrow.set").unwrap().text, "CrmItemProductrowSet");
+        assert_eq!(
+            pascal("imbot.v2.Chat.Message.send").unwrap().text,
+            "ImbotV2ChatMessageSend"
+        );
+        assert_eq!(
+            pascal("crm.item.productrow.set").unwrap().text,
+            "CrmItemProductrowSet"
+        );
         assert_eq!(variant("LIGHT_BLUE").unwrap().text, "LightBlue");
         assert_eq!(variant("2").unwrap().text, "V2");
         assert_eq!(variant("OTHER").unwrap().text, "OtherValue");
@@ -175,7 +212,10 @@ mod tests {
     #[test]
     fn module_names() {
         assert_eq!(module("imbot").unwrap().source(), "imbot");
-        assert_eq!(module("humanresources.hcmlink").unwrap().source(), "humanresources_hcmlink");
+        assert_eq!(
+            module("humanresources.hcmlink").unwrap().source(),
+            "humanresources_hcmlink"
+        );
         assert_eq!(module("type").unwrap().source(), "type_");
     }
 }

@@ -268,13 +268,24 @@ impl Ctx<'_> {
 
     fn err(&mut self, offset: usize, context: String, message: String, help: Option<String>) {
         let (line, col) = self.locate(offset);
-        self.errors.push(SpecError { file: self.file.to_owned(), line, col, context, message, help });
+        self.errors.push(SpecError {
+            file: self.file.to_owned(),
+            line,
+            col,
+            context,
+            message,
+            help,
+        });
     }
 }
 
 /// Parses and validates spec text. `file` is only used in error messages.
 pub fn parse(file: &str, text: &str) -> Result<Spec, SpecErrors> {
-    let mut cx = Ctx { file, text, errors: Vec::new() };
+    let mut cx = Ctx {
+        file,
+        text,
+        errors: Vec::new(),
+    };
     let raw: RawSpec = match toml::from_str(text) {
         Ok(raw) => raw,
         Err(e) => {
@@ -297,9 +308,22 @@ pub fn parse(file: &str, text: &str) -> Result<Spec, SpecErrors> {
                 naming::pascal(name).map(|p| format!("try `{}`", p.text)),
             );
         } else if PRIMITIVES.contains(&name.to_lowercase().as_str()) {
-            cx.err(t.name.span().start, format!("type `{name}`"), "shadows a built-in type".into(), None);
-        } else if type_names.insert(name.clone(), t.name.span().start).is_some() {
-            cx.err(t.name.span().start, format!("type `{name}`"), "declared twice".into(), None);
+            cx.err(
+                t.name.span().start,
+                format!("type `{name}`"),
+                "shadows a built-in type".into(),
+                None,
+            );
+        } else if type_names
+            .insert(name.clone(), t.name.span().start)
+            .is_some()
+        {
+            cx.err(
+                t.name.span().start,
+                format!("type `{name}`"),
+                "declared twice".into(),
+                None,
+            );
         }
     }
     let known: Vec<String> = type_names.keys().cloned().collect();
@@ -311,13 +335,23 @@ pub fn parse(file: &str, text: &str) -> Result<Spec, SpecErrors> {
         let kind = match t.kind.get_ref().as_str() {
             "struct" => {
                 if t.values.is_some() {
-                    cx.err(t.kind.span().start, context.clone(), "a struct has `field`s, not `values`".into(), None);
+                    cx.err(
+                        t.kind.span().start,
+                        context.clone(),
+                        "a struct has `field`s, not `values`".into(),
+                        None,
+                    );
                 }
                 TypeKind::Struct(fields(&mut cx, &context, "field", &t.fields, &known))
             }
             "enum" => {
                 if !t.fields.is_empty() {
-                    cx.err(t.kind.span().start, context.clone(), "an enum has `values`, not `field`s".into(), None);
+                    cx.err(
+                        t.kind.span().start,
+                        context.clone(),
+                        "an enum has `values`, not `field`s".into(),
+                        None,
+                    );
                 }
                 TypeKind::Enum(enum_values(&mut cx, &context, t))
             }
@@ -331,7 +365,12 @@ pub fn parse(file: &str, text: &str) -> Result<Spec, SpecErrors> {
                 continue;
             }
         };
-        types.push(TypeDef { name, doc: t.doc.trim().to_owned(), docs: t.docs.clone(), kind });
+        types.push(TypeDef {
+            name,
+            doc: t.doc.trim().to_owned(),
+            docs: t.docs.clone(),
+            kind,
+        });
     }
 
     let mut methods = Vec::new();
@@ -361,8 +400,14 @@ pub fn parse(file: &str, text: &str) -> Result<Spec, SpecErrors> {
             continue;
         }
         let scope = m.scope.get_ref().clone();
-        let Some(scope_module) = naming::module(&scope).filter(|_| valid_method_name(&scope)) else {
-            cx.err(m.scope.span().start, context.clone(), format!("bad scope `{scope}`"), None);
+        let Some(scope_module) = naming::module(&scope).filter(|_| valid_method_name(&scope))
+        else {
+            cx.err(
+                m.scope.span().start,
+                context.clone(),
+                format!("bad scope `{scope}`"),
+                None,
+            );
             continue;
         };
         let read = match m.access.get_ref().as_str() {
@@ -381,7 +426,12 @@ pub fn parse(file: &str, text: &str) -> Result<Spec, SpecErrors> {
         let result = match parse_ty(m.result.get_ref(), &known) {
             Ok(t) => t,
             Err((msg, help)) => {
-                cx.err(m.result.span().start, format!("{context}, result"), msg, help);
+                cx.err(
+                    m.result.span().start,
+                    format!("{context}, result"),
+                    msg,
+                    help,
+                );
                 continue;
             }
         };
@@ -389,26 +439,50 @@ pub fn parse(file: &str, text: &str) -> Result<Spec, SpecErrors> {
 
         let type_name = naming::pascal(&wire).expect("validated wire name");
         let prefix = format!("{}.", scope.to_lowercase());
-        let local = if wire.to_lowercase().starts_with(&prefix) { &wire[prefix.len()..] } else { &wire[..] };
+        let local = if wire.to_lowercase().starts_with(&prefix) {
+            &wire[prefix.len()..]
+        } else {
+            &wire[..]
+        };
         let fn_name = naming::snake(local).expect("validated wire name");
-        let group = format!("{}Methods", naming::pascal(&scope).map(|p| p.text).unwrap_or_default());
+        let group = format!(
+            "{}Methods",
+            naming::pascal(&scope).map(|p| p.text).unwrap_or_default()
+        );
 
         let tkey = (scope_module.text.clone(), type_name.text.clone());
         if type_name.text == group {
-            cx.err(at, context.clone(), format!("request type `{}` collides with the scope group type", type_name.text), None);
+            cx.err(
+                at,
+                context.clone(),
+                format!(
+                    "request type `{}` collides with the scope group type",
+                    type_name.text
+                ),
+                None,
+            );
         } else if let Some(other) = type_seen.insert(tkey, wire.clone()) {
             cx.err(
                 at,
                 context.clone(),
-                format!("Rust type name `{}` collides with method `{other}` after case conversion", type_name.text),
+                format!(
+                    "Rust type name `{}` collides with method `{other}` after case conversion",
+                    type_name.text
+                ),
                 None,
             );
         }
-        if let Some(other) = fn_seen.insert((scope_module.text.clone(), fn_name.text.clone()), wire.clone()) {
+        if let Some(other) = fn_seen.insert(
+            (scope_module.text.clone(), fn_name.text.clone()),
+            wire.clone(),
+        ) {
             cx.err(
                 at,
                 context.clone(),
-                format!("function name `{}` collides with method `{other}` after case conversion", fn_name.text),
+                format!(
+                    "function name `{}` collides with method `{other}` after case conversion",
+                    fn_name.text
+                ),
                 None,
             );
         }
@@ -436,7 +510,10 @@ pub fn parse(file: &str, text: &str) -> Result<Spec, SpecErrors> {
             Some(s) if s != &m.scope => cx.err(
                 raw_m.scope.span().start,
                 format!("method `{}`", m.wire),
-                format!("scope `{}` collides with scope `{s}` after case conversion", m.scope),
+                format!(
+                    "scope `{}` collides with scope `{s}` after case conversion",
+                    m.scope
+                ),
                 None,
             ),
             _ => {
@@ -445,7 +522,12 @@ pub fn parse(file: &str, text: &str) -> Result<Spec, SpecErrors> {
         }
     }
     if scope_modules.contains_key("types") {
-        cx.err(0, String::new(), "scope name `types` is reserved for named types".into(), None);
+        cx.err(
+            0,
+            String::new(),
+            "scope name `types` is reserved for named types".into(),
+            None,
+        );
     }
 
     if cx.errors.is_empty() {
@@ -464,24 +546,41 @@ fn valid_method_name(name: &str) -> bool {
 }
 
 fn valid_field_name(name: &str) -> bool {
-    !name.is_empty() && !name.chars().any(|c| c.is_whitespace() || c.is_control() || c == '"')
+    !name.is_empty()
+        && !name
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '"')
 }
 
 /// Names a struct's generated API uses besides its fields' own setters.
 const STRUCT_METHODS: &[&str] = &["new", "send", "with_client"];
 
-fn fields(cx: &mut Ctx<'_>, owner: &str, what: &str, raw: &[RawField], known: &[String]) -> Vec<Field> {
+fn fields(
+    cx: &mut Ctx<'_>,
+    owner: &str,
+    what: &str,
+    raw: &[RawField],
+    known: &[String],
+) -> Vec<Field> {
     let mut out: Vec<Field> = Vec::new();
     let mut wire_seen: HashMap<&str, ()> = HashMap::new();
     // Rust member name -> wire name that produced it; setter name -> wire name.
     let mut names: HashMap<String, String> = HashMap::new();
-    let mut setters: HashMap<String, String> = STRUCT_METHODS.iter().map(|s| (s.to_string(), String::new())).collect();
+    let mut setters: HashMap<String, String> = STRUCT_METHODS
+        .iter()
+        .map(|s| (s.to_string(), String::new()))
+        .collect();
     for f in raw {
         let wire = f.name.get_ref();
         let context = format!("{owner}, {what} `{wire}`");
         let at = f.name.span().start;
         if !valid_field_name(wire) {
-            cx.err(at, context, "bad wire name: empty or containing whitespace/quotes".into(), None);
+            cx.err(
+                at,
+                context,
+                "bad wire name: empty or containing whitespace/quotes".into(),
+                None,
+            );
             continue;
         }
         if wire_seen.insert(wire, ()).is_some() {
@@ -497,7 +596,10 @@ fn fields(cx: &mut Ctx<'_>, owner: &str, what: &str, raw: &[RawField], known: &[
                         cx.err(
                             r.span().start,
                             context,
-                            format!("`rust_name = \"{}\"` is not a usable snake_case identifier", r.get_ref()),
+                            format!(
+                                "`rust_name = \"{}\"` is not a usable snake_case identifier",
+                                r.get_ref()
+                            ),
                             chosen.map(|n| format!("try `{}`", n.text)),
                         );
                         continue;
@@ -507,7 +609,12 @@ fn fields(cx: &mut Ctx<'_>, owner: &str, what: &str, raw: &[RawField], known: &[
             None => match naming::member(wire) {
                 Some(n) => n,
                 None => {
-                    cx.err(at, context, "no Rust name can be made from this wire name".into(), Some("set `rust_name`".into()));
+                    cx.err(
+                        at,
+                        context,
+                        "no Rust name can be made from this wire name".into(),
+                        Some("set `rust_name`".into()),
+                    );
                     continue;
                 }
             },
@@ -516,7 +623,10 @@ fn fields(cx: &mut Ctx<'_>, owner: &str, what: &str, raw: &[RawField], known: &[
             cx.err(
                 at,
                 context,
-                format!("Rust name `{}` collides with {what} `{other}` after case conversion", rust.text),
+                format!(
+                    "Rust name `{}` collides with {what} `{other}` after case conversion",
+                    rust.text
+                ),
                 Some(format!("set `rust_name = \"...\"` on one of them")),
             );
             continue;
@@ -531,7 +641,11 @@ fn fields(cx: &mut Ctx<'_>, owner: &str, what: &str, raw: &[RawField], known: &[
         if !f.required {
             for setter in [rust.text.clone(), format!("set_{}", rust.text)] {
                 if let Some(other) = setters.insert(setter.clone(), wire.clone()) {
-                    let with = if other.is_empty() { "a generated method".to_owned() } else { format!("{what} `{other}`") };
+                    let with = if other.is_empty() {
+                        "a generated method".to_owned()
+                    } else {
+                        format!("{what} `{other}`")
+                    };
                     cx.err(
                         at,
                         context.clone(),
@@ -541,31 +655,55 @@ fn fields(cx: &mut Ctx<'_>, owner: &str, what: &str, raw: &[RawField], known: &[
                 }
             }
         }
-        out.push(Field { wire: wire.clone(), rust, ty, required: f.required, doc: f.doc.trim().to_owned() });
+        out.push(Field {
+            wire: wire.clone(),
+            rust,
+            ty,
+            required: f.required,
+            doc: f.doc.trim().to_owned(),
+        });
     }
     out
 }
 
 fn enum_values(cx: &mut Ctx<'_>, context: &str, t: &RawType) -> Vec<(String, RustName)> {
     let Some(values) = &t.values else {
-        cx.err(t.kind.span().start, context.to_owned(), "an enum needs `values = [...]`".into(), None);
+        cx.err(
+            t.kind.span().start,
+            context.to_owned(),
+            "an enum needs `values = [...]`".into(),
+            None,
+        );
         return Vec::new();
     };
     if values.is_empty() {
-        cx.err(t.kind.span().start, context.to_owned(), "an enum needs at least one value".into(), None);
+        cx.err(
+            t.kind.span().start,
+            context.to_owned(),
+            "an enum needs at least one value".into(),
+            None,
+        );
     }
     let mut out: Vec<(String, RustName)> = Vec::new();
     for v in values {
         let wire = v.get_ref();
         let Some(variant) = naming::variant(wire) else {
-            cx.err(v.span().start, context.to_owned(), format!("no variant name can be made from value `{wire}`"), None);
+            cx.err(
+                v.span().start,
+                context.to_owned(),
+                format!("no variant name can be made from value `{wire}`"),
+                None,
+            );
             continue;
         };
         if let Some((other, _)) = out.iter().find(|(w, n)| w == wire || n == &variant) {
             cx.err(
                 v.span().start,
                 context.to_owned(),
-                format!("value `{wire}` collides with value `{other}` (variant `{}`)", variant.text),
+                format!(
+                    "value `{wire}` collides with value `{other}` (variant `{}`)",
+                    variant.text
+                ),
                 None,
             );
             continue;
@@ -578,9 +716,14 @@ fn enum_values(cx: &mut Ctx<'_>, context: &str, t: &RawType) -> Vec<(String, Rus
 /// Parses a type expression (`list<map<id>>`, `BotProperties`).
 fn parse_ty(text: &str, known: &[String]) -> Result<Ty, (String, Option<String>)> {
     let s = text.trim();
-    for (prefix, wrap) in [("list<", Ty::List as fn(Box<Ty>) -> Ty), ("map<", Ty::Map as fn(Box<Ty>) -> Ty)] {
+    for (prefix, wrap) in [
+        ("list<", Ty::List as fn(Box<Ty>) -> Ty),
+        ("map<", Ty::Map as fn(Box<Ty>) -> Ty),
+    ] {
         if let Some(rest) = s.strip_prefix(prefix) {
-            let inner = rest.strip_suffix('>').ok_or_else(|| (format!("unclosed `<` in type `{s}`"), None))?;
+            let inner = rest
+                .strip_suffix('>')
+                .ok_or_else(|| (format!("unclosed `<` in type `{s}`"), None))?;
             return Ok(wrap(Box::new(parse_ty(inner, known)?)));
         }
     }
@@ -597,9 +740,20 @@ fn parse_ty(text: &str, known: &[String]) -> Result<Ty, (String, Option<String>)
         "json" => Ty::Json,
         named if known.iter().any(|k| k == named) => Ty::Named(named.to_owned()),
         unknown => {
-            let candidates = PRIMITIVES.iter().map(|s| s.to_string()).chain(known.iter().cloned());
+            let candidates = PRIMITIVES
+                .iter()
+                .map(|s| s.to_string())
+                .chain(known.iter().cloned());
             let best = candidates
-                .map(|c| (strsim::normalized_damerau_levenshtein(&unknown.to_lowercase(), &c.to_lowercase()), c))
+                .map(|c| {
+                    (
+                        strsim::normalized_damerau_levenshtein(
+                            &unknown.to_lowercase(),
+                            &c.to_lowercase(),
+                        ),
+                        c,
+                    )
+                })
                 .filter(|(score, _)| *score >= 0.5)
                 .max_by(|a, b| a.0.total_cmp(&b.0));
             let help = match best {

@@ -9,7 +9,8 @@ use std::path::Path;
 fn obstacle_snapshot_is_current() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
     let spec = std::fs::read_to_string(dir.join("fixtures/obstacle.toml")).unwrap();
-    let generated = bitrix24_codegen::generate("obstacle.toml", &spec).unwrap_or_else(|e| panic!("{e}"));
+    let generated =
+        bitrix24_codegen::generate("obstacle.toml", &spec).unwrap_or_else(|e| panic!("{e}"));
     let path = dir.join("snapshots/obstacle.rs");
     if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
         std::fs::write(&path, &generated).unwrap();
@@ -47,6 +48,9 @@ fn obstacle_names_are_sanitized() {
         "pub fn new(&self",
         "pub mod obstacle_type {",
     ] {
-        assert!(generated.contains(expected), "generated code lacks `{expected}`");
+        assert!(
+            generated.contains(expected),
+            "generated code lacks `{expected}`"
+        );
     }
 }
