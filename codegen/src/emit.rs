@@ -36,7 +36,7 @@ pub fn emit(spec: &Spec) -> TokenStream {
         ));
         scopes.push(quote! {
             #scope_doc
-            #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention)]
+            #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention, clippy::new_ret_no_self)]
             pub mod #module_ident {
                 #(#items)*
 
@@ -246,7 +246,7 @@ fn setters(fields: &[Field]) -> Vec<TokenStream> {
         .filter(|f| !f.required)
         .map(|f| {
             let ident = f.rust.ident();
-            let set = format_ident!("set_{}", f.rust.text);
+            let set = format_ident!("{}", crate::naming::setter(&f.rust));
             let (t, into) = input(&f.ty);
             let full = rust_ty(&f.ty);
             let value = if into { quote!(value.into()) } else { quote!(value) };

@@ -151,6 +151,12 @@ pub fn variant(wire: &str) -> Option<RustName> {
     Some(name)
 }
 
+/// The name of the `Option` setter for a member: `set_` + the name without leading `_`
+/// (`set_title`, `set_1st` for `_1st`, `set_type` for `r#type`).
+pub fn setter(member: &RustName) -> String {
+    format!("set_{}", member.text.trim_start_matches('_'))
+}
+
 fn keyword_safe(s: String) -> RustName {
     if NON_RAW_KEYWORDS.contains(&s.as_str()) {
         RustName {

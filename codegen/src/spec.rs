@@ -627,7 +627,7 @@ fn fields(
                     "Rust name `{}` collides with {what} `{other}` after case conversion",
                     rust.text
                 ),
-                Some(format!("set `rust_name = \"...\"` on one of them")),
+                Some("set `rust_name = \"...\"` on one of them".into()),
             );
             continue;
         }
@@ -639,7 +639,7 @@ fn fields(
             }
         };
         if !f.required {
-            for setter in [rust.text.clone(), format!("set_{}", rust.text)] {
+            for setter in [rust.text.clone(), naming::setter(&rust)] {
                 if let Some(other) = setters.insert(setter.clone(), wire.clone()) {
                     let with = if other.is_empty() {
                         "a generated method".to_owned()

@@ -300,7 +300,7 @@ pub mod types {
             self
         }
         /// Sets [`_1st`](Self::_1st) (`1st`) from an `Option`; `None` leaves it out of the request.
-        pub fn set__1st(mut self, value: ::core::option::Option<f64>) -> Self {
+        pub fn set_1st(mut self, value: ::core::option::Option<f64>) -> Self {
             self._1st = value;
             self
         }
@@ -438,7 +438,8 @@ pub mod types {
     deprecated,
     clippy::too_many_arguments,
     clippy::should_implement_trait,
-    clippy::wrong_self_convention
+    clippy::wrong_self_convention,
+    clippy::new_ret_no_self
 )]
 pub mod obstacle {
     /// Lists obstacles.
@@ -759,7 +760,7 @@ pub mod obstacle {
             self
         }
         /// Sets [`_1st`](Self::_1st) (`1st`) from an `Option`; `None` leaves it out of the request.
-        pub fn set__1st(
+        pub fn set_1st(
             mut self,
             value: ::core::option::Option<crate::__private::chrono::NaiveDate>,
         ) -> Self {
@@ -966,7 +967,8 @@ pub mod obstacle {
     deprecated,
     clippy::too_many_arguments,
     clippy::should_implement_trait,
-    clippy::wrong_self_convention
+    clippy::wrong_self_convention,
+    clippy::new_ret_no_self
 )]
 pub mod obstacle_type {
     /// A method named like its scope: keeps its full name.
