@@ -60,6 +60,9 @@ struct OAuthState {
     store: Arc<dyn TokenStore>,
     /// Overrides the OAuth server taken from `server_endpoint`.
     oauth_server: Option<Url>,
+    /// Refresh attempts finished so far, and the error of the last one if it failed: calls
+    /// that waited for a refresh that failed get its error instead of trying again at once.
+    attempts: std::sync::Mutex<(u64, Option<Error>)>,
 }
 
 impl OAuthState {
@@ -227,6 +230,7 @@ impl ClientBuilder {
                 refresh: tokio::sync::Mutex::new(()),
                 store,
                 oauth_server,
+                attempts: std::sync::Mutex::new((0, None)),
             })
         } else {
             return Err(Error::new(ErrorKind::InvalidInput)
@@ -530,10 +534,19 @@ impl Client {
     /// Refreshes the access token unless another call already did since `seen` (single
     /// flight): exactly one request to the OAuth server however many calls wait here.
     async fn refresh(&self, o: &OAuthState, seen: u64, method: &str) -> Result<(), Error> {
+        let attempts_before = o.attempts.lock().unwrap_or_else(|e| e.into_inner()).0;
         let _gate = o.refresh.lock().await;
         let (generation, current) = o.current();
         if generation != seen {
             return Ok(());
+        }
+        {
+            let attempts = o.attempts.lock().unwrap_or_else(|e| e.into_inner());
+            if attempts.0 != attempts_before {
+                if let Some(e) = &attempts.1 {
+                    return Err(e.clone().with_method(method));
+                }
+            }
         }
         let secrets = [
             o.app.client_secret.expose(),
@@ -541,23 +554,29 @@ impl Client {
             current.access_token.expose(),
         ];
         let result = self.request_tokens(o, &current, method).await;
+        {
+            let mut attempts = o.attempts.lock().unwrap_or_else(|e| e.into_inner());
+            attempts.0 += 1;
+            attempts.1 = result.as_ref().err().map(|e| e.clone().redact(&secrets));
+        }
         let fresh = match result {
             Ok(fresh) => fresh,
-            Err(e) if e.kind() == ErrorKind::InvalidGrant => {
-                // Another process may have rotated the pair: use what the store has now.
-                match o.store.load().await {
-                    Ok(Some(stored)) if stored.refresh_token != current.refresh_token => {
-                        tracing::info!(
-                            method,
-                            "refresh token was rotated elsewhere; using the stored pair"
-                        );
-                        o.replace(stored);
-                        return Ok(());
+            Err(e) => {
+                if e.kind() == ErrorKind::InvalidGrant {
+                    // Another process may have rotated the pair: use what the store has now.
+                    if let Ok(Some(stored)) = o.store.load().await {
+                        if stored.refresh_token != current.refresh_token {
+                            tracing::info!(
+                                method,
+                                "refresh token was rotated elsewhere; using the stored pair"
+                            );
+                            o.replace(stored);
+                            return Ok(());
+                        }
                     }
-                    _ => return Err(e.redact(&secrets)),
                 }
+                return Err(e.redact(&secrets));
             }
-            Err(e) => return Err(e.redact(&secrets)),
         };
         let saved = o.store.save(&fresh).await;
         o.replace(fresh);

@@ -51,10 +51,12 @@ pub enum ErrorKind {
 /// `Display` is `method: CODE: description` for API errors (for example
 /// `crm.deal.get: ACCESS_DENIED: Access denied`). No secret (access or refresh token, client
 /// secret, webhook code) ever appears in `Display`, `Debug` or the source chain.
+#[derive(Clone)]
 pub struct Error {
     inner: Box<Inner>,
 }
 
+#[derive(Clone)]
 struct Inner {
     kind: ErrorKind,
     method: Option<String>,
@@ -64,7 +66,7 @@ struct Inner {
     path: Option<String>,
     snippet: Option<String>,
     message: Option<String>,
-    source: Option<Box<dyn StdError + Send + Sync>>,
+    source: Option<std::sync::Arc<dyn StdError + Send + Sync>>,
 }
 
 impl Error {
@@ -121,7 +123,7 @@ impl Error {
         self
     }
     pub(crate) fn with_source(mut self, source: Box<dyn StdError + Send + Sync>) -> Self {
-        self.inner.source = Some(source);
+        self.inner.source = Some(source.into());
         self
     }
     /// Replaces `secret` wherever it appears in the texts this error carries.
