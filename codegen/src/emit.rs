@@ -180,39 +180,71 @@ fn input(ty: &Ty) -> (TokenStream, bool) {
     }
 }
 
-/// Struct field declarations with their serde attributes.
-fn field_decls(fields: &[Field]) -> Vec<TokenStream> {
+/// Whether a value of this type is written differently from serde's default encoding of its
+/// Rust type (only Y/N flags are: `bool` would become `true`/`false`).
+fn needs_wire_serializer(ty: &Ty) -> bool {
+    match ty {
+        Ty::Yn => true,
+        Ty::List(t) | Ty::Map(t) => needs_wire_serializer(t),
+        _ => false,
+    }
+}
+
+/// Struct field declarations with their serde attributes. `decode` is set for named types,
+/// which are also read from responses and so need the tolerant wire adapters; request
+/// structs are only written and get an adapter only where the encoding differs (Y/N).
+fn field_decls(fields: &[Field], decode: bool) -> Vec<TokenStream> {
     fields
         .iter()
         .map(|f| {
             let ident = f.rust.ident();
             let wire = &f.wire;
-            let rename = if f.rust.text != *wire { quote!(rename = #wire,) } else { quote!() };
             let kind = if f.required { "required" } else { "optional" };
             let doc = doc_lines(&format!(
                 "{}\n\nWire name `{wire}`, {}, {kind}.",
-                if f.doc.is_empty() { "No description in the spec." } else { &f.doc },
+                if f.doc.is_empty() {
+                    "No description in the spec."
+                } else {
+                    &f.doc
+                },
                 ty_doc(&f.ty)
             ));
             let t = rust_ty(&f.ty);
-            let a = adapter(&f.ty);
-            if f.required {
-                let with = format!("crate::__private::wire::As::<{}>", a.to_string().replace(' ', ""));
-                quote! {
-                    #doc
-                    #[serde(#rename with = #with)]
-                    pub #ident: #t,
+            let adapted = adapter(&f.ty).to_string().replace(' ', "");
+            let mut attrs: Vec<TokenStream> = Vec::new();
+            if f.rust.text != *wire {
+                attrs.push(quote!(rename = #wire));
+            }
+            if !f.required {
+                if decode {
+                    attrs.push(quote!(default));
                 }
+                attrs.push(quote!(
+                    skip_serializing_if = "::core::option::Option::is_none"
+                ));
+            }
+            if decode || needs_wire_serializer(&f.ty) {
+                let with = if f.required {
+                    format!("crate::__private::wire::As::<{adapted}>")
+                } else {
+                    format!("crate::__private::wire::As::<crate::__private::wire::Opt<{adapted}>>")
+                };
+                attrs.push(quote!(with = #with));
+            }
+            let serde = if attrs.is_empty() {
+                quote!()
             } else {
-                let with = format!(
-                    "crate::__private::wire::As::<crate::__private::wire::Opt<{}>>",
-                    a.to_string().replace(' ', "")
-                );
-                quote! {
-                    #doc
-                    #[serde(#rename default, skip_serializing_if = "::core::option::Option::is_none", with = #with)]
-                    pub #ident: ::core::option::Option<#t>,
-                }
+                quote!(#[serde(#(#attrs),*)])
+            };
+            let t = if f.required {
+                t
+            } else {
+                quote!(::core::option::Option<#t>)
+            };
+            quote! {
+                #doc
+                #serde
+                pub #ident: #t,
             }
         })
         .collect()
@@ -311,7 +343,7 @@ fn emit_type(t: &TypeDef) -> TokenStream {
                 if t.doc.is_empty() { "No description in the spec." } else { &t.doc },
                 params_doc(fields)
             ));
-            let decls = field_decls(fields);
+            let decls = field_decls(fields, true);
             let (args, inits) = constructor_parts(fields);
             let sets = setters(fields);
             let default = if fields.iter().all(|f| !f.required) {
@@ -469,7 +501,7 @@ fn emit_method(m: &MethodDef, _group: &proc_macro2::Ident) -> TokenStream {
         let note = deprecation_note(d);
         quote!(#[deprecated(note = #note)])
     });
-    let decls = field_decls(&m.params);
+    let decls = field_decls(&m.params, false);
     let (args, inits) = constructor_parts(&m.params);
     let arg_names: Vec<_> = m
         .params

@@ -468,46 +468,29 @@ pub mod obstacle {
         /// camelCase wire name.
         ///
         /// Wire name `entityTypeId`, id, required.
-        #[serde(
-            rename = "entityTypeId",
-            with = "crate::__private::wire::As::<crate::__private::wire::Int>"
-        )]
+        #[serde(rename = "entityTypeId")]
         pub entity_type_id: u64,
         /// No description in the spec.
         ///
         /// Wire name `type`, string, optional.
-        #[serde(
-            default,
-            skip_serializing_if = "::core::option::Option::is_none",
-            with = "crate::__private::wire::As::<crate::__private::wire::Opt<crate::__private::wire::Str>>"
-        )]
+        #[serde(skip_serializing_if = "::core::option::Option::is_none")]
         pub r#type: ::core::option::Option<::std::string::String>,
         /// No description in the spec.
         ///
         /// Wire name `select`, list of string, optional.
-        #[serde(
-            default,
-            skip_serializing_if = "::core::option::Option::is_none",
-            with = "crate::__private::wire::As::<crate::__private::wire::Opt<crate::__private::wire::List<crate::__private::wire::Str>>>"
-        )]
+        #[serde(skip_serializing_if = "::core::option::Option::is_none")]
         pub select: ::core::option::Option<::std::vec::Vec<::std::string::String>>,
         /// No description in the spec.
         ///
         /// Wire name `filter`, JSON object, optional.
-        #[serde(
-            default,
-            skip_serializing_if = "::core::option::Option::is_none",
-            with = "crate::__private::wire::As::<crate::__private::wire::Opt<crate::__private::wire::Obj>>"
-        )]
+        #[serde(skip_serializing_if = "::core::option::Option::is_none")]
         pub filter: ::core::option::Option<crate::__private::serde_json::Value>,
         /// No description in the spec.
         ///
         /// Wire name `ORDER`, JSON object, optional.
         #[serde(
             rename = "ORDER",
-            default,
-            skip_serializing_if = "::core::option::Option::is_none",
-            with = "crate::__private::wire::As::<crate::__private::wire::Opt<crate::__private::wire::Obj>>"
+            skip_serializing_if = "::core::option::Option::is_none"
         )]
         pub order: ::core::option::Option<crate::__private::serde_json::Value>,
         /// No description in the spec.
@@ -515,19 +498,13 @@ pub mod obstacle {
         /// Wire name `order`, string, optional.
         #[serde(
             rename = "order",
-            default,
-            skip_serializing_if = "::core::option::Option::is_none",
-            with = "crate::__private::wire::As::<crate::__private::wire::Opt<crate::__private::wire::Str>>"
+            skip_serializing_if = "::core::option::Option::is_none"
         )]
         pub order_lower: ::core::option::Option<::std::string::String>,
         /// No description in the spec.
         ///
         /// Wire name `start`, integer, optional.
-        #[serde(
-            default,
-            skip_serializing_if = "::core::option::Option::is_none",
-            with = "crate::__private::wire::As::<crate::__private::wire::Opt<crate::__private::wire::Int>>"
-        )]
+        #[serde(skip_serializing_if = "::core::option::Option::is_none")]
         pub start: ::core::option::Option<i64>,
     }
     impl ObstacleTypeList {
@@ -684,21 +661,14 @@ pub mod obstacle {
         /// No description in the spec.
         ///
         /// Wire name `1st`, date `YYYY-MM-DD`, optional.
-        #[serde(
-            rename = "1st",
-            default,
-            skip_serializing_if = "::core::option::Option::is_none",
-            with = "crate::__private::wire::As::<crate::__private::wire::Opt<crate::__private::wire::Same>>"
-        )]
+        #[serde(rename = "1st", skip_serializing_if = "::core::option::Option::is_none")]
         pub _1st: ::core::option::Option<crate::__private::chrono::NaiveDate>,
         /// No description in the spec.
         ///
         /// Wire name `self`, ISO 8601 date-time, optional.
         #[serde(
             rename = "self",
-            default,
-            skip_serializing_if = "::core::option::Option::is_none",
-            with = "crate::__private::wire::As::<crate::__private::wire::Opt<crate::__private::wire::Same>>"
+            skip_serializing_if = "::core::option::Option::is_none"
         )]
         pub self_: ::core::option::Option<
             crate::__private::chrono::DateTime<crate::__private::chrono::FixedOffset>,
@@ -706,12 +676,7 @@ pub mod obstacle {
         /// No description in the spec.
         ///
         /// Wire name `new`, map of id, optional.
-        #[serde(
-            rename = "new",
-            default,
-            skip_serializing_if = "::core::option::Option::is_none",
-            with = "crate::__private::wire::As::<crate::__private::wire::Opt<crate::__private::wire::Map<crate::__private::wire::Int>>>"
-        )]
+        #[serde(rename = "new", skip_serializing_if = "::core::option::Option::is_none")]
         pub new_value: ::core::option::Option<
             ::std::collections::BTreeMap<::std::string::String, u64>,
         >,
@@ -720,19 +685,13 @@ pub mod obstacle {
         /// Wire name `send`, [`Weird`](super::types::Weird), optional.
         #[serde(
             rename = "send",
-            default,
-            skip_serializing_if = "::core::option::Option::is_none",
-            with = "crate::__private::wire::As::<crate::__private::wire::Opt<crate::__private::wire::Same>>"
+            skip_serializing_if = "::core::option::Option::is_none"
         )]
         pub send_value: ::core::option::Option<super::types::Weird>,
         /// No description in the spec.
         ///
         /// Wire name `rows`, list of [`Obstacle`](super::types::Obstacle), optional.
-        #[serde(
-            default,
-            skip_serializing_if = "::core::option::Option::is_none",
-            with = "crate::__private::wire::As::<crate::__private::wire::Opt<crate::__private::wire::List<crate::__private::wire::Same>>>"
-        )]
+        #[serde(skip_serializing_if = "::core::option::Option::is_none")]
         pub rows: ::core::option::Option<::std::vec::Vec<super::types::Obstacle>>,
     }
     impl ObstacleItemProductrowSet {
@@ -867,23 +826,16 @@ pub mod obstacle {
         /// No description in the spec.
         ///
         /// Wire name `botId`, id, required.
-        #[serde(
-            rename = "botId",
-            with = "crate::__private::wire::As::<crate::__private::wire::Int>"
-        )]
+        #[serde(rename = "botId")]
         pub bot_id: u64,
         /// No description in the spec.
         ///
         /// Wire name `dialogId`, string, required.
-        #[serde(
-            rename = "dialogId",
-            with = "crate::__private::wire::As::<crate::__private::wire::Str>"
-        )]
+        #[serde(rename = "dialogId")]
         pub dialog_id: ::std::string::String,
         /// No description in the spec.
         ///
         /// Wire name `fields`, [`Obstacle`](super::types::Obstacle), required.
-        #[serde(with = "crate::__private::wire::As::<crate::__private::wire::Same>")]
         pub fields: super::types::Obstacle,
     }
     impl ObstacleV2ChatMessageSend {
@@ -1042,7 +994,6 @@ pub mod obstacle_type {
         ///
         /// Wire name `fields`, map of list of Y/N flag, optional.
         #[serde(
-            default,
             skip_serializing_if = "::core::option::Option::is_none",
             with = "crate::__private::wire::As::<crate::__private::wire::Opt<crate::__private::wire::Map<crate::__private::wire::List<crate::__private::wire::Yn>>>>"
         )]
