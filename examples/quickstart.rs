@@ -50,12 +50,17 @@ async fn run(url: &str) -> Result<(), bitrix24::Error> {
     println!("scopes: {}", scopes.join(", "));
 
     if let Ok(dialog_id) = std::env::var("B24_DIALOG_ID") {
-        let id = client.im().message_add(dialog_id, "Hello from the bitrix24 Rust SDK").await?;
+        let id = client
+            .im()
+            .message_add(dialog_id, "Hello from the bitrix24 Rust SDK")
+            .await?;
         println!("sent message {id}");
     }
 
     // The untyped escape hatch, on the same path: any method, JSON in, JSON out.
-    let raw = client.call_raw("server.time", serde_json::json!({})).await?;
+    let raw = client
+        .call_raw("server.time", serde_json::json!({}))
+        .await?;
     println!("portal time: {}", raw.result);
     Ok(())
 }

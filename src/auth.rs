@@ -177,7 +177,8 @@ impl Tokens {
     }
 
     /// Decodes an OAuth server token response (`grant_type=authorization_code` or
-    /// `refresh_token`), computing `expires` from `expires_in` when `expires` is missing.
+    /// `refresh_token`). `expires` is computed as now + `expires_in` (the local clock), or
+    /// taken from the response's `expires` when `expires_in` is missing.
     ///
     /// # Errors
     /// A [`serde_json::Error`] when the body has no `access_token`, `refresh_token` or
@@ -215,9 +216,12 @@ pub(crate) struct TokenResponse {
 impl TokenResponse {
     /// The new token set; fields the response lacks are kept from `previous`.
     pub(crate) fn into_tokens(self, previous: Option<&Tokens>) -> Tokens {
+        // `expires_in` against the local clock first: the server's absolute `expires` would be
+        // off by any clock skew between the two machines.
         let expires = self
-            .expires
-            .or_else(|| self.expires_in.map(|s| crate::client::unix_now() + s));
+            .expires_in
+            .map(|s| crate::client::unix_now() + s)
+            .or(self.expires);
         Tokens {
             access_token: self.access_token,
             refresh_token: self.refresh_token,
@@ -427,14 +431,20 @@ mod tests {
             "client_endpoint":"https://p/rest/","server_endpoint":"https://oauth.bitrix.info/rest/",
             "domain":"oauth.bitrix.info","member_id":"m","user_id":17}"#;
         let t = Tokens::from_token_response(refresh).unwrap();
-        assert_eq!(t.expires, Some(1787223142));
+        let now = crate::client::unix_now();
+        assert!(
+            (now + 3590..=now + 3610).contains(&t.expires.unwrap()),
+            "expires_in wins"
+        );
         assert_eq!(
             t.domain, None,
             "the token response's domain is the OAuth server, not the portal"
         );
         let code = br#"{"access_token":"a","refresh_token":"r","expires_in":"3600","client_endpoint":"https://p/rest/"}"#;
         let t = Tokens::from_token_response(code).unwrap();
-        let now = crate::client::unix_now();
         assert!((now + 3590..=now + 3610).contains(&t.expires.unwrap()));
+        let absolute = br#"{"access_token":"a","refresh_token":"r","expires":1787223142,"client_endpoint":"https://p/rest/"}"#;
+        let t = Tokens::from_token_response(absolute).unwrap();
+        assert_eq!(t.expires, Some(1787223142));
     }
 }

@@ -71,9 +71,17 @@ impl OAuthState {
         (g.0, g.1.clone())
     }
 
+    /// Installs a new token pair: bumps the generation, so that calls that failed with the
+    /// old pair know a refresh already happened.
     fn replace(&self, tokens: Tokens) {
         let mut g = self.tokens.write().unwrap_or_else(|e| e.into_inner());
         *g = (g.0 + 1, Arc::new(tokens));
+    }
+
+    /// Changes fields other than the token pair (the portal address).
+    fn set_keeping_generation(&self, tokens: Tokens) {
+        let mut g = self.tokens.write().unwrap_or_else(|e| e.into_inner());
+        g.1 = Arc::new(tokens);
     }
 }
 
@@ -358,7 +366,8 @@ impl Client {
     }
 
     /// Calls any method by name with JSON parameters, on the same path as [`call`](Self::call)
-    /// (auth, redirects, refresh, errors). `params` must be a JSON object (or `null`).
+    /// (auth, redirects, refresh, errors). `params` must be a JSON object (or `null`); an
+    /// `auth` key in it is dropped, as the client sets auth itself.
     ///
     /// ```no_run
     /// # async fn f(client: &bitrix24::Client) -> Result<(), bitrix24::Error> {
@@ -372,7 +381,11 @@ impl Client {
     pub async fn call_raw(&self, method: &str, params: Value) -> Result<RawResponse, Error> {
         let params = match params {
             Value::Null => b"{}".to_vec(),
-            Value::Object(_) => serde_json::to_vec(&params).expect("a JSON value serializes"),
+            Value::Object(mut map) => {
+                // The client attaches auth itself; a caller's `auth` would be sent twice.
+                map.remove("auth");
+                serde_json::to_vec(&map).expect("a JSON map serializes")
+            }
             _ => {
                 return Err(Error::new(ErrorKind::InvalidInput)
                     .with_method(method)
@@ -400,10 +413,11 @@ impl Client {
     async fn execute(&self, method: &str, params: &[u8]) -> Result<Answer, Error> {
         let mut refreshed = false;
         loop {
-            let (url, body, generation) = match &self.inner.auth {
+            let (url, body, generation, secret) = match &self.inner.auth {
                 Auth::Webhook { base } => {
                     let base = base.read().unwrap_or_else(|e| e.into_inner()).clone();
-                    (join_method(&base, method)?, params.to_vec(), 0)
+                    let code = webhook_code(&base);
+                    (join_method(&base, method)?, params.to_vec(), 0, code)
                 }
                 Auth::OAuth(o) => {
                     let (generation, tokens) = o.current();
@@ -423,11 +437,12 @@ impl Client {
                                 .with_method(method)
                                 .with_message("params must be a JSON object")
                         })?;
-                    (join_method(&base, method)?, body, generation)
+                    let token = tokens.access_token.expose().to_owned();
+                    (join_method(&base, method)?, body, generation, token)
                 }
             };
             let (status, bytes) = self.post(method, url, body).await?;
-            match classify(method, status, bytes) {
+            match classify(method, status, bytes, &[&secret]) {
                 Ok(answer) => return Ok(answer),
                 Err(e) => {
                     let Auth::OAuth(o) = &self.inner.auth else {
@@ -510,6 +525,9 @@ impl Client {
         match &self.inner.auth {
             Auth::Webhook { base } => rebase(&mut base.write().unwrap_or_else(|e| e.into_inner())),
             Auth::OAuth(o) => {
+                // Under the refresh gate, so that a refresh in flight is not overwritten with
+                // the old (spent) pair; the generation stays, as the token did not change.
+                let _gate = o.refresh.lock().await;
                 let (_, tokens) = o.current();
                 let Ok(mut endpoint) = Url::parse(&tokens.client_endpoint) else {
                     return;
@@ -524,9 +542,13 @@ impl Client {
                     moved.domain = Some(host.to_owned());
                 }
                 if let Err(e) = o.store.save(&moved).await {
-                    tracing::warn!(error = %e, "could not save the portal's new address in the token store");
+                    let secrets = [moved.access_token.expose(), moved.refresh_token.expose()];
+                    tracing::warn!(
+                        error = %crate::error::redact_text(&e.to_string(), &secrets),
+                        "could not save the portal's new address in the token store"
+                    );
                 }
-                o.replace(moved);
+                o.set_keeping_generation(moved);
             }
         }
     }
@@ -579,14 +601,21 @@ impl Client {
             }
         };
         let saved = o.store.save(&fresh).await;
-        o.replace(fresh);
-        saved.map_err(|e| {
+        let all_secrets = [
+            secrets[0],
+            secrets[1],
+            secrets[2],
+            fresh.access_token.expose(),
+            fresh.refresh_token.expose(),
+        ];
+        let saved = saved.map_err(|e| {
             Error::new(ErrorKind::TokenStore)
                 .with_method(method)
                 .with_message(format!("refreshed tokens could not be saved: {e}"))
-                .redact(&secrets)
-                .with_source(e)
-        })
+                .redact(&all_secrets)
+        });
+        o.replace(fresh);
+        saved
     }
 
     /// The refresh request itself: POST form `grant_type=refresh_token` to `{server}/oauth/token/`.
@@ -632,10 +661,15 @@ impl Client {
             .map_err(|e| transport(method, e))?;
         let status = response.status().as_u16();
         let body = response.bytes().await.map_err(|e| transport(method, e))?;
+        let secrets = [
+            o.app.client_secret.expose(),
+            current.refresh_token.expose(),
+            current.access_token.expose(),
+        ];
         let json: Option<Value> = serde_json::from_slice(&body).ok();
         let oauth_error = |kind| Error::new(kind).with_method(method).with_status(status);
         let Some(json) = json else {
-            return Err(oauth_error(ErrorKind::OAuthServer).with_snippet(&body));
+            return Err(oauth_error(ErrorKind::OAuthServer).with_snippet(&body, &secrets));
         };
         if let Some(code) = json
             .get("error")
@@ -659,7 +693,7 @@ impl Client {
                 .with_description(description));
         }
         if !(200..300).contains(&status) {
-            return Err(oauth_error(ErrorKind::OAuthServer).with_snippet(&body));
+            return Err(oauth_error(ErrorKind::OAuthServer).with_snippet(&body, &secrets));
         }
         let response: TokenResponse = serde_json::from_value(json).map_err(|e| {
             oauth_error(ErrorKind::OAuthServer)
@@ -718,19 +752,20 @@ fn with_auth(params: &[u8], token: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// Classifies an answer: the `error` code first (any status, case kept), the HTTP status second.
-fn classify(method: &str, status: u16, body: Vec<u8>) -> Result<Answer, Error> {
+/// Classifies an answer: the `error` code first (any status, case kept), the HTTP status
+/// second. `secrets` (the access token or webhook code) are removed from any text kept.
+fn classify(method: &str, status: u16, body: Vec<u8>, secrets: &[&str]) -> Result<Answer, Error> {
     let envelope: Result<Envelope, _> = serde_json::from_slice(&body);
     match envelope {
         Ok(env) => {
             if let Some((code, description)) = env.error() {
-                return Err(Error::api(method, status, code, description));
+                return Err(Error::api(method, status, code, description).redact(secrets));
             }
             if !(200..300).contains(&status) {
                 return Err(Error::new(ErrorKind::Http)
                     .with_method(method)
                     .with_status(status)
-                    .with_snippet(&body));
+                    .with_snippet(&body, secrets));
             }
             drop(env);
             Ok(Answer { body })
@@ -738,8 +773,16 @@ fn classify(method: &str, status: u16, body: Vec<u8>) -> Result<Answer, Error> {
         Err(_) => Err(Error::new(ErrorKind::Http)
             .with_method(method)
             .with_status(status)
-            .with_snippet(&body)),
+            .with_snippet(&body, secrets)),
     }
+}
+
+/// The webhook code: the last segment of a webhook base URL.
+fn webhook_code(base: &Url) -> String {
+    base.path_segments()
+        .and_then(|mut s| s.rfind(|p| !p.is_empty()))
+        .unwrap_or("")
+        .to_owned()
 }
 
 fn decode_error(method: &str, body: &[u8], path: &str, e: impl fmt::Display) -> Error {
@@ -748,7 +791,7 @@ fn decode_error(method: &str, body: &[u8], path: &str, e: impl fmt::Display) -> 
         .with_status(200)
         .with_path(path.to_owned())
         .with_message(e.to_string())
-        .with_snippet(body)
+        .with_snippet(body, &[])
 }
 
 /// Decodes the envelope's `result` through the wire adapter `W`, tracking the JSON path.
@@ -821,6 +864,7 @@ mod tests {
             "m",
             200,
             br#"{"error":"ACCESS_DENIED","error_description":"no"}"#.to_vec(),
+            &[],
         )
         .err()
         .unwrap();
@@ -828,14 +872,14 @@ mod tests {
             (e.kind(), e.code(), e.status()),
             (ErrorKind::Api, Some("ACCESS_DENIED"), Some(200))
         );
-        let e = classify("m", 502, b"<html>Bad gateway</html>".to_vec())
+        let e = classify("m", 502, b"<html>Bad gateway</html>".to_vec(), &[])
             .err()
             .unwrap();
         assert_eq!(
             (e.kind(), e.status(), e.body_snippet()),
             (ErrorKind::Http, Some(502), Some("<html>Bad gateway</html>"))
         );
-        assert!(classify("m", 200, br#"{"result":true}"#.to_vec()).is_ok());
+        assert!(classify("m", 200, br#"{"result":true}"#.to_vec(), &[]).is_ok());
     }
 
     #[test]

@@ -50,7 +50,7 @@ pub enum ErrorKind {
 ///
 /// `Display` is `method: CODE: description` for API errors (for example
 /// `crm.deal.get: ACCESS_DENIED: Access denied`). No secret (access or refresh token, client
-/// secret, webhook code) ever appears in `Display`, `Debug` or the source chain.
+/// secret, webhook code) ever appears in `Display` or `Debug`.
 #[derive(Clone)]
 pub struct Error {
     inner: Box<Inner>,
@@ -66,7 +66,6 @@ struct Inner {
     path: Option<String>,
     snippet: Option<String>,
     message: Option<String>,
-    source: Option<std::sync::Arc<dyn StdError + Send + Sync>>,
 }
 
 impl Error {
@@ -81,7 +80,6 @@ impl Error {
                 path: None,
                 snippet: None,
                 message: None,
-                source: None,
             }),
         }
     }
@@ -114,19 +112,18 @@ impl Error {
         self.inner.path = Some(path);
         self
     }
-    pub(crate) fn with_snippet(mut self, body: &[u8]) -> Self {
-        self.inner.snippet = Some(snippet(body));
+    /// Keeps the start of `body` for diagnostics, with every secret in `secrets` replaced
+    /// before the text is cut (a cut secret would no longer be recognised).
+    pub(crate) fn with_snippet(mut self, body: &[u8], secrets: &[&str]) -> Self {
+        let text = String::from_utf8_lossy(&body[..body.len().min(64 * 1024)]);
+        self.inner.snippet = Some(snippet(&redact_text(&text, secrets)));
         self
     }
     pub(crate) fn with_message(mut self, message: impl Into<String>) -> Self {
         self.inner.message = Some(message.into());
         self
     }
-    pub(crate) fn with_source(mut self, source: Box<dyn StdError + Send + Sync>) -> Self {
-        self.inner.source = Some(source.into());
-        self
-    }
-    /// Replaces `secret` wherever it appears in the texts this error carries.
+    /// Replaces every secret in `secrets` wherever it appears in the texts this error carries.
     pub(crate) fn redact(mut self, secrets: &[&str]) -> Self {
         for field in [
             &mut self.inner.description,
@@ -134,11 +131,7 @@ impl Error {
             &mut self.inner.message,
         ] {
             if let Some(text) = field.as_mut() {
-                for s in secrets.iter().filter(|s| !s.is_empty()) {
-                    if text.contains(s) {
-                        *text = text.replace(s, "[redacted]");
-                    }
-                }
+                *text = redact_text(text, secrets);
             }
         }
         self
@@ -247,9 +240,19 @@ impl Error {
     }
 }
 
-/// At most 200 characters of `body`, lossily decoded, whitespace collapsed.
-pub(crate) fn snippet(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(&body[..body.len().min(2048)]);
+/// `text` with every non-empty secret replaced by `[redacted]`.
+pub(crate) fn redact_text(text: &str, secrets: &[&str]) -> String {
+    let mut out = text.to_owned();
+    for s in secrets.iter().filter(|s| !s.is_empty()) {
+        if out.contains(s) {
+            out = out.replace(s, "[redacted]");
+        }
+    }
+    out
+}
+
+/// At most 200 characters of `text`, whitespace collapsed.
+fn snippet(text: &str) -> String {
     let mut out = String::new();
     for word in text.split_whitespace() {
         if !out.is_empty() {
@@ -385,18 +388,10 @@ impl fmt::Debug for Error {
         if let Some(v) = &i.message {
             d.field("message", v);
         }
-        if let Some(v) = &i.source {
-            d.field("source", &v.to_string());
-        }
         d.finish()
     }
 }
 
-impl StdError for Error {
-    fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.inner
-            .source
-            .as_deref()
-            .map(|e| e as &(dyn StdError + 'static))
-    }
-}
+/// Causes (transport errors, token store errors) are folded into the message, with secrets
+/// removed, rather than kept as `source()`: a foreign error's text could carry a token.
+impl StdError for Error {}

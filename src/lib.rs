@@ -120,8 +120,11 @@ mod obstacle_snapshot {
                 <ObstacleTypeList as crate::Method>::NAME,
                 "obstacle.type.list"
             );
-            assert!(<ObstacleTypeList as crate::Method>::READ_ONLY);
-            assert!(!<ObstacleV2ChatMessageSend as crate::Method>::READ_ONLY);
+            let read_only = [
+                <ObstacleTypeList as crate::Method>::READ_ONLY,
+                <ObstacleV2ChatMessageSend as crate::Method>::READ_ONLY,
+            ];
+            assert_eq!(read_only, [true, false]);
         }
     }
 }
