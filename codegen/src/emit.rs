@@ -38,6 +38,8 @@ pub fn emit(spec: &Spec) -> TokenStream {
             #scope_doc
             #[allow(deprecated, clippy::too_many_arguments, clippy::should_implement_trait, clippy::wrong_self_convention, clippy::new_ret_no_self)]
             pub mod #module_ident {
+                use crate::__private::wire;
+
                 #(#items)*
 
                 #group_doc
@@ -73,10 +75,19 @@ pub fn emit(spec: &Spec) -> TokenStream {
             }
         });
     }
+    let use_wire = if spec.types.is_empty() {
+        quote!()
+    } else {
+        quote!(
+            use crate::__private::wire;
+        )
+    };
     quote! {
         /// Named types shared by methods: request parameters and result shapes.
         #[allow(clippy::should_implement_trait, clippy::wrong_self_convention, clippy::too_many_arguments)]
         pub mod types {
+            #use_wire
+
             #(#types)*
         }
 
@@ -129,23 +140,24 @@ fn rust_ty(ty: &Ty) -> TokenStream {
     }
 }
 
-/// The wire adapter (a `serde_with` `SerializeAs`/`DeserializeAs` type) for a spec type.
+/// The wire adapter (a `serde_with` `SerializeAs`/`DeserializeAs` type) for a spec type; every
+/// generated module imports `crate::__private::wire`.
 fn adapter(ty: &Ty) -> TokenStream {
     match ty {
-        Ty::String => quote!(crate::__private::wire::Str),
-        Ty::Integer | Ty::Id => quote!(crate::__private::wire::Int),
-        Ty::Number => quote!(crate::__private::wire::Num),
-        Ty::Boolean => quote!(crate::__private::wire::Bool),
-        Ty::Yn => quote!(crate::__private::wire::Yn),
-        Ty::Object => quote!(crate::__private::wire::Obj),
-        Ty::Date | Ty::DateTime | Ty::Json | Ty::Named(_) => quote!(crate::__private::wire::Same),
+        Ty::String => quote!(wire::Str),
+        Ty::Integer | Ty::Id => quote!(wire::Int),
+        Ty::Number => quote!(wire::Num),
+        Ty::Boolean => quote!(wire::Bool),
+        Ty::Yn => quote!(wire::Yn),
+        Ty::Object => quote!(wire::Obj),
+        Ty::Date | Ty::DateTime | Ty::Json | Ty::Named(_) => quote!(wire::Same),
         Ty::List(t) => {
             let t = adapter(t);
-            quote!(crate::__private::wire::List<#t>)
+            quote!(wire::List<#t>)
         }
         Ty::Map(t) => {
             let t = adapter(t);
-            quote!(crate::__private::wire::Map<#t>)
+            quote!(wire::Map<#t>)
         }
     }
 }
@@ -225,9 +237,9 @@ fn field_decls(fields: &[Field], decode: bool) -> Vec<TokenStream> {
             }
             if decode || needs_wire_serializer(&f.ty) {
                 let with = if f.required {
-                    format!("crate::__private::wire::As::<{adapted}>")
+                    format!("wire::As::<{adapted}>")
                 } else {
-                    format!("crate::__private::wire::As::<crate::__private::wire::Opt<{adapted}>>")
+                    format!("wire::As::<wire::Opt<{adapted}>>")
                 };
                 attrs.push(quote!(with = #with));
             }

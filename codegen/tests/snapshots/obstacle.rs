@@ -8,6 +8,7 @@
     clippy::too_many_arguments
 )]
 pub mod types {
+    use crate::__private::wire;
     /// A record whose field names are all awkward.
     ///
     /// # Fields
@@ -38,10 +39,7 @@ pub mod types {
         /// Upper-case id.
         ///
         /// Wire name `ID`, id, required.
-        #[serde(
-            rename = "ID",
-            with = "crate::__private::wire::As::<crate::__private::wire::Int>"
-        )]
+        #[serde(rename = "ID", with = "wire::As::<wire::Int>")]
         pub id: u64,
         /// Lower-case id next to `ID`: needs an explicit `rust_name`.
         ///
@@ -50,7 +48,7 @@ pub mod types {
             rename = "id",
             default,
             skip_serializing_if = "::core::option::Option::is_none",
-            with = "crate::__private::wire::As::<crate::__private::wire::Opt<crate::__private::wire::Str>>"
+            with = "wire::As::<wire::Opt<wire::Str>>"
         )]
         pub id_lower: ::core::option::Option<::std::string::String>,
         /// A keyword: becomes `r#type`.
@@ -59,7 +57,7 @@ pub mod types {
         #[serde(
             default,
             skip_serializing_if = "::core::option::Option::is_none",
-            with = "crate::__private::wire::As::<crate::__private::wire::Opt<crate::__private::wire::Str>>"
+            with = "wire::As::<wire::Opt<wire::Str>>"
         )]
         pub r#type: ::core::option::Option<::std::string::String>,
         /// Cannot be a raw identifier: becomes `self_`.
@@ -69,7 +67,7 @@ pub mod types {
             rename = "self",
             default,
             skip_serializing_if = "::core::option::Option::is_none",
-            with = "crate::__private::wire::As::<crate::__private::wire::Opt<crate::__private::wire::Str>>"
+            with = "wire::As::<wire::Opt<wire::Str>>"
         )]
         pub self_: ::core::option::Option<::std::string::String>,
         /// No description in the spec.
@@ -79,7 +77,7 @@ pub mod types {
             rename = "crate",
             default,
             skip_serializing_if = "::core::option::Option::is_none",
-            with = "crate::__private::wire::As::<crate::__private::wire::Opt<crate::__private::wire::Int>>"
+            with = "wire::As::<wire::Opt<wire::Int>>"
         )]
         pub crate_: ::core::option::Option<i64>,
         /// Clashes with the request API: becomes `send_value`.
@@ -89,7 +87,7 @@ pub mod types {
             rename = "send",
             default,
             skip_serializing_if = "::core::option::Option::is_none",
-            with = "crate::__private::wire::As::<crate::__private::wire::Opt<crate::__private::wire::Yn>>"
+            with = "wire::As::<wire::Opt<wire::Yn>>"
         )]
         pub send_value: ::core::option::Option<bool>,
         /// No description in the spec.
@@ -99,7 +97,7 @@ pub mod types {
             rename = "new",
             default,
             skip_serializing_if = "::core::option::Option::is_none",
-            with = "crate::__private::wire::As::<crate::__private::wire::Opt<crate::__private::wire::Bool>>"
+            with = "wire::As::<wire::Opt<wire::Bool>>"
         )]
         pub new_value: ::core::option::Option<bool>,
         /// A custom field.
@@ -109,7 +107,7 @@ pub mod types {
             rename = "UF_CRM_1476661442",
             default,
             skip_serializing_if = "::core::option::Option::is_none",
-            with = "crate::__private::wire::As::<crate::__private::wire::Opt<crate::__private::wire::Str>>"
+            with = "wire::As::<wire::Opt<wire::Str>>"
         )]
         pub uf_crm_1476661442: ::core::option::Option<::std::string::String>,
         /// No description in the spec.
@@ -119,7 +117,7 @@ pub mod types {
             rename = "entityTypeId",
             default,
             skip_serializing_if = "::core::option::Option::is_none",
-            with = "crate::__private::wire::As::<crate::__private::wire::Opt<crate::__private::wire::Int>>"
+            with = "wire::As::<wire::Opt<wire::Int>>"
         )]
         pub entity_type_id: ::core::option::Option<i64>,
         /// Leading digit.
@@ -129,7 +127,7 @@ pub mod types {
             rename = "1st",
             default,
             skip_serializing_if = "::core::option::Option::is_none",
-            with = "crate::__private::wire::As::<crate::__private::wire::Opt<crate::__private::wire::Num>>"
+            with = "wire::As::<wire::Opt<wire::Num>>"
         )]
         pub _1st: ::core::option::Option<f64>,
         /// No description in the spec.
@@ -139,7 +137,7 @@ pub mod types {
             rename = "ORDER",
             default,
             skip_serializing_if = "::core::option::Option::is_none",
-            with = "crate::__private::wire::As::<crate::__private::wire::Opt<crate::__private::wire::Map<crate::__private::wire::Str>>>"
+            with = "wire::As::<wire::Opt<wire::Map<wire::Str>>>"
         )]
         pub order: ::core::option::Option<
             ::std::collections::BTreeMap<::std::string::String, ::std::string::String>,
@@ -151,7 +149,7 @@ pub mod types {
             rename = "order",
             default,
             skip_serializing_if = "::core::option::Option::is_none",
-            with = "crate::__private::wire::As::<crate::__private::wire::Opt<crate::__private::wire::List<crate::__private::wire::Int>>>"
+            with = "wire::As::<wire::Opt<wire::List<wire::Int>>>"
         )]
         pub order_lower: ::core::option::Option<::std::vec::Vec<u64>>,
         /// No description in the spec.
@@ -160,7 +158,7 @@ pub mod types {
         #[serde(
             default,
             skip_serializing_if = "::core::option::Option::is_none",
-            with = "crate::__private::wire::As::<crate::__private::wire::Opt<crate::__private::wire::Same>>"
+            with = "wire::As::<wire::Opt<wire::Same>>"
         )]
         pub kind: ::core::option::Option<super::types::Weird>,
         /// Fields not listed in the spec (custom `UF_*` fields, newer additions), by wire name.
@@ -442,6 +440,7 @@ pub mod types {
     clippy::new_ret_no_self
 )]
 pub mod obstacle {
+    use crate::__private::wire;
     /// Lists obstacles.
     ///
     /// Calls `obstacle.type.list` (scope `obstacle`; a read, safe to retry). [Bitrix24 docs](https://apidocs.bitrix24.com/api-reference/crm/universal/user-defined-object-types/crm-type-list.html)
@@ -622,7 +621,7 @@ pub mod obstacle {
         const NAME: &'static str = "obstacle.type.list";
         const READ_ONLY: bool = true;
         type Output = ::std::vec::Vec<super::types::Obstacle>;
-        type Wire = crate::__private::wire::List<crate::__private::wire::Same>;
+        type Wire = wire::List<wire::Same>;
     }
     bound_request!(ObstacleTypeList);
     /// Sets product rows.
@@ -653,10 +652,7 @@ pub mod obstacle {
         /// No description in the spec.
         ///
         /// Wire name `UF_CRM_1476661442`, Y/N flag, required.
-        #[serde(
-            rename = "UF_CRM_1476661442",
-            with = "crate::__private::wire::As::<crate::__private::wire::Yn>"
-        )]
+        #[serde(rename = "UF_CRM_1476661442", with = "wire::As::<wire::Yn>")]
         pub uf_crm_1476661442: bool,
         /// No description in the spec.
         ///
@@ -801,7 +797,7 @@ pub mod obstacle {
         const NAME: &'static str = "obstacle.item.productrow.set";
         const READ_ONLY: bool = false;
         type Output = bool;
-        type Wire = crate::__private::wire::Bool;
+        type Wire = wire::Bool;
     }
     bound_request!(ObstacleItemProductrowSet);
     /// Sends a message, v2 style.
@@ -868,7 +864,7 @@ pub mod obstacle {
         const NAME: &'static str = "obstacle.v2.Chat.Message.send";
         const READ_ONLY: bool = false;
         type Output = crate::__private::serde_json::Value;
-        type Wire = crate::__private::wire::Same;
+        type Wire = wire::Same;
     }
     bound_request!(ObstacleV2ChatMessageSend);
     /// The methods of scope `obstacle`, bound to a client: each function takes the method's required parameters and returns its request, which can be configured with setters and then `.await`ed (or `.send()`).
@@ -923,6 +919,7 @@ pub mod obstacle {
     clippy::new_ret_no_self
 )]
 pub mod obstacle_type {
+    use crate::__private::wire;
     /// A method named like its scope: keeps its full name.
     ///
     /// Calls `obstacle.type` (scope `obstacle.type`; a read, safe to retry).
@@ -965,7 +962,7 @@ pub mod obstacle_type {
             ::std::string::String,
             super::types::Obstacle,
         >;
-        type Wire = crate::__private::wire::Map<crate::__private::wire::Same>;
+        type Wire = wire::Map<wire::Same>;
     }
     bound_request!(ObstacleType);
     /// A group function named `new`.
@@ -995,7 +992,7 @@ pub mod obstacle_type {
         /// Wire name `fields`, map of list of Y/N flag, optional.
         #[serde(
             skip_serializing_if = "::core::option::Option::is_none",
-            with = "crate::__private::wire::As::<crate::__private::wire::Opt<crate::__private::wire::Map<crate::__private::wire::List<crate::__private::wire::Yn>>>>"
+            with = "wire::As::<wire::Opt<wire::Map<wire::List<wire::Yn>>>>"
         )]
         pub fields: ::core::option::Option<
             ::std::collections::BTreeMap<::std::string::String, ::std::vec::Vec<bool>>,
@@ -1044,7 +1041,7 @@ pub mod obstacle_type {
         const NAME: &'static str = "obstacle.type.new";
         const READ_ONLY: bool = false;
         type Output = u64;
-        type Wire = crate::__private::wire::Int;
+        type Wire = wire::Int;
     }
     bound_request!(ObstacleTypeNew);
     /// The methods of scope `obstacle.type`, bound to a client: each function takes the method's required parameters and returns its request, which can be configured with setters and then `.await`ed (or `.send()`).
