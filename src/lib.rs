@@ -6,6 +6,7 @@ mod method;
 mod auth;
 mod client;
 mod error;
+pub mod php;
 pub mod wire;
 
 pub use auth::{
