@@ -9,6 +9,7 @@ use serde_with::DeserializeAs;
 use url::Url;
 
 use crate::auth::{MemoryTokenStore, OAuthApp, TokenResponse, TokenStore, Tokens};
+use crate::codes;
 use crate::error::{Error, ErrorKind};
 use crate::wire::{Envelope, Time};
 use crate::Method;
@@ -448,7 +449,7 @@ impl Client {
                     let Auth::OAuth(o) = &self.inner.auth else {
                         return Err(e);
                     };
-                    if refreshed || !(e.is_expired_token() || e.is_code("invalid_token")) {
+                    if refreshed || !(e.is_expired_token() || e.is_code(codes::INVALID_TOKEN)) {
                         return Err(e);
                     }
                     tracing::debug!(
@@ -682,10 +683,16 @@ impl Client {
                 .unwrap_or("")
                 .to_owned();
             let kind = match code.to_ascii_lowercase().as_str() {
-                "invalid_grant" | "bad_verification_code" => ErrorKind::InvalidGrant,
-                "invalid_client" => ErrorKind::InvalidClient,
-                "wrong_client" => ErrorKind::WrongClient,
-                "payment_required" | "not_installed" => ErrorKind::AppUnavailable,
+                c if c == codes::INVALID_GRANT || c == "bad_verification_code" => {
+                    ErrorKind::InvalidGrant
+                }
+                c if c == codes::INVALID_CLIENT => ErrorKind::InvalidClient,
+                c if c == codes::WRONG_CLIENT => ErrorKind::WrongClient,
+                c if c.eq_ignore_ascii_case(codes::PAYMENT_REQUIRED)
+                    || c.eq_ignore_ascii_case(codes::NOT_INSTALLED) =>
+                {
+                    ErrorKind::AppUnavailable
+                }
                 _ => ErrorKind::OAuthServer,
             };
             return Err(oauth_error(kind)

@@ -1,6 +1,8 @@
 //! The one error type of the crate.
 
 use std::error::Error as StdError;
+
+use crate::codes;
 use std::fmt;
 
 /// What went wrong, coarsely. Match on this, then read details through [`Error`]'s accessors
@@ -184,22 +186,22 @@ impl Error {
     /// `expired_token`: the access token expired (the client refreshes and retries by itself
     /// once; seeing this means the retry failed too).
     pub fn is_expired_token(&self) -> bool {
-        self.is_code("expired_token")
+        self.is_code(codes::EXPIRED_TOKEN)
     }
 
     /// `QUERY_LIMIT_EXCEEDED`: the portal's request-rate limit (HTTP 503); slow down.
     pub fn is_rate_limited(&self) -> bool {
-        self.is_code("QUERY_LIMIT_EXCEEDED")
+        self.is_code(codes::QUERY_LIMIT_EXCEEDED)
     }
 
     /// `OPERATION_TIME_LIMIT`: this method is blocked for this app for a while (HTTP 429).
     pub fn is_operation_time_limit(&self) -> bool {
-        self.is_code("OPERATION_TIME_LIMIT")
+        self.is_code(codes::OPERATION_TIME_LIMIT)
     }
 
     /// `METHOD_CONFIRM_WAITING`: an admin must approve this method for the token first.
     pub fn is_method_confirm_waiting(&self) -> bool {
-        self.is_code("METHOD_CONFIRM_WAITING")
+        self.is_code(codes::METHOD_CONFIRM_WAITING)
     }
 
     /// An authentication failure: `NO_AUTH_FOUND`, `expired_token`, `invalid_token`,

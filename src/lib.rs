@@ -5,6 +5,7 @@
 mod method;
 mod auth;
 mod client;
+pub mod codes;
 mod error;
 pub mod php;
 pub mod wire;
