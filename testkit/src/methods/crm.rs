@@ -1,0 +1,615 @@
+//! CRM (`crm.{contact,deal,lead,company}.*`, `crm.item.*`) and `tasks.task.*` on the seeded
+//! store.
+
+use serde_json::{json, Map, Value};
+
+use super::basic::{list_cost, paging};
+use super::{ApiError, Ctx, Outcome, Reply};
+use crate::clock;
+use crate::store::{self, Kind, Record};
+use crate::util;
+
+/// Method names served here.
+pub(crate) const KNOWN: &[&str] = &[
+    "crm.contact.add",
+    "crm.contact.update",
+    "crm.contact.delete",
+    "crm.contact.get",
+    "crm.contact.list",
+    "crm.contact.fields",
+    "crm.deal.add",
+    "crm.deal.update",
+    "crm.deal.delete",
+    "crm.deal.get",
+    "crm.deal.list",
+    "crm.deal.fields",
+    "crm.lead.add",
+    "crm.lead.update",
+    "crm.lead.delete",
+    "crm.lead.get",
+    "crm.lead.list",
+    "crm.lead.fields",
+    "crm.company.add",
+    "crm.company.update",
+    "crm.company.delete",
+    "crm.company.get",
+    "crm.company.list",
+    "crm.company.fields",
+    "crm.item.add",
+    "crm.item.update",
+    "crm.item.delete",
+    "crm.item.get",
+    "crm.item.list",
+    "tasks.task.add",
+    "tasks.task.update",
+    "tasks.task.delete",
+    "tasks.task.get",
+    "tasks.task.list",
+];
+
+pub(crate) fn dispatch(ctx: &mut Ctx<'_>, method: &str, p: &Value) -> Option<Outcome> {
+    let parts: Vec<&str> = method.split('.').collect();
+    let r = match parts.as_slice() {
+        ["crm", "item", action] => item(ctx, action, p)?,
+        ["tasks", "task", action] => task(ctx, action, p)?,
+        ["crm", entity, action] => {
+            let kind = match *entity {
+                "contact" => Kind::Contact,
+                "deal" => Kind::Deal,
+                "lead" => Kind::Lead,
+                "company" => Kind::Company,
+                _ => return None,
+            };
+            classic(ctx, kind, action, p)?
+        }
+        _ => return None,
+    };
+    Some(r)
+}
+
+fn entity_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Contact => "CONTACT",
+        Kind::Deal => "DEAL",
+        Kind::Lead => "LEAD",
+        Kind::Company => "COMPANY",
+        Kind::Task => "TASK",
+        Kind::User => "USER",
+        Kind::Department => "DEPARTMENT",
+    }
+}
+
+fn not_found() -> ApiError {
+    ApiError::new("", "Not found")
+}
+
+fn bad_id() -> ApiError {
+    ApiError::new("", "ID is not defined or invalid.")
+}
+
+/// A value as a classic method stores it: scalars as strings, lists and maps kept.
+fn classic_value(v: &Value) -> Value {
+    match v {
+        Value::Bool(b) => Value::String(util::yn(*b).to_owned()),
+        Value::Number(n) => Value::String(n.to_string()),
+        Value::Null => Value::String(String::new()),
+        other => other.clone(),
+    }
+}
+
+/// A new record of `kind` with every schema field, `fields` laid over the defaults.
+fn new_record(ctx: &Ctx<'_>, kind: Kind, fields: &Map<String, Value>) -> Record {
+    let template = store::generate(kind, 1, &ctx.cfg.gen);
+    let now = clock::iso(ctx.now, ctx.cfg.gen.tz);
+    let me = ctx.caller.user_id().to_string();
+    let mut r = Record::new();
+    for (k, v) in template {
+        let value = match k.as_str() {
+            "DATE_CREATE" | "DATE_MODIFY" | "CREATED_DATE" | "CHANGED_DATE" => {
+                Value::String(now.clone())
+            }
+            "ASSIGNED_BY_ID" | "CREATED_BY_ID" | "MODIFY_BY_ID" | "CREATED_BY"
+            | "RESPONSIBLE_ID" => Value::String(me.clone()),
+            "OPENED" | "EXPORT" => Value::String("Y".into()),
+            "CLOSED" | "HAS_PHONE" | "HAS_EMAIL" | "HAS_IMOL" => Value::String("N".into()),
+            "STAGE_ID" | "STATUS_ID" => Value::String("NEW".into()),
+            "CURRENCY_ID" => Value::String("EUR".into()),
+            "STATUS" => Value::String("2".into()),
+            "CATEGORY_ID" | "GROUP_ID" | "PRIORITY" => Value::String("0".into()),
+            "PHONE" | "EMAIL" | "WEB" | "IM" => Value::Array(Vec::new()),
+            _ => match v {
+                Value::Array(_) => Value::Array(Vec::new()),
+                _ => Value::String(String::new()),
+            },
+        };
+        r.insert(k, value);
+    }
+    merge(&mut r, fields, ctx.now);
+    r
+}
+
+/// Lays `fields` (upper-cased names) over `r`; multi-field entries get ids.
+fn merge(r: &mut Record, fields: &Map<String, Value>, now: f64) {
+    for (k, v) in fields {
+        let key = k.to_ascii_uppercase();
+        if key == "ID" {
+            continue;
+        }
+        let value = match (key.as_str(), v) {
+            ("PHONE" | "EMAIL" | "WEB" | "IM", Value::Array(_) | Value::Object(_)) => {
+                let items: Vec<Value> = match v {
+                    Value::Array(a) => a.clone(),
+                    Value::Object(m) => m.values().cloned().collect(),
+                    _ => Vec::new(),
+                };
+                let items = items
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, item)| {
+                        let mut m = item.as_object().cloned().unwrap_or_default();
+                        m.entry("ID").or_insert_with(|| {
+                            Value::String(format!("{}", (now as u64 % 100_000) * 10 + i as u64))
+                        });
+                        m.entry("VALUE_TYPE")
+                            .or_insert_with(|| Value::String("WORK".into()));
+                        m.insert("TYPE_ID".into(), Value::String(key.clone()));
+                        for val in m.values_mut() {
+                            *val = classic_value(val);
+                        }
+                        Value::Object(m)
+                    })
+                    .collect::<Vec<_>>();
+                if key == "PHONE" || key == "EMAIL" {
+                    r.insert(
+                        format!("HAS_{key}"),
+                        Value::String(util::yn(!items.is_empty()).into()),
+                    );
+                }
+                Value::Array(items)
+            }
+            _ => classic_value(v),
+        };
+        r.insert(key, value);
+    }
+}
+
+fn fields_param(p: &Value) -> Result<Map<String, Value>, ApiError> {
+    util::p_obj(p, "fields").ok_or_else(|| ApiError::new("", "Parameter 'fields' must be array."))
+}
+
+fn fire(ctx: &mut Ctx<'_>, kind: Kind, action: &str, id: u64) {
+    let event = format!("ONCRM{}{}", entity_name(kind), action);
+    crate::methods::events::fire(ctx, &event, json!({"FIELDS": {"ID": id.to_string()}}));
+}
+
+fn classic(ctx: &mut Ctx<'_>, kind: Kind, action: &str, p: &Value) -> Option<Outcome> {
+    Some(match action {
+        "add" => (|| {
+            let fields = fields_param(p)?;
+            let r = new_record(ctx, kind, &fields);
+            let id = ctx.st.table_mut(kind).add(r);
+            fire(ctx, kind, "ADD", id);
+            Ok(Reply::ok(json!(id)))
+        })(),
+        "update" => (|| {
+            let id = util::p_u64(p, "id").ok_or_else(bad_id)?;
+            let fields = fields_param(p)?;
+            let mut r = ctx
+                .st
+                .table(kind)
+                .get(id, &ctx.cfg.gen)
+                .ok_or_else(not_found)?
+                .into_owned();
+            merge(&mut r, &fields, ctx.now);
+            if r.contains_key("DATE_MODIFY") {
+                r.insert(
+                    "DATE_MODIFY".into(),
+                    Value::String(clock::iso(ctx.now, ctx.cfg.gen.tz)),
+                );
+            }
+            ctx.st.table_mut(kind).put(id, r);
+            fire(ctx, kind, "UPDATE", id);
+            Ok(Reply::ok(json!(true)))
+        })(),
+        "delete" => (|| {
+            let id = util::p_u64(p, "id").ok_or_else(bad_id)?;
+            if !ctx.st.table_mut(kind).delete(id) {
+                return Err(not_found());
+            }
+            fire(ctx, kind, "DELETE", id);
+            Ok(Reply::ok(json!(true)))
+        })(),
+        "get" => (|| {
+            let id = util::p_u64(p, "id").ok_or_else(bad_id)?;
+            let r = ctx
+                .st
+                .table(kind)
+                .get(id, &ctx.cfg.gen)
+                .ok_or_else(not_found)?;
+            Ok(Reply::ok(Value::Object(r.into_owned())))
+        })(),
+        "list" => {
+            let upper = |f: &str| f.to_ascii_uppercase();
+            let q = store::query_from(
+                util::get(p, "filter"),
+                util::get(p, "order"),
+                util::get(p, "start"),
+                &upper,
+            );
+            let select: Vec<String> = util::p_list(p, "select")
+                .iter()
+                .filter_map(util::text)
+                .map(|s| s.to_ascii_uppercase())
+                .collect();
+            super::basic::list_reply(ctx, kind, &q, &select, Value::Object)
+        }
+        "fields" => {
+            let template = store::generate(kind, 1, &ctx.cfg.gen);
+            let mut out = Map::new();
+            for (k, v) in template {
+                let ty = match (k.as_str(), &v) {
+                    ("ID", _) => "integer",
+                    (_, Value::Array(_)) => "crm_multifield",
+                    (k, _) if k.starts_with("DATE") => "datetime",
+                    (k, _) if k.ends_with("_ID") => "crm_status",
+                    ("OPPORTUNITY" | "REVENUE", _) => "double",
+                    _ => "string",
+                };
+                out.insert(k.clone(), json!({"type": ty, "isRequired": false, "isReadOnly": k == "ID", "isImmutable": false, "isMultiple": v.is_array(), "isDynamic": false, "title": k}));
+            }
+            Ok(Reply::ok(Value::Object(out)))
+        }
+        _ => return None,
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// crm.item.*: camelCase names, real numbers, result.items / result.item
+// ---------------------------------------------------------------------------------------
+
+const ITEM_NAMES: &[(&str, &str)] = &[
+    ("ID", "id"),
+    ("DATE_CREATE", "createdTime"),
+    ("DATE_MODIFY", "updatedTime"),
+    ("ASSIGNED_BY_ID", "assignedById"),
+    ("CREATED_BY_ID", "createdBy"),
+    ("MODIFY_BY_ID", "updatedBy"),
+];
+
+/// Classic field name -> `crm.item` name.
+pub(crate) fn to_camel(kind: Kind, upper: &str) -> String {
+    if kind == Kind::Lead && upper == "STATUS_ID" {
+        return "stageId".into();
+    }
+    if let Some((_, c)) = ITEM_NAMES.iter().find(|(u, _)| *u == upper) {
+        return (*c).to_owned();
+    }
+    camel(upper)
+}
+
+/// `SNAKE_CASE` -> `camelCase`.
+pub(crate) fn camel(upper: &str) -> String {
+    let mut out = String::with_capacity(upper.len());
+    for (i, part) in upper.split('_').filter(|s| !s.is_empty()).enumerate() {
+        let lower = part.to_ascii_lowercase();
+        if i == 0 {
+            out.push_str(&lower);
+        } else {
+            let mut chars = lower.chars();
+            if let Some(c) = chars.next() {
+                out.push(c.to_ascii_uppercase());
+                out.push_str(chars.as_str());
+            }
+        }
+    }
+    out
+}
+
+/// `crm.item` name -> classic field name.
+pub(crate) fn from_camel(kind: Kind, name: &str) -> String {
+    if kind == Kind::Lead && name == "stageId" {
+        return "STATUS_ID".into();
+    }
+    if let Some((u, _)) = ITEM_NAMES.iter().find(|(_, c)| *c == name) {
+        return (*u).to_owned();
+    }
+    if name
+        .chars()
+        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+    {
+        return name.to_owned();
+    }
+    let mut out = String::with_capacity(name.len() + 4);
+    for c in name.chars() {
+        if c.is_ascii_uppercase() {
+            out.push('_');
+        }
+        out.push(c.to_ascii_uppercase());
+    }
+    out
+}
+
+fn item_value(upper: &str, v: Value) -> Value {
+    let numeric_id = upper == "ID" || upper.ends_with("_ID") || upper.ends_with("_BY");
+    match v {
+        Value::String(s)
+            if numeric_id && !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            s.parse::<u64>().map_or(Value::String(s), |n| json!(n))
+        }
+        Value::String(s) if matches!(upper, "OPPORTUNITY" | "REVENUE") => {
+            s.parse::<f64>().map_or(Value::String(s), |n| json!(n))
+        }
+        other => other,
+    }
+}
+
+/// A classic record as a `crm.item` object.
+fn to_item(kind: Kind, r: Record) -> Value {
+    let mut out = Map::new();
+    for (k, v) in r {
+        if store::list_hidden(&k) {
+            continue;
+        }
+        let name = to_camel(kind, &k);
+        out.insert(name, item_value(&k, v));
+    }
+    if kind == Kind::Deal || kind == Kind::Lead || kind == Kind::Contact || kind == Kind::Company {
+        out.insert("entityTypeId".into(), json!(entity_type_id(kind)));
+    }
+    Value::Object(out)
+}
+
+fn entity_type_id(kind: Kind) -> u64 {
+    match kind {
+        Kind::Lead => 1,
+        Kind::Deal => 2,
+        Kind::Contact => 3,
+        Kind::Company => 4,
+        _ => 0,
+    }
+}
+
+fn item_fields(kind: Kind, p: &Value) -> Result<Map<String, Value>, ApiError> {
+    let f = util::p_obj(p, "fields")
+        .ok_or_else(|| ApiError::new("", "Parameter 'fields' must be array."))?;
+    Ok(f.into_iter()
+        .map(|(k, v)| (from_camel(kind, &k), v))
+        .collect())
+}
+
+fn item_not_found() -> ApiError {
+    ApiError::new("NOT_FOUND", "Element not found")
+}
+
+fn item(ctx: &mut Ctx<'_>, action: &str, p: &Value) -> Option<Outcome> {
+    if !matches!(action, "add" | "update" | "delete" | "get" | "list") {
+        return None;
+    }
+    let kind = match util::p_u64(p, "entityTypeId").and_then(Kind::from_entity_type_id) {
+        Some(k) => k,
+        None => return Some(Err(ApiError::new("NOT_FOUND", "Smart process not found"))),
+    };
+    Some(match action {
+        "add" => (|| {
+            let fields = item_fields(kind, p)?;
+            let r = new_record(ctx, kind, &fields);
+            let id = ctx.st.table_mut(kind).add(r.clone());
+            fire(ctx, kind, "ADD", id);
+            let r = ctx
+                .st
+                .table(kind)
+                .get(id, &ctx.cfg.gen)
+                .map(|r| r.into_owned())
+                .unwrap_or(r);
+            Ok(Reply::ok(json!({"item": to_item(kind, r)})))
+        })(),
+        "update" => (|| {
+            let id = util::p_u64(p, "id").ok_or_else(item_not_found)?;
+            let fields = item_fields(kind, p)?;
+            let mut r = ctx
+                .st
+                .table(kind)
+                .get(id, &ctx.cfg.gen)
+                .ok_or_else(item_not_found)?
+                .into_owned();
+            merge(&mut r, &fields, ctx.now);
+            r.insert(
+                "DATE_MODIFY".into(),
+                Value::String(clock::iso(ctx.now, ctx.cfg.gen.tz)),
+            );
+            ctx.st.table_mut(kind).put(id, r.clone());
+            fire(ctx, kind, "UPDATE", id);
+            Ok(Reply::ok(json!({"item": to_item(kind, r)})))
+        })(),
+        "delete" => (|| {
+            let id = util::p_u64(p, "id").ok_or_else(item_not_found)?;
+            if !ctx.st.table_mut(kind).delete(id) {
+                return Err(item_not_found());
+            }
+            fire(ctx, kind, "DELETE", id);
+            Ok(Reply::ok(Value::Null))
+        })(),
+        "get" => (|| {
+            let id = util::p_u64(p, "id").ok_or_else(item_not_found)?;
+            let r = ctx
+                .st
+                .table(kind)
+                .get(id, &ctx.cfg.gen)
+                .ok_or_else(item_not_found)?
+                .into_owned();
+            Ok(Reply::ok(json!({"item": to_item(kind, r)})))
+        })(),
+        _ => {
+            let rename = |f: &str| from_camel(kind, f);
+            let q = store::query_from(
+                util::get(p, "filter"),
+                util::get(p, "order"),
+                util::get(p, "start"),
+                &rename,
+            );
+            let select: Vec<String> = util::p_list(p, "select")
+                .iter()
+                .filter_map(util::text)
+                .map(|s| if s == "*" { s } else { from_camel(kind, &s) })
+                .collect();
+            let page = store::list(ctx.st.table(kind), &q, &ctx.cfg.gen);
+            ctx.cost += list_cost(ctx, &page);
+            let items: Vec<Value> = page
+                .records
+                .into_iter()
+                .map(|r| to_item(kind, store::select(r, &select)))
+                .collect();
+            let items: Vec<Value> = if select.is_empty() || select.iter().any(|s| s == "*") {
+                items
+            } else {
+                items
+                    .into_iter()
+                    .map(|mut v| {
+                        if let Value::Object(m) = &mut v {
+                            m.remove("entityTypeId");
+                        }
+                        v
+                    })
+                    .collect()
+            };
+            let (total, next) = paging(&q, page.total, items.len() as u64);
+            Ok(Reply {
+                result: json!({"items": items}),
+                total,
+                next,
+            })
+        }
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// tasks.task.*: UPPER names in filter/order/select, camelCase strings out, result.tasks
+// ---------------------------------------------------------------------------------------
+
+fn to_task(r: Record) -> Value {
+    Value::Object(r.into_iter().map(|(k, v)| (camel(&k), v)).collect())
+}
+
+fn task_error(text: &str) -> ApiError {
+    ApiError::new("ERROR_CORE", text)
+}
+
+fn task(ctx: &mut Ctx<'_>, action: &str, p: &Value) -> Option<Outcome> {
+    let kind = Kind::Task;
+    let task_id = || util::p_u64(p, "taskId").or_else(|| util::p_u64(p, "id"));
+    Some(match action {
+        "add" => (|| {
+            let fields = fields_param(p)?;
+            if !fields.keys().any(|k| k.eq_ignore_ascii_case("TITLE")) {
+                return Err(task_error(
+                    "TASKS_ERROR_EXCEPTION_#8; Title is not specified",
+                ));
+            }
+            let r = new_record(ctx, kind, &fields);
+            let id = ctx.st.table_mut(kind).add(r);
+            let r = ctx
+                .st
+                .table(kind)
+                .get(id, &ctx.cfg.gen)
+                .ok_or_else(|| task_error("not stored"))?
+                .into_owned();
+            Ok(Reply::ok(json!({"task": to_task(r)})))
+        })(),
+        "update" => (|| {
+            let id = task_id().ok_or_else(|| task_error("Task not found"))?;
+            let fields = fields_param(p)?;
+            let mut r = ctx
+                .st
+                .table(kind)
+                .get(id, &ctx.cfg.gen)
+                .ok_or_else(|| {
+                    task_error("TASKS_ERROR_EXCEPTION_#256; Task not found or not accessible")
+                })?
+                .into_owned();
+            merge(&mut r, &fields, ctx.now);
+            r.insert(
+                "CHANGED_DATE".into(),
+                Value::String(clock::iso(ctx.now, ctx.cfg.gen.tz)),
+            );
+            ctx.st.table_mut(kind).put(id, r.clone());
+            Ok(Reply::ok(json!({"task": to_task(r)})))
+        })(),
+        "delete" => (|| {
+            let id = task_id().ok_or_else(|| task_error("Task not found"))?;
+            if !ctx.st.table_mut(kind).delete(id) {
+                return Err(task_error(
+                    "TASKS_ERROR_EXCEPTION_#256; Task not found or not accessible",
+                ));
+            }
+            Ok(Reply::ok(json!({"task": true})))
+        })(),
+        "get" => (|| {
+            let id = task_id().ok_or_else(|| task_error("Task not found"))?;
+            let r = ctx
+                .st
+                .table(kind)
+                .get(id, &ctx.cfg.gen)
+                .ok_or_else(|| {
+                    task_error("TASKS_ERROR_EXCEPTION_#256; Task not found or not accessible")
+                })?
+                .into_owned();
+            let select: Vec<String> = util::p_list(p, "select")
+                .iter()
+                .filter_map(util::text)
+                .map(|s| s.to_ascii_uppercase())
+                .collect();
+            Ok(Reply::ok(
+                json!({"task": to_task(store::select(r, &select))}),
+            ))
+        })(),
+        "list" => {
+            let upper = |f: &str| f.to_ascii_uppercase();
+            let q = store::query_from(
+                util::get(p, "filter"),
+                util::get(p, "order"),
+                util::get(p, "start"),
+                &upper,
+            );
+            let select: Vec<String> = util::p_list(p, "select")
+                .iter()
+                .filter_map(util::text)
+                .map(|s| s.to_ascii_uppercase())
+                .collect();
+            let page = store::list(ctx.st.table(kind), &q, &ctx.cfg.gen);
+            ctx.cost += list_cost(ctx, &page);
+            let tasks: Vec<Value> = page
+                .records
+                .into_iter()
+                .map(|r| to_task(store::select(r, &select)))
+                .collect();
+            let (total, next) = paging(&q, page.total, tasks.len() as u64);
+            Ok(Reply {
+                result: json!({"tasks": tasks}),
+                total,
+                next,
+            })
+        }
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for (u, c) in [
+            ("STAGE_ID", "stageId"),
+            ("ID", "id"),
+            ("DATE_CREATE", "createdTime"),
+            ("CURRENCY_ID", "currencyId"),
+        ] {
+            assert_eq!(to_camel(Kind::Deal, u), c);
+            assert_eq!(from_camel(Kind::Deal, c), u);
+        }
+        assert_eq!(to_camel(Kind::Lead, "STATUS_ID"), "stageId");
+        assert_eq!(from_camel(Kind::Lead, "stageId"), "STATUS_ID");
+    }
+}

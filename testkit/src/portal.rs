@@ -1,0 +1,803 @@
+//! The public handle: [`FakePortal`], its builder, and the records tests read back.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::clock::{self, Clock};
+use crate::faults::Fault;
+use crate::im::{self, Im, Message};
+use crate::limits::Bucket;
+use crate::methods::events::event_body;
+use crate::state::{self, App, AuthCode, Config, Outgoing, Shared, SharedRef, State};
+use crate::store::{Gen, Kind, Table};
+use crate::{events, server, util};
+
+/// Scopes a webhook or app gets by default.
+pub const ALL_SCOPES: &[&str] = &["crm", "im", "imbot", "user", "task", "department"];
+
+/// How a logged request was authorized.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RequestAuth {
+    /// An incoming webhook of this user.
+    Webhook {
+        /// The webhook's user.
+        user_id: u64,
+    },
+    /// An OAuth access token of this app, acting as this user.
+    OAuth {
+        /// The app's `client_id`.
+        client_id: String,
+        /// The token's user.
+        user_id: u64,
+    },
+    /// No valid auth (the request was refused).
+    None,
+}
+
+/// One `/rest/` request as the portal saw it, for assertions.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct LoggedRequest {
+    /// The method name as sent (without `.json`).
+    pub method: String,
+    /// The merged query and body params, without `auth`.
+    pub params: Value,
+    /// Who called.
+    pub auth: RequestAuth,
+    /// The HTTP status answered.
+    pub status: u16,
+    /// `GET` or `POST`.
+    pub http_method: String,
+}
+
+/// One request to `/oauth/token/`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TokenRequest {
+    /// `authorization_code` or `refresh_token` (or whatever was sent).
+    pub grant_type: String,
+    /// The `client_id` sent.
+    pub client_id: String,
+    /// `GET` or `POST`.
+    pub via: String,
+    /// The HTTP status answered.
+    pub status: u16,
+    /// The `error` code answered, if any.
+    pub error: Option<String>,
+}
+
+/// One event POST the portal made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Delivery {
+    /// The event code (`ONIMBOTMESSAGEADD`).
+    pub event: String,
+    /// The handler URL.
+    pub url: String,
+    /// The form-encoded body, exactly as sent.
+    pub body: String,
+    /// The handler's HTTP status, if it answered.
+    pub status: Option<u16>,
+    /// The transport error, if it did not.
+    pub error: Option<String>,
+}
+
+impl Delivery {
+    /// The body decoded as PHP's `parse_str` would (every leaf a string).
+    pub fn form(&self) -> Value {
+        bitrix24::php::decode(self.body.as_bytes(), bitrix24::php::Limits::default())
+            .unwrap_or(Value::Null)
+    }
+}
+
+/// What to install with [`FakePortal::install_app`].
+#[derive(Clone, Debug)]
+pub struct AppSpec {
+    /// Where `ONAPPINSTALL` is POSTed (and nothing if `None`).
+    pub handler_url: Option<String>,
+    /// Scopes granted (default [`ALL_SCOPES`]).
+    pub scopes: Vec<String>,
+    /// The installing user (default 1, the admin).
+    pub user_id: u64,
+    /// App status letter (`L` local, `F` free, `D`, `T`, `P`; default `L`).
+    pub status: String,
+}
+
+impl Default for AppSpec {
+    fn default() -> Self {
+        AppSpec {
+            handler_url: None,
+            scopes: ALL_SCOPES.iter().map(|s| (*s).to_owned()).collect(),
+            user_id: 1,
+            status: "L".into(),
+        }
+    }
+}
+
+impl AppSpec {
+    /// An app with the default scopes and no handler.
+    pub fn new() -> Self {
+        AppSpec::default()
+    }
+
+    /// Sets the install handler URL.
+    pub fn handler_url(mut self, url: impl Into<String>) -> Self {
+        self.handler_url = Some(url.into());
+        self
+    }
+
+    /// Sets the granted scopes.
+    pub fn scopes(mut self, scopes: &[&str]) -> Self {
+        self.scopes = scopes.iter().map(|s| (*s).to_owned()).collect();
+        self
+    }
+
+    /// Sets the installing user.
+    pub fn user_id(mut self, user_id: u64) -> Self {
+        self.user_id = user_id;
+        self
+    }
+}
+
+/// An installed app: its credentials and the tokens of the install, ready for
+/// `bitrix24::Client::builder().oauth(app.app.clone(), app.tokens.clone())`.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct InstalledApp {
+    /// `client_id` (`local.xxxxxxxxxxxxxx.xxxxxxxx`).
+    pub client_id: String,
+    /// `client_secret`.
+    pub client_secret: String,
+    /// The token events carry in `auth[application_token]`.
+    pub application_token: String,
+    /// The portal's `member_id`.
+    pub member_id: String,
+    /// The installing user.
+    pub user_id: u64,
+    /// Credentials as the client takes them.
+    pub app: bitrix24::OAuthApp,
+    /// The install's tokens (also sent in `ONAPPINSTALL`): `client_endpoint` is the portal's
+    /// `/rest/`, `server_endpoint` this same process as OAuth server.
+    pub tokens: bitrix24::Tokens,
+    /// The `ONAPPINSTALL` delivery, when the app has a handler.
+    pub install_event: Option<Delivery>,
+}
+
+/// Configures a [`FakePortal`]. Defaults: burst 50, drain 2/s, no latency, tokens live
+/// 3600 s, operating limit 480 s per method per 10 minutes, 5 ms simulated cost per call,
+/// 20 µs per row skipped by an offset, real-time clock, 5 users, 3 departments, 100
+/// contacts, 137 deals, 412 leads, 20 companies, 60 tasks.
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct FakePortalBuilder {
+    seed: u64,
+    burst: f64,
+    drain: f64,
+    rate: bool,
+    latency: Duration,
+    token_lifetime: Duration,
+    operating_limit: Duration,
+    call_cost: Duration,
+    row_cost: Duration,
+    sleep_cost: bool,
+    time_scale: f64,
+    start_time: Option<f64>,
+    host: String,
+    port: u16,
+    webhook_scopes: Vec<String>,
+    log_capacity: usize,
+    sizes: BTreeMap<Kind, u64>,
+}
+
+impl Default for FakePortalBuilder {
+    fn default() -> Self {
+        let sizes = [
+            (Kind::User, 5),
+            (Kind::Department, 3),
+            (Kind::Contact, 100),
+            (Kind::Deal, 137),
+            (Kind::Lead, 412),
+            (Kind::Company, 20),
+            (Kind::Task, 60),
+        ]
+        .into_iter()
+        .collect();
+        FakePortalBuilder {
+            seed: 24,
+            burst: 50.0,
+            drain: 2.0,
+            rate: true,
+            latency: Duration::ZERO,
+            token_lifetime: Duration::from_secs(3600),
+            operating_limit: Duration::from_secs(480),
+            call_cost: Duration::from_millis(5),
+            row_cost: Duration::from_micros(20),
+            sleep_cost: false,
+            time_scale: 1.0,
+            start_time: None,
+            host: "127.0.0.1".into(),
+            port: 0,
+            webhook_scopes: ALL_SCOPES.iter().map(|s| (*s).to_owned()).collect(),
+            log_capacity: 100_000,
+            sizes,
+        }
+    }
+}
+
+impl FakePortalBuilder {
+    /// Seed of the generated data and secrets (same seed, same portal).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Leaky bucket: `burst` requests at once, draining `drain_per_s` per second.
+    pub fn rate_limit(mut self, burst: u32, drain_per_s: f64) -> Self {
+        self.burst = f64::from(burst);
+        self.drain = drain_per_s;
+        self.rate = true;
+        self
+    }
+
+    /// No request-rate limit.
+    pub fn rate_limit_off(mut self) -> Self {
+        self.rate = false;
+        self
+    }
+
+    /// Real delay added before answering each request.
+    pub fn latency(mut self, latency: Duration) -> Self {
+        self.latency = latency;
+        self
+    }
+
+    /// Lifetime of access tokens (default 3600 s).
+    pub fn token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.token_lifetime = lifetime;
+        self
+    }
+
+    /// Operating-time limit per method and app/webhook over 10 minutes (default 480 s).
+    pub fn operating_limit(mut self, limit: Duration) -> Self {
+        self.operating_limit = limit;
+        self
+    }
+
+    /// Simulated run time of one call (default 5 ms), counted against the operating limit.
+    pub fn call_cost(mut self, cost: Duration) -> Self {
+        self.call_cost = cost;
+        self
+    }
+
+    /// Simulated run time per row a list skips to reach its offset (default 20 µs; a tenth
+    /// of it per row counted for `total`).
+    pub fn list_row_cost(mut self, cost: Duration) -> Self {
+        self.row_cost = cost;
+        self
+    }
+
+    /// Also really wait for the simulated cost (divided by the time scale), so slow pages
+    /// are slow in wall time too. Off by default.
+    pub fn sleep_simulated_cost(mut self, on: bool) -> Self {
+        self.sleep_cost = on;
+        self
+    }
+
+    /// How much faster than real time the portal clock runs (default 1.0).
+    pub fn time_scale(mut self, scale: f64) -> Self {
+        self.time_scale = scale;
+        self
+    }
+
+    /// Portal clock at start, unix seconds (default: the system clock).
+    pub fn start_time(mut self, unix_seconds: i64) -> Self {
+        self.start_time = Some(unix_seconds as f64);
+        self
+    }
+
+    /// Port to listen on (default 0: any free port).
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// Scopes of every webhook (default [`ALL_SCOPES`]).
+    pub fn webhook_scopes(mut self, scopes: &[&str]) -> Self {
+        self.webhook_scopes = scopes.iter().map(|s| (*s).to_owned()).collect();
+        self
+    }
+
+    /// Requests kept in the log (default 100 000; older ones drop out).
+    pub fn request_log_capacity(mut self, n: usize) -> Self {
+        self.log_capacity = n;
+        self
+    }
+
+    /// Number of seeded users (default 5; user 1 is the admin "Alex Example").
+    pub fn users(mut self, n: u64) -> Self {
+        self.sizes.insert(Kind::User, n.max(1));
+        self
+    }
+
+    /// Number of seeded departments (default 3).
+    pub fn departments(mut self, n: u64) -> Self {
+        self.sizes.insert(Kind::Department, n.max(1));
+        self
+    }
+
+    /// Number of seeded CRM contacts (default 100; a million costs no memory).
+    pub fn contacts(mut self, n: u64) -> Self {
+        self.sizes.insert(Kind::Contact, n);
+        self
+    }
+
+    /// Number of seeded deals (default 137).
+    pub fn deals(mut self, n: u64) -> Self {
+        self.sizes.insert(Kind::Deal, n);
+        self
+    }
+
+    /// Number of seeded leads (default 412).
+    pub fn leads(mut self, n: u64) -> Self {
+        self.sizes.insert(Kind::Lead, n);
+        self
+    }
+
+    /// Number of seeded companies (default 20).
+    pub fn companies(mut self, n: u64) -> Self {
+        self.sizes.insert(Kind::Company, n);
+        self
+    }
+
+    /// Number of seeded tasks (default 60).
+    pub fn tasks(mut self, n: u64) -> Self {
+        self.sizes.insert(Kind::Task, n);
+        self
+    }
+
+    /// Starts the portal on `127.0.0.1`.
+    ///
+    /// # Panics
+    /// If the port cannot be bound; use [`try_start`](Self::try_start) to get the error.
+    pub async fn start(self) -> FakePortal {
+        match self.try_start().await {
+            Ok(p) => p,
+            Err(e) => panic!("bitrix24-testkit: cannot start the fake portal: {e}"),
+        }
+    }
+
+    /// Starts the portal, returning the bind error if any.
+    ///
+    /// # Errors
+    /// The I/O error of binding the listener.
+    pub async fn try_start(self) -> std::io::Result<FakePortal> {
+        let listener = TcpListener::bind((self.host.as_str(), self.port)).await?;
+        let addr = listener.local_addr()?;
+        let size = |k: Kind| self.sizes.get(&k).copied().unwrap_or(0);
+        let gen = Gen {
+            seed: self.seed,
+            tz: 7200,
+            users: size(Kind::User),
+            departments: size(Kind::Department),
+            contacts: size(Kind::Contact),
+            companies: size(Kind::Company),
+        };
+        let cfg = Config {
+            seed: self.seed,
+            token_lifetime: self.token_lifetime.as_secs_f64(),
+            refresh_lifetime: 180.0 * 86_400.0,
+            operating_limit: self.operating_limit.as_secs_f64(),
+            call_cost: self.call_cost.as_secs_f64(),
+            row_cost: self.row_cost.as_secs_f64(),
+            sleep_cost: self.sleep_cost,
+            webhook_scopes: self.webhook_scopes.clone(),
+            gen,
+            log_capacity: self.log_capacity,
+            member_id: util::hex(util::hash(&[self.seed, 0x3E3]), 32),
+            language: "en".into(),
+        };
+        let tables = self
+            .sizes
+            .iter()
+            .map(|(k, n)| (*k, Table::new(*k, *n)))
+            .collect();
+        let state = State {
+            listeners: vec![format!("http://{addr}")],
+            canonical: 0,
+            webhooks: HashMap::new(),
+            apps: BTreeMap::new(),
+            access: HashMap::new(),
+            refresh: HashMap::new(),
+            codes: HashMap::new(),
+            bucket: Bucket::new(self.burst, self.drain, self.rate),
+            operating: HashMap::new(),
+            tables,
+            im: Im::new(),
+            handlers: Vec::new(),
+            faults: VecDeque::new(),
+            latency: self.latency,
+            log: VecDeque::new(),
+            token_log: Vec::new(),
+            deliveries: Vec::new(),
+            counter: 0,
+            next_handler_id: 0,
+        };
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(std::io::Error::other)?;
+        let shared = Arc::new(Shared {
+            cfg,
+            clock: Clock::new(
+                self.start_time.unwrap_or_else(clock::system_now),
+                self.time_scale,
+            ),
+            state: Mutex::new(state),
+            http,
+        });
+        let router = server::router(shared.clone());
+        let task = tokio::spawn(server::serve(listener, router.clone(), 0));
+        Ok(FakePortal {
+            shared,
+            router,
+            host: self.host,
+            tasks: Mutex::new(vec![task]),
+        })
+    }
+}
+
+/// A running fake portal. Dropping it stops its listeners.
+///
+/// Time: the portal runs on a virtual clock (real time × `time_scale` + whatever
+/// [`advance`](Self::advance) added), which drives token expiry, both limits and every
+/// timestamp it sends.
+pub struct FakePortal {
+    shared: SharedRef,
+    router: axum::Router,
+    host: String,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Drop for FakePortal {
+    fn drop(&mut self) {
+        for t in self
+            .tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            t.abort();
+        }
+    }
+}
+
+impl std::fmt::Debug for FakePortal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakePortal")
+            .field("base_url", &self.base_url())
+            .finish()
+    }
+}
+
+impl FakePortal {
+    /// A builder with the defaults.
+    pub fn builder() -> FakePortalBuilder {
+        FakePortalBuilder::default()
+    }
+
+    /// Starts a portal with the defaults.
+    pub async fn start() -> FakePortal {
+        FakePortal::builder().start().await
+    }
+
+    /// The portal's address now, `http://127.0.0.1:<port>` (changes after [`rename`](Self::rename)).
+    pub fn base_url(&self) -> String {
+        self.shared.lock().base().to_owned()
+    }
+
+    /// The REST base for OAuth calls, `{base_url}/rest/` (the `client_endpoint`).
+    pub fn rest_url(&self) -> String {
+        format!("{}/rest/", self.base_url())
+    }
+
+    /// The OAuth server's token URL, `{first address}/oauth/token/`.
+    pub fn oauth_token_url(&self) -> String {
+        format!("{}/oauth/token/", self.shared.lock().oauth_base())
+    }
+
+    /// The portal's `member_id`.
+    pub fn member_id(&self) -> String {
+        self.shared.cfg.member_id.clone()
+    }
+
+    /// An incoming webhook of `user_id`: `http://127.0.0.1:<port>/rest/<user_id>/<code>/`.
+    /// Created on first call (same code every time after).
+    pub fn webhook_url(&self, user_id: u64) -> String {
+        let mut st = self.shared.lock();
+        let seed = self.shared.cfg.seed;
+        let code = st
+            .webhooks
+            .entry(user_id)
+            .or_insert_with(|| util::token(util::hash(&[seed, 0x400C, user_id]), 16))
+            .clone();
+        format!("{}/rest/{user_id}/{code}/", st.base())
+    }
+
+    /// Deletes the webhook of `user_id`: its calls then get `401 NO_AUTH_FOUND`.
+    pub fn revoke_webhook(&self, user_id: u64) {
+        self.shared.lock().webhooks.remove(&user_id);
+    }
+
+    /// Installs an OAuth app: creates its credentials, issues the install tokens, and POSTs
+    /// `ONAPPINSTALL` to `spec.handler_url` (awaited) as a real install does.
+    pub async fn install_app(&self, spec: AppSpec) -> InstalledApp {
+        let cfg = &self.shared.cfg;
+        let now = self.shared.clock.now();
+        let (installed, out) = {
+            let mut st = self.shared.lock();
+            let n = st.apps.len() as u64 + 1;
+            let client_id = format!(
+                "local.{}.{:08}",
+                util::hex(util::hash(&[cfg.seed, 0xC1, n]), 14),
+                util::hash(&[cfg.seed, 0xC2, n]) % 100_000_000
+            );
+            let client_secret = st.secret(cfg.seed ^ 0x5EC, 50);
+            let application_token = util::hex(util::hash(&[cfg.seed, 0xA7, n]), 32);
+            let app = App {
+                client_id: client_id.clone(),
+                client_secret: client_secret.clone(),
+                application_token: application_token.clone(),
+                scopes: spec.scopes.clone(),
+                status: spec.status.clone(),
+                version: 1,
+                code: format!("local.app{n}"),
+                id: n,
+            };
+            st.apps.insert(client_id.clone(), app.clone());
+            let (access, refresh, expires) = st.issue(cfg, now, &client_id, spec.user_id);
+            let mut tokens = bitrix24::Tokens::new(
+                access.as_str(),
+                refresh.as_str(),
+                format!("{}/rest/", st.base()),
+            )
+            .expires(expires.floor() as i64)
+            .server_endpoint(format!("{}/rest/", st.oauth_base()))
+            .member_id(cfg.member_id.clone())
+            .domain(st.domain());
+            tokens.scope = Some(spec.scopes.join(","));
+            let mut out = Vec::new();
+            if let Some(url) = &spec.handler_url {
+                let auth = state::auth_map(&st, cfg, &app, spec.user_id, access, refresh, expires);
+                let handler_id = st.handler_id();
+                let data = json!({"VERSION": "1", "ACTIVE": "Y", "INSTALLED": "Y", "LANGUAGE_ID": cfg.language});
+                out.push(Outgoing {
+                    event: "ONAPPINSTALL".into(),
+                    url: url.clone(),
+                    body: event_body("ONAPPINSTALL", handler_id, data, now, auth),
+                });
+            }
+            let installed = InstalledApp {
+                app: bitrix24::OAuthApp::new(client_id.clone(), client_secret.clone()),
+                client_id,
+                client_secret,
+                application_token,
+                member_id: cfg.member_id.clone(),
+                user_id: spec.user_id,
+                tokens,
+                install_event: None,
+            };
+            (installed, out)
+        };
+        let mut installed = installed;
+        installed.install_event = events::deliver(&self.shared, out).await.into_iter().next();
+        installed
+    }
+
+    /// A fresh authorization code (lives 30 s of portal time) for the `authorization_code`
+    /// grant, as the portal's `/oauth/authorize/` redirect would hand it to the app.
+    pub fn authorization_code(&self, client_id: &str, user_id: u64) -> String {
+        let now = self.shared.clock.now();
+        let mut st = self.shared.lock();
+        let code = st.secret(self.shared.cfg.seed ^ 0xC0DE, 32);
+        st.codes.insert(
+            code.clone(),
+            AuthCode {
+                client_id: client_id.to_owned(),
+                user_id,
+                expires: now + crate::oauth::CODE_LIFETIME,
+            },
+        );
+        code
+    }
+
+    /// Expires every access token now: the next call with one gets `401 expired_token`.
+    pub fn expire_tokens(&self) {
+        let now = self.shared.clock.now();
+        for t in self.shared.lock().access.values_mut() {
+            t.expires = t.expires.min(now);
+        }
+    }
+
+    /// Moves the portal clock forward (token expiry, limit windows, timestamps).
+    pub fn advance(&self, by: Duration) {
+        self.shared.clock.advance(by);
+    }
+
+    /// The portal clock, unix seconds.
+    pub fn now(&self) -> f64 {
+        self.shared.clock.now()
+    }
+
+    /// Changes the real delay added to every request.
+    pub fn set_latency(&self, latency: Duration) {
+        self.shared.lock().latency = latency;
+    }
+
+    /// The next `n` requests to `/rest/` fail with `fault` (queued after earlier faults).
+    pub fn fail_next(&self, n: usize, fault: Fault) {
+        let mut st = self.shared.lock();
+        for _ in 0..n {
+            st.faults.push_back(fault.clone());
+        }
+    }
+
+    /// Renames the portal: a new address (a second listener of this process) becomes the
+    /// portal's, and the old one answers every `/rest/` request with `302` and a `Location`
+    /// on the new one. The OAuth server stays where it was. Returns the new base URL.
+    ///
+    /// # Panics
+    /// If no new port can be bound.
+    pub async fn rename(&self) -> String {
+        let listener = match TcpListener::bind((self.host.as_str(), 0)).await {
+            Ok(l) => l,
+            Err(e) => panic!("bitrix24-testkit: cannot bind the renamed portal: {e}"),
+        };
+        let addr = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let base = format!("http://{addr}");
+        let index = {
+            let mut st = self.shared.lock();
+            st.listeners.push(base.clone());
+            st.canonical = st.listeners.len() - 1;
+            st.canonical
+        };
+        let task = tokio::spawn(server::serve(listener, self.router.clone(), index));
+        self.tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(task);
+        base
+    }
+
+    /// Every `/rest/` request so far (the last `request_log_capacity`).
+    pub fn requests(&self) -> Vec<crate::LoggedRequest> {
+        self.shared.lock().log.iter().cloned().collect()
+    }
+
+    /// Empties the request log.
+    pub fn clear_requests(&self) {
+        self.shared.lock().log.clear();
+    }
+
+    /// Every request to `/oauth/token/` so far.
+    pub fn token_requests(&self) -> Vec<crate::TokenRequest> {
+        self.shared.lock().token_log.clone()
+    }
+
+    /// Every event POST so far.
+    pub fn deliveries(&self) -> Vec<Delivery> {
+        self.shared.lock().deliveries.clone()
+    }
+
+    /// Messages of a dialog: `chat<N>`, or a user id (every private chat with that user,
+    /// e.g. a bot's or a person's), oldest first.
+    pub fn messages(&self, dialog_id: &str) -> Vec<Message> {
+        self.shared.lock().im.dialog_messages(dialog_id)
+    }
+
+    /// Bot ids and codes registered now.
+    pub fn bots(&self) -> Vec<(u64, String)> {
+        self.shared
+            .lock()
+            .im
+            .bots
+            .values()
+            .map(|b| (b.id, b.code.clone()))
+            .collect()
+    }
+
+    /// User `user_id` writes `text` in `dialog_id` (a bot's id for a private chat with it, or
+    /// `chat<N>`): the message is stored and the bots that see it get `ONIMBOTMESSAGEADD`
+    /// (classic) or their v2 event; POSTs are awaited. Returns the message id.
+    ///
+    /// # Panics
+    /// If the user or dialog does not exist (a mistake in the test).
+    pub async fn user_says(&self, user_id: u64, dialog_id: &str, text: &str) -> u64 {
+        let now = self.shared.clock.now();
+        let mut out = Vec::new();
+        let id = {
+            let mut st = self.shared.lock();
+            im::human_message(
+                &mut st,
+                &self.shared.cfg,
+                now,
+                user_id,
+                dialog_id,
+                text,
+                &mut out,
+            )
+        };
+        let id = match id {
+            Ok(id) => id,
+            Err(e) => panic!(
+                "user_says({user_id}, {dialog_id:?}): {}: {}",
+                e.code, e.description
+            ),
+        };
+        events::deliver(&self.shared, out).await;
+        id
+    }
+
+    /// User `user_id` opens a private dialog with `bot_id`: the bot gets `ONIMBOTJOINCHAT`.
+    pub async fn open_dialog(&self, user_id: u64, bot_id: u64) {
+        let now = self.shared.clock.now();
+        let mut out = Vec::new();
+        {
+            let mut st = self.shared.lock();
+            let chat = st.im.private_chat(user_id, bot_id, now);
+            if let Some(bot) = st.im.bots.get(&bot_id).cloned() {
+                im::join_event(
+                    &mut st,
+                    &self.shared.cfg,
+                    now,
+                    &bot,
+                    chat,
+                    user_id,
+                    &mut out,
+                );
+            }
+        }
+        events::deliver(&self.shared, out).await;
+    }
+
+    /// Creates a group chat owned by `owner` with `users`; returns its id (dialog `chat<id>`).
+    /// Bots among `users` get `ONIMBOTJOINCHAT` (awaited).
+    pub async fn create_chat(&self, owner: u64, title: &str, users: &[u64]) -> u64 {
+        let now = self.shared.clock.now();
+        let mut out = Vec::new();
+        let id = {
+            let mut st = self.shared.lock();
+            let id = st.im.group_chat(owner, title, users, now);
+            for u in users {
+                if let Some(bot) = st.im.bots.get(u).cloned() {
+                    im::join_event(&mut st, &self.shared.cfg, now, &bot, id, owner, &mut out);
+                }
+            }
+            id
+        };
+        events::deliver(&self.shared, out).await;
+        id
+    }
+
+    /// An admin deletes bot `bot_id`: it is removed and its handler gets `ONIMBOTDELETE`.
+    pub async fn delete_bot(&self, bot_id: u64) {
+        let now = self.shared.clock.now();
+        let mut out = Vec::new();
+        {
+            let mut st = self.shared.lock();
+            if let Some(bot) = im::remove_bot(&mut st, bot_id) {
+                im::delete_event(&mut st, &self.shared.cfg, now, &bot, 1, &mut out);
+            }
+        }
+        events::deliver(&self.shared, out).await;
+    }
+}

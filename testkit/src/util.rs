@@ -1,0 +1,186 @@
+//! Small helpers: tolerant parameter access, deterministic tokens.
+
+use serde_json::{Map, Value};
+
+/// The value of `key` in the params object, matched case-insensitively (portals read
+/// `ID` and `id` alike).
+pub(crate) fn get<'a>(p: &'a Value, key: &str) -> Option<&'a Value> {
+    let map = p.as_object()?;
+    if let Some(v) = map.get(key) {
+        return Some(v);
+    }
+    map.iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(key))
+        .map(|(_, v)| v)
+}
+
+/// A scalar as text (`"5"`, `5`, `true` -> `"5"`, `"5"`, `"1"`); `None` for null, arrays
+/// and objects.
+pub(crate) fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(if *b { "1" } else { "0" }.to_owned()),
+        _ => None,
+    }
+}
+
+/// A non-empty trimmed string parameter.
+pub(crate) fn p_str(p: &Value, key: &str) -> Option<String> {
+    get(p, key)
+        .and_then(text)
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+}
+
+/// An unsigned integer parameter (`5`, `"5"`).
+pub(crate) fn p_u64(p: &Value, key: &str) -> Option<u64> {
+    get(p, key).and_then(as_u64)
+}
+
+/// An unsigned integer from a number or a numeric string.
+pub(crate) fn as_u64(v: &Value) -> Option<u64> {
+    match v {
+        Value::Number(n) => n.as_u64().or_else(|| {
+            n.as_f64()
+                .filter(|f| *f >= 0.0 && f.fract() == 0.0)
+                .map(|f| f as u64)
+        }),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// A flag parameter: `Y`/`N`, `1`/`0`, `true`/`false`.
+pub(crate) fn p_bool(p: &Value, key: &str) -> Option<bool> {
+    get(p, key).and_then(as_bool)
+}
+
+/// A flag from any of its wire spellings.
+pub(crate) fn as_bool(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::Number(n) => Some(n.as_f64() != Some(0.0)),
+        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "y" | "1" | "true" | "yes" => Some(true),
+            "n" | "0" | "false" | "no" | "" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// `Y` or `N`.
+pub(crate) fn yn(b: bool) -> &'static str {
+    if b {
+        "Y"
+    } else {
+        "N"
+    }
+}
+
+/// An object parameter (JSON object, or a PHP form map); a JSON string holding an object is
+/// parsed too, as portals accept `KEYBOARD` both ways.
+pub(crate) fn p_obj(p: &Value, key: &str) -> Option<Map<String, Value>> {
+    match get(p, key)? {
+        Value::Object(m) => Some(m.clone()),
+        Value::String(s) => serde_json::from_str::<Value>(s).ok().and_then(|v| match v {
+            Value::Object(m) => Some(m),
+            _ => None,
+        }),
+        _ => None,
+    }
+}
+
+/// A list parameter: a JSON array, a PHP form list, or an object keyed by positions.
+pub(crate) fn p_list(p: &Value, key: &str) -> Vec<Value> {
+    match get(p, key) {
+        Some(Value::Array(a)) => a.clone(),
+        Some(Value::Object(m)) => m.values().cloned().collect(),
+        Some(v @ (Value::String(_) | Value::Number(_))) => vec![v.clone()],
+        _ => Vec::new(),
+    }
+}
+
+/// SplitMix64: a deterministic 64-bit mix.
+pub(crate) fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+/// A deterministic hash of a few numbers.
+pub(crate) fn hash(parts: &[u64]) -> u64 {
+    parts.iter().fold(0x5EED_u64, |acc, p| mix(acc ^ mix(*p)))
+}
+
+/// A hash of a string.
+pub(crate) fn hash_str(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// `len` characters of lower-case letters and digits drawn from `seed`.
+pub(crate) fn token(seed: u64, len: usize) -> String {
+    const ALPHA: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut out = String::with_capacity(len);
+    let mut state = seed;
+    while out.len() < len {
+        state = mix(state);
+        let mut x = state;
+        for _ in 0..10 {
+            if out.len() == len {
+                break;
+            }
+            out.push(ALPHA[(x % ALPHA.len() as u64) as usize] as char);
+            x /= ALPHA.len() as u64;
+        }
+    }
+    out
+}
+
+/// `len` hex digits drawn from `seed`.
+pub(crate) fn hex(seed: u64, len: usize) -> String {
+    let mut out = String::with_capacity(len);
+    let mut state = seed;
+    while out.len() < len {
+        state = mix(state);
+        out.push_str(&format!("{state:016x}"));
+    }
+    out.truncate(len);
+    out
+}
+
+/// A map with keys `0..n` in order becomes a JSON array, and an empty map `[]`, as PHP's
+/// `json_encode` prints them; other maps stay objects.
+pub(crate) fn php_array(map: Map<String, Value>) -> Value {
+    if map.is_empty() {
+        return Value::Array(Vec::new());
+    }
+    let is_list = map.keys().enumerate().all(|(i, k)| *k == i.to_string());
+    if is_list {
+        Value::Array(map.into_iter().map(|(_, v)| v).collect())
+    } else {
+        Value::Object(map)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn params_are_tolerant() {
+        let p = json!({"ID": "5", "flag": "Y", "n": 7, "obj": "{\"a\":1}"});
+        assert_eq!(p_u64(&p, "id"), Some(5));
+        assert_eq!(p_bool(&p, "FLAG"), Some(true));
+        assert_eq!(p_u64(&p, "n"), Some(7));
+        assert_eq!(p_obj(&p, "obj").unwrap()["a"], 1);
+        assert_eq!(token(1, 32).len(), 32);
+        assert_eq!(token(1, 32), token(1, 32));
+        assert_eq!(php_array(Map::new()), json!([]));
+    }
+}
