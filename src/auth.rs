@@ -184,8 +184,18 @@ impl Tokens {
     /// A [`serde_json::Error`] when the body has no `access_token`, `refresh_token` or
     /// `client_endpoint`.
     pub fn from_token_response(body: &[u8]) -> Result<Tokens, serde_json::Error> {
-        let r: TokenResponse = serde_json::from_slice(body)?;
-        Ok(r.into_tokens(None))
+        use serde::de::Error as _;
+        let json: serde_json::Value = serde_json::from_slice(body)?;
+        let response = TokenResponse::from_json(&json).ok_or_else(|| {
+            serde_json::Error::custom("a token response needs access_token and refresh_token")
+        })?;
+        let tokens = response.into_tokens(None);
+        if tokens.client_endpoint.is_empty() {
+            return Err(serde_json::Error::custom(
+                "a token response needs client_endpoint",
+            ));
+        }
+        Ok(tokens)
     }
 
     /// Whether `expires` has passed at `now` (unix seconds).
@@ -194,33 +204,56 @@ impl Tokens {
     }
 }
 
-/// The body of a successful answer of `/oauth/token/`.
-#[derive(Deserialize)]
+/// The longest `expires_in` taken at face value (one day); larger or negative values are
+/// clamped, so that a broken answer can neither overflow nor cause a refresh on every call.
+const MAX_EXPIRES_IN: i64 = 86_400;
+
+/// The body of a successful answer of `/oauth/token/`: the two tokens are required, every
+/// other field is read leniently (an odd value is ignored rather than losing the new pair).
 pub(crate) struct TokenResponse {
     access_token: Secret,
     refresh_token: Secret,
-    #[serde(default, with = "As::<Opt<Int>>")]
     expires: Option<i64>,
-    #[serde(default, with = "As::<Opt<Int>>")]
     expires_in: Option<i64>,
-    #[serde(default, with = "As::<Opt<Str>>")]
     client_endpoint: Option<String>,
-    #[serde(default, with = "As::<Opt<Str>>")]
     server_endpoint: Option<String>,
-    #[serde(default, with = "As::<Opt<Str>>")]
     member_id: Option<String>,
-    #[serde(default, with = "As::<Opt<Str>>")]
     scope: Option<String>,
 }
 
 impl TokenResponse {
+    /// Reads a token answer; `None` without a non-empty `access_token` and `refresh_token`.
+    pub(crate) fn from_json(json: &serde_json::Value) -> Option<TokenResponse> {
+        let text = |key: &str| -> Option<String> {
+            match json.get(key)? {
+                serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
+                serde_json::Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            }
+        };
+        let int = |key: &str| -> Option<i64> {
+            let v = json.get(key)?;
+            <Int as serde_with::DeserializeAs<i64>>::deserialize_as(v).ok()
+        };
+        Some(TokenResponse {
+            access_token: Secret::new(text("access_token")?),
+            refresh_token: Secret::new(text("refresh_token")?),
+            expires: int("expires"),
+            expires_in: int("expires_in"),
+            client_endpoint: text("client_endpoint"),
+            server_endpoint: text("server_endpoint"),
+            member_id: text("member_id"),
+            scope: text("scope"),
+        })
+    }
+
     /// The new token set; fields the response lacks are kept from `previous`.
     pub(crate) fn into_tokens(self, previous: Option<&Tokens>) -> Tokens {
         // `expires_in` against the local clock first: the server's absolute `expires` would be
         // off by any clock skew between the two machines.
         let expires = self
             .expires_in
-            .map(|s| crate::client::unix_now() + s)
+            .map(|s| crate::client::unix_now().saturating_add(s.clamp(0, MAX_EXPIRES_IN)))
             .or(self.expires);
         Tokens {
             access_token: self.access_token,
@@ -344,7 +377,13 @@ pub(crate) async fn write_atomic(path: &Path, bytes: Vec<u8>) -> std::io::Result
             let mut f = options.open(&tmp)?;
             f.write_all(&bytes)?;
             f.sync_all()?;
-            std::fs::rename(&tmp, &path)
+            std::fs::rename(&tmp, &path)?;
+            // Make the rename itself durable (best effort: not every platform allows it).
+            #[cfg(unix)]
+            if let Ok(d) = std::fs::File::open(dir) {
+                let _ = d.sync_all();
+            }
+            Ok(())
         })();
         if result.is_err() {
             let _ = std::fs::remove_file(&tmp);

@@ -64,6 +64,9 @@ struct OAuthState {
     /// Refresh attempts finished so far, and the error of the last one if it failed: calls
     /// that waited for a refresh that failed get its error instead of trying again at once.
     attempts: std::sync::Mutex<(u64, Option<Error>)>,
+    /// The token generation made by a refresh that `invalid_token` triggered: if that token
+    /// is refused as invalid too, refreshing again would not help.
+    invalid_token_generation: std::sync::Mutex<Option<u64>>,
 }
 
 impl OAuthState {
@@ -74,9 +77,24 @@ impl OAuthState {
 
     /// Installs a new token pair: bumps the generation, so that calls that failed with the
     /// old pair know a refresh already happened.
-    fn replace(&self, tokens: Tokens) {
+    fn replace(&self, tokens: Tokens) -> u64 {
         let mut g = self.tokens.write().unwrap_or_else(|e| e.into_inner());
         *g = (g.0 + 1, Arc::new(tokens));
+        g.0
+    }
+
+    fn invalid_token_generation(&self) -> Option<u64> {
+        *self
+            .invalid_token_generation
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn set_invalid_token_generation(&self, generation: u64) {
+        *self
+            .invalid_token_generation
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(generation);
     }
 
     /// Changes fields other than the token pair (the portal address).
@@ -225,10 +243,10 @@ impl ClientBuilder {
                 base: RwLock::new(parse_webhook(&raw)?),
             }
         } else if let Some((app, tokens)) = self.oauth {
-            parse_http_url(&tokens.client_endpoint, "client_endpoint")?;
+            parse_endpoint(&tokens.client_endpoint, "client_endpoint")?;
             let oauth_server = self
                 .oauth_server
-                .map(|s| parse_http_url(&s, "OAuth server"))
+                .map(|s| parse_oauth_server(&s, "OAuth server"))
                 .transpose()?;
             let store = self
                 .store
@@ -240,6 +258,7 @@ impl ClientBuilder {
                 store,
                 oauth_server,
                 attempts: std::sync::Mutex::new((0, None)),
+                invalid_token_generation: std::sync::Mutex::new(None),
             })
         } else {
             return Err(Error::new(ErrorKind::InvalidInput)
@@ -263,6 +282,35 @@ fn parse_http_url(raw: &str, what: &str) -> Result<Url, Error> {
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err(Error::new(ErrorKind::InvalidInput)
             .with_message(format!("{what} must be an http(s) URL with a host")));
+    }
+    Ok(url)
+}
+
+/// A portal REST base (`client_endpoint`): http(s), a host, no query or fragment (they would
+/// add parameters to every call).
+fn parse_endpoint(raw: &str, what: &str) -> Result<Url, Error> {
+    let url = parse_http_url(raw, what)?;
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(Error::new(ErrorKind::InvalidInput)
+            .with_message(format!("{what} must not have a query or fragment")));
+    }
+    Ok(url)
+}
+
+/// The OAuth server the client secret is sent to: https, or plain http only on a loopback
+/// host (a local test server), so the secret never crosses a network in clear text.
+fn parse_oauth_server(raw: &str, what: &str) -> Result<Url, Error> {
+    let url = parse_http_url(raw, what)?;
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    };
+    if url.scheme() != "https" && !loopback {
+        return Err(Error::new(ErrorKind::InvalidInput).with_message(format!(
+            "{what} must be an https URL (plain http is allowed only on a loopback host)"
+        )));
     }
     Ok(url)
 }
@@ -303,9 +351,19 @@ pub struct RawResponse {
     pub time: Option<Time>,
 }
 
-/// A successful HTTP answer whose body is a Bitrix24 success envelope.
+/// A successful HTTP answer whose body is a Bitrix24 success envelope, and the secret (access
+/// token or webhook code) to keep out of any later decode error.
 struct Answer {
     body: Vec<u8>,
+    secret: String,
+}
+
+/// What one POST (after following redirects) brought back.
+struct Posted {
+    status: u16,
+    body: Vec<u8>,
+    /// Where the last redirect pointed, if the request was redirected.
+    moved_to: Option<Url>,
 }
 
 impl Client {
@@ -345,12 +403,16 @@ impl Client {
     /// This is the one path every generated method takes: POST JSON to
     /// `{client_endpoint}{method}` (OAuth, `auth` in the body) or `{webhook}{method}`;
     /// re-POST to the new address on a 301/302 portal rename; on `expired_token` (or, once,
-    /// `invalid_token`) refresh the OAuth token, save it and retry exactly once.
+    /// `invalid_token`) refresh the OAuth token, save it and retry exactly once. The refresh
+    /// runs to completion (request, save, swap) even if this call is cancelled, so a rotated
+    /// token pair is never lost.
     ///
     /// # Errors
     /// - [`ErrorKind::Api`]: the answer carried an `error` code (any HTTP status, even 200);
-    /// - [`ErrorKind::Http`]: a non-JSON answer (HTML 502/429 page) or an error status without code;
-    /// - [`ErrorKind::Decode`]: `result` did not match `M::Output` (with the JSON path);
+    /// - [`ErrorKind::Http`]: a non-JSON answer (HTML 502/429 page), an error status without
+    ///   code, a redirect that cannot be followed (https to http, a loop);
+    /// - [`ErrorKind::Decode`]: `result` is missing or does not match `M::Output` (with the
+    ///   JSON path);
     /// - [`ErrorKind::Transport`] / [`ErrorKind::Timeout`];
     /// - refresh failures: [`ErrorKind::InvalidGrant`], [`ErrorKind::InvalidClient`],
     ///   [`ErrorKind::WrongClient`], [`ErrorKind::AppUnavailable`], [`ErrorKind::OAuthServer`],
@@ -363,7 +425,7 @@ impl Client {
                 .with_message(e.to_string())
         })?;
         let answer = self.execute(M::NAME, &params).await?;
-        decode_result::<M::Output, M::Wire>(M::NAME, &answer.body)
+        decode_result::<M::Output, M::Wire>(M::NAME, &answer)
     }
 
     /// Calls any method by name with JSON parameters, on the same path as [`call`](Self::call)
@@ -378,7 +440,7 @@ impl Client {
     /// ```
     ///
     /// # Errors
-    /// As for [`call`](Self::call).
+    /// As for [`call`](Self::call); a missing `result` is `null` here, not an error.
     pub async fn call_raw(&self, method: &str, params: Value) -> Result<RawResponse, Error> {
         let params = match params {
             Value::Null => b"{}".to_vec(),
@@ -394,18 +456,18 @@ impl Client {
             }
         };
         let answer = self.execute(method, &params).await?;
-        let env: Envelope = serde_json::from_slice(&answer.body)
-            .map_err(|e| decode_error(method, &answer.body, ".", e))?;
+        let env = Envelope::parse(&answer.body)
+            .ok_or_else(|| decode_error(method, &answer, ".", "not a JSON object"))?;
         let result = match env.result {
             Some(raw) => serde_json::from_str(raw.get())
-                .map_err(|e| decode_error(method, &answer.body, ".", e))?,
+                .map_err(|e| decode_error(method, &answer, ".", e))?,
             None => Value::Null,
         };
         Ok(RawResponse {
             result,
-            total: env.total,
-            next: env.next,
-            time: env.time,
+            total: env.total(),
+            next: env.next(),
+            time: env.time(),
         })
     }
 
@@ -427,11 +489,11 @@ impl Client {
                             method,
                             "access token expired locally; refreshing before the call"
                         );
-                        self.refresh(o, generation, method).await?;
+                        self.refresh(generation, method, false).await?;
                         refreshed = true;
                         continue;
                     }
-                    let base = parse_http_url(&tokens.client_endpoint, "client_endpoint")?;
+                    let base = parse_endpoint(&tokens.client_endpoint, "client_endpoint")?;
                     let body =
                         with_auth(params, tokens.access_token.expose()).ok_or_else(|| {
                             Error::new(ErrorKind::InvalidInput)
@@ -442,14 +504,30 @@ impl Client {
                     (join_method(&base, method)?, body, generation, token)
                 }
             };
-            let (status, bytes) = self.post(method, url, body).await?;
-            match classify(method, status, bytes, &[&secret]) {
+            let posted = self.post(method, url.clone(), body, &secret).await?;
+            let result = classify(method, posted.status, posted.body, &secret);
+            // A redirect is adopted only once a Bitrix24 envelope came back from its target:
+            // a login page or captive portal must not move the client.
+            let is_envelope = match &result {
+                Ok(_) => true,
+                Err(e) => e.kind() == ErrorKind::Api,
+            };
+            if let (Some(to), true) = (&posted.moved_to, is_envelope) {
+                self.portal_moved(&url, to).await;
+            }
+            match result {
                 Ok(answer) => return Ok(answer),
                 Err(e) => {
                     let Auth::OAuth(o) = &self.inner.auth else {
                         return Err(e);
                     };
-                    if refreshed || !(e.is_expired_token() || e.is_code(codes::INVALID_TOKEN)) {
+                    let invalid_token = e.is_code(codes::INVALID_TOKEN);
+                    if refreshed || !(e.is_expired_token() || invalid_token) {
+                        return Err(e);
+                    }
+                    if invalid_token && o.invalid_token_generation() == Some(generation) {
+                        // This token came from a refresh made for `invalid_token` and is
+                        // refused the same way: another refresh would not help.
                         return Err(e);
                     }
                     tracing::debug!(
@@ -457,21 +535,28 @@ impl Client {
                         code = e.code().unwrap_or(""),
                         "refreshing the access token and retrying once"
                     );
-                    self.refresh(o, generation, method).await?;
+                    self.refresh(generation, method, invalid_token).await?;
                     refreshed = true;
                 }
             }
         }
     }
 
-    /// POSTs `body` to `url`; on 301/302/303/307/308 re-POSTs the same body to `Location` and
-    /// moves the portal's base address there.
+    /// POSTs `body` to `url`; on 301/302/303/307/308 re-POSTs the same body to `Location`
+    /// (never from https down to http).
     async fn post(
         &self,
         method: &str,
         mut url: Url,
         body: Vec<u8>,
-    ) -> Result<(u16, Vec<u8>), Error> {
+        secret: &str,
+    ) -> Result<Posted, Error> {
+        let mut moved_to = None;
+        let http_error = |message: &str| {
+            Error::new(ErrorKind::Http)
+                .with_method(method)
+                .with_message(message)
+        };
         for _ in 0..=MAX_REDIRECTS {
             let response = self
                 .inner
@@ -484,31 +569,53 @@ impl Client {
                 .body(body.clone())
                 .send()
                 .await
-                .map_err(|e| transport(method, e))?;
-            let status = response.status();
-            if status.is_redirection() {
-                let location = response
+                .map_err(|e| transport(method, e).redact(&[secret]))?;
+            if response.url() != &url {
+                return Err(http_error(
+                    "the HTTP client followed a redirect by itself (it must be built with \
+                     redirect::Policy::none()); the request may have been re-sent as a GET",
+                ));
+            }
+            let status = response.status().as_u16();
+            if matches!(status, 301 | 302 | 303 | 307 | 308) {
+                let next = response
                     .headers()
                     .get(reqwest::header::LOCATION)
                     .and_then(|v| v.to_str().ok())
-                    .and_then(|l| url.join(l).ok());
-                if let Some(next) = location {
-                    if matches!(next.scheme(), "http" | "https") {
-                        self.portal_moved(&url, &next).await;
-                        url = next;
-                        continue;
-                    }
+                    .and_then(|l| url.join(l).ok())
+                    .filter(|n| matches!(n.scheme(), "http" | "https"));
+                let Some(next) = next else {
+                    return Err(http_error("a redirect without a usable http(s) Location")
+                        .with_status(status));
+                };
+                if url.scheme() == "https" && next.scheme() == "http" {
+                    return Err(
+                        http_error("refusing to follow a redirect from https to http")
+                            .with_status(status),
+                    );
                 }
+                if next == url {
+                    return Err(http_error("a redirect to the same address").with_status(status));
+                }
+                moved_to = Some(next.clone());
+                url = next;
+                continue;
             }
-            let bytes = response.bytes().await.map_err(|e| transport(method, e))?;
-            return Ok((status.as_u16(), bytes.to_vec()));
+            let bytes = response
+                .bytes()
+                .await
+                .map_err(|e| transport(method, e).redact(&[secret]))?;
+            return Ok(Posted {
+                status,
+                body: bytes.to_vec(),
+                moved_to,
+            });
         }
-        Err(Error::new(ErrorKind::Http)
-            .with_method(method)
-            .with_message(format!("more than {MAX_REDIRECTS} redirects")))
+        Err(http_error(&format!("more than {MAX_REDIRECTS} redirects")))
     }
 
-    /// Moves the base address to the scheme, host and port of `to` after a redirect.
+    /// Moves the base address to the scheme, host and port of `to` after a redirect whose
+    /// target answered like a Bitrix24 portal.
     async fn portal_moved(&self, from: &Url, to: &Url) {
         if from.origin() == to.origin() {
             return;
@@ -524,7 +631,12 @@ impl Client {
             let _ = u.set_port(to.port());
         };
         match &self.inner.auth {
-            Auth::Webhook { base } => rebase(&mut base.write().unwrap_or_else(|e| e.into_inner())),
+            Auth::Webhook { base } => {
+                let mut base = base.write().unwrap_or_else(|e| e.into_inner());
+                if base.origin() == from.origin() {
+                    rebase(&mut base);
+                }
+            }
             Auth::OAuth(o) => {
                 // Under the refresh gate, so that a refresh in flight is not overwritten with
                 // the old (spent) pair; the generation stays, as the token did not change.
@@ -555,8 +667,30 @@ impl Client {
     }
 
     /// Refreshes the access token unless another call already did since `seen` (single
-    /// flight): exactly one request to the OAuth server however many calls wait here.
-    async fn refresh(&self, o: &OAuthState, seen: u64, method: &str) -> Result<(), Error> {
+    /// flight: one request to the OAuth server however many calls wait here). The refresh
+    /// runs in its own task, so that cancelling the waiting call cannot lose a rotated pair.
+    async fn refresh(&self, seen: u64, method: &str, invalid_token: bool) -> Result<(), Error> {
+        let client = self.clone();
+        let owned = method.to_owned();
+        let task =
+            tokio::spawn(async move { client.refresh_flight(seen, &owned, invalid_token).await });
+        match task.await {
+            Ok(result) => result,
+            Err(e) => Err(Error::new(ErrorKind::OAuthServer)
+                .with_method(method)
+                .with_message(format!("the token refresh task failed: {e}"))),
+        }
+    }
+
+    async fn refresh_flight(
+        &self,
+        seen: u64,
+        method: &str,
+        invalid_token: bool,
+    ) -> Result<(), Error> {
+        let Auth::OAuth(o) = &self.inner.auth else {
+            return Ok(());
+        };
         let attempts_before = o.attempts.lock().unwrap_or_else(|e| e.into_inner()).0;
         let _gate = o.refresh.lock().await;
         let (generation, current) = o.current();
@@ -576,11 +710,14 @@ impl Client {
             current.refresh_token.expose(),
             current.access_token.expose(),
         ];
-        let result = self.request_tokens(o, &current, method).await;
+        let result = self
+            .request_tokens(o, &current, method)
+            .await
+            .map_err(|e| e.redact(&secrets));
         {
             let mut attempts = o.attempts.lock().unwrap_or_else(|e| e.into_inner());
             attempts.0 += 1;
-            attempts.1 = result.as_ref().err().map(|e| e.clone().redact(&secrets));
+            attempts.1 = result.as_ref().err().cloned();
         }
         let fresh = match result {
             Ok(fresh) => fresh,
@@ -598,7 +735,7 @@ impl Client {
                         }
                     }
                 }
-                return Err(e.redact(&secrets));
+                return Err(e);
             }
         };
         let saved = o.store.save(&fresh).await;
@@ -615,7 +752,10 @@ impl Client {
                 .with_message(format!("refreshed tokens could not be saved: {e}"))
                 .redact(&all_secrets)
         });
-        o.replace(fresh);
+        let new_generation = o.replace(fresh);
+        if invalid_token {
+            o.set_invalid_token_generation(new_generation);
+        }
         saved
     }
 
@@ -626,19 +766,19 @@ impl Client {
         current: &Tokens,
         method: &str,
     ) -> Result<Tokens, Error> {
-        let server = match &o.oauth_server {
+        let mut url = match &o.oauth_server {
             Some(s) => s.clone(),
-            None => {
-                let raw = current
+            None => parse_oauth_server(
+                current
                     .server_endpoint
                     .as_deref()
-                    .unwrap_or(DEFAULT_OAUTH_SERVER);
-                parse_http_url(raw, "server_endpoint")?
-            }
+                    .unwrap_or(DEFAULT_OAUTH_SERVER),
+                "server_endpoint",
+            )?,
         };
-        let mut url = server;
         url.set_path("/oauth/token/");
         url.set_query(None);
+        url.set_fragment(None);
         let form = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("grant_type", "refresh_token")
             .append_pair("client_id", &o.app.client_id)
@@ -648,7 +788,7 @@ impl Client {
         let response = self
             .inner
             .http
-            .post(url)
+            .post(url.clone())
             .header(
                 reqwest::header::CONTENT_TYPE,
                 "application/x-www-form-urlencoded",
@@ -661,6 +801,13 @@ impl Client {
             .await
             .map_err(|e| transport(method, e))?;
         let status = response.status().as_u16();
+        let oauth_error = |kind| Error::new(kind).with_method(method).with_status(status);
+        if response.url() != &url {
+            return Err(oauth_error(ErrorKind::OAuthServer).with_message(
+                "the HTTP client followed a redirect of the token refresh; build it with \
+                 redirect::Policy::none()",
+            ));
+        }
         let body = response.bytes().await.map_err(|e| transport(method, e))?;
         let secrets = [
             o.app.client_secret.expose(),
@@ -668,8 +815,7 @@ impl Client {
             current.access_token.expose(),
         ];
         let json: Option<Value> = serde_json::from_slice(&body).ok();
-        let oauth_error = |kind| Error::new(kind).with_method(method).with_status(status);
-        let Some(json) = json else {
+        let Some(json) = json.filter(Value::is_object) else {
             return Err(oauth_error(ErrorKind::OAuthServer).with_snippet(&body, &secrets));
         };
         if let Some(code) = json
@@ -702,9 +848,9 @@ impl Client {
         if !(200..300).contains(&status) {
             return Err(oauth_error(ErrorKind::OAuthServer).with_snippet(&body, &secrets));
         }
-        let response: TokenResponse = serde_json::from_value(json).map_err(|e| {
+        let response = TokenResponse::from_json(&json).ok_or_else(|| {
             oauth_error(ErrorKind::OAuthServer)
-                .with_message(format!("the answer holds no token pair ({e})"))
+                .with_message("the answer holds no access_token and refresh_token")
         })?;
         Ok(response.into_tokens(Some(current)))
     }
@@ -760,28 +906,29 @@ fn with_auth(params: &[u8], token: &str) -> Option<Vec<u8>> {
 }
 
 /// Classifies an answer: the `error` code first (any status, case kept), the HTTP status
-/// second. `secrets` (the access token or webhook code) are removed from any text kept.
-fn classify(method: &str, status: u16, body: Vec<u8>, secrets: &[&str]) -> Result<Answer, Error> {
-    let envelope: Result<Envelope, _> = serde_json::from_slice(&body);
-    match envelope {
-        Ok(env) => {
-            if let Some((code, description)) = env.error() {
-                return Err(Error::api(method, status, code, description).redact(secrets));
-            }
-            if !(200..300).contains(&status) {
-                return Err(Error::new(ErrorKind::Http)
-                    .with_method(method)
-                    .with_status(status)
-                    .with_snippet(&body, secrets));
-            }
-            drop(env);
-            Ok(Answer { body })
-        }
-        Err(_) => Err(Error::new(ErrorKind::Http)
+/// second; only a JSON object is an envelope. `secret` (the access token or webhook code) is
+/// removed from any text kept.
+fn classify(method: &str, status: u16, body: Vec<u8>, secret: &str) -> Result<Answer, Error> {
+    let http = |body: &[u8]| {
+        Error::new(ErrorKind::Http)
             .with_method(method)
             .with_status(status)
-            .with_snippet(&body, secrets)),
+            .with_snippet(body, &[secret])
+    };
+    let Some(env) = Envelope::parse(&body) else {
+        return Err(http(&body));
+    };
+    if let Some((code, description)) = env.error() {
+        return Err(Error::api(method, status, code, description).redact(&[secret]));
     }
+    if !(200..300).contains(&status) {
+        return Err(http(&body));
+    }
+    drop(env);
+    Ok(Answer {
+        body,
+        secret: secret.to_owned(),
+    })
 }
 
 /// The webhook code: the last segment of a webhook base URL.
@@ -792,35 +939,35 @@ fn webhook_code(base: &Url) -> String {
         .to_owned()
 }
 
-fn decode_error(method: &str, body: &[u8], path: &str, e: impl fmt::Display) -> Error {
+fn decode_error(method: &str, answer: &Answer, path: &str, e: impl fmt::Display) -> Error {
     Error::new(ErrorKind::Decode)
         .with_method(method)
         .with_status(200)
         .with_path(path.to_owned())
         .with_message(e.to_string())
-        .with_snippet(body, &[])
+        .with_snippet(&answer.body, &[&answer.secret])
+        .redact(&[&answer.secret])
 }
 
 /// Decodes the envelope's `result` through the wire adapter `W`, tracking the JSON path.
 fn decode_result<T, W: for<'de> DeserializeAs<'de, T>>(
     method: &str,
-    body: &[u8],
+    answer: &Answer,
 ) -> Result<T, Error> {
-    let env: Envelope =
-        serde_json::from_slice(body).map_err(|e| decode_error(method, body, ".", e))?;
-    let raw = env.result.map_or("null", |r| r.get());
-    let mut de = serde_json::Deserializer::from_str(raw);
+    let env = Envelope::parse(&answer.body)
+        .ok_or_else(|| decode_error(method, answer, ".", "not a JSON object"))?;
+    let Some(raw) = env.result else {
+        return Err(decode_error(
+            method,
+            answer,
+            ".",
+            "the answer has no `result`",
+        ));
+    };
+    let mut de = serde_json::Deserializer::from_str(raw.get());
     let mut track = serde_path_to_error::Track::new();
     let value = W::deserialize_as(serde_path_to_error::Deserializer::new(&mut de, &mut track));
-    match value {
-        Ok(v) => Ok(v),
-        Err(e) => Err(decode_error(
-            method,
-            raw.as_bytes(),
-            &track.path().to_string(),
-            e,
-        )),
-    }
+    value.map_err(|e| decode_error(method, answer, &track.path().to_string(), e))
 }
 
 #[cfg(test)]
@@ -871,7 +1018,7 @@ mod tests {
             "m",
             200,
             br#"{"error":"ACCESS_DENIED","error_description":"no"}"#.to_vec(),
-            &[],
+            "",
         )
         .err()
         .unwrap();
@@ -879,23 +1026,24 @@ mod tests {
             (e.kind(), e.code(), e.status()),
             (ErrorKind::Api, Some("ACCESS_DENIED"), Some(200))
         );
-        let e = classify("m", 502, b"<html>Bad gateway</html>".to_vec(), &[])
+        let e = classify("m", 502, b"<html>Bad gateway</html>".to_vec(), "")
             .err()
             .unwrap();
         assert_eq!(
             (e.kind(), e.status(), e.body_snippet()),
             (ErrorKind::Http, Some(502), Some("<html>Bad gateway</html>"))
         );
-        assert!(classify("m", 200, br#"{"result":true}"#.to_vec(), &[]).is_ok());
+        assert!(classify("m", 200, br#"{"result":true}"#.to_vec(), "").is_ok());
     }
 
     #[test]
     fn decode_errors_keep_the_path() {
-        let e = decode_result::<Vec<u64>, crate::wire::List<crate::wire::Int>>(
-            "m",
-            br#"{"result":[1,"x"]}"#,
-        )
-        .unwrap_err();
+        let answer = Answer {
+            body: br#"{"result":[1,"x"]}"#.to_vec(),
+            secret: String::new(),
+        };
+        let e = decode_result::<Vec<u64>, crate::wire::List<crate::wire::Int>>("m", &answer)
+            .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Decode);
         assert_eq!(e.json_path(), Some("[1]"));
         assert!(

@@ -117,7 +117,8 @@ impl Error {
     /// Keeps the start of `body` for diagnostics, with every secret in `secrets` replaced
     /// before the text is cut (a cut secret would no longer be recognised).
     pub(crate) fn with_snippet(mut self, body: &[u8], secrets: &[&str]) -> Self {
-        let text = String::from_utf8_lossy(&body[..body.len().min(64 * 1024)]);
+        // Redact the whole (bounded) body first: a secret cut in half is no longer found.
+        let text = String::from_utf8_lossy(&body[..body.len().min(4 * 1024 * 1024)]);
         self.inner.snippet = Some(snippet(&redact_text(&text, secrets)));
         self
     }
@@ -128,6 +129,7 @@ impl Error {
     /// Replaces every secret in `secrets` wherever it appears in the texts this error carries.
     pub(crate) fn redact(mut self, secrets: &[&str]) -> Self {
         for field in [
+            &mut self.inner.code,
             &mut self.inner.description,
             &mut self.inner.snippet,
             &mut self.inner.message,
@@ -242,12 +244,17 @@ impl Error {
     }
 }
 
-/// `text` with every non-empty secret replaced by `[redacted]`.
+/// `text` with every secret replaced by `[redacted]`, verbatim and percent-encoded (as a
+/// proxy or form echo would show it). Secrets shorter than 6 characters are not real tokens
+/// and are skipped, so that redaction cannot garble ordinary text.
 pub(crate) fn redact_text(text: &str, secrets: &[&str]) -> String {
     let mut out = text.to_owned();
-    for s in secrets.iter().filter(|s| !s.is_empty()) {
-        if out.contains(s) {
-            out = out.replace(s, "[redacted]");
+    for s in secrets.iter().filter(|s| s.len() >= 6) {
+        let encoded: String = url::form_urlencoded::byte_serialize(s.as_bytes()).collect();
+        for form in [s.to_string(), encoded] {
+            if out.contains(&form) {
+                out = out.replace(&form, "[redacted]");
+            }
         }
     }
     out
@@ -293,6 +300,9 @@ impl fmt::Display for Error {
             ErrorKind::Http => {
                 write!(f, "unexpected answer")?;
                 status(f)?;
+                if let Some(m) = &i.message {
+                    write!(f, ": {m}")?;
+                }
                 if let Some(s) = &i.snippet {
                     write!(f, ": {s}")?;
                 }
@@ -344,6 +354,9 @@ impl fmt::Display for Error {
                     f.write_str("unexpected answer from the OAuth server")?;
                 }
                 status(f)?;
+                if let Some(m) = &i.message {
+                    write!(f, ": {m}")?;
+                }
                 if let Some(s) = &i.snippet {
                     write!(f, ": {s}")?;
                 }

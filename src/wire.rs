@@ -446,23 +446,64 @@ pub struct Time {
 }
 
 /// A decoded REST 1/2 response body: either a result with its paging data or an error.
+///
+/// Only `result` and `error` decide what the answer is; `total`, `next` and `time` are read
+/// leniently (an odd value is ignored), so that a call that ran is never reported as failed
+/// because of its metadata.
 #[derive(serde::Deserialize)]
 pub(crate) struct Envelope<'a> {
-    #[serde(borrow, default)]
+    /// `Some` when the key is present, even as `null`.
+    #[serde(borrow, default, deserialize_with = "present")]
     pub result: Option<&'a serde_json::value::RawValue>,
     #[serde(default)]
     pub error: Option<Value>,
     #[serde(default)]
     pub error_description: Option<Value>,
-    #[serde(default, with = "As::<Opt<Int>>")]
-    pub total: Option<u64>,
-    #[serde(default, with = "As::<Opt<Int>>")]
-    pub next: Option<u64>,
     #[serde(default)]
-    pub time: Option<Time>,
+    total: Option<Value>,
+    #[serde(default)]
+    next: Option<Value>,
+    #[serde(default)]
+    time: Option<Value>,
 }
 
-impl Envelope<'_> {
+fn present<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<&'de serde_json::value::RawValue>, D::Error> {
+    <&serde_json::value::RawValue as serde::Deserialize>::deserialize(d).map(Some)
+}
+
+impl<'a> Envelope<'a> {
+    /// Parses a body as an envelope; `None` unless it is a JSON object.
+    pub fn parse(body: &'a [u8]) -> Option<Envelope<'a>> {
+        let first = body.iter().find(|b| !b.is_ascii_whitespace())?;
+        if *first != b'{' {
+            return None;
+        }
+        serde_json::from_slice(body).ok()
+    }
+
+    /// `total`, when it is a non-negative integer (or a string holding one).
+    pub fn total(&self) -> Option<u64> {
+        self.total
+            .as_ref()
+            .and_then(|v| <Int as DeserializeAs<u64>>::deserialize_as(v).ok())
+    }
+
+    /// `next`, when it is a non-negative integer (or a string holding one).
+    pub fn next(&self) -> Option<u64> {
+        self.next
+            .as_ref()
+            .and_then(|v| <Int as DeserializeAs<u64>>::deserialize_as(v).ok())
+    }
+
+    /// `time`, when it is an object of the documented shape.
+    pub fn time(&self) -> Option<Time> {
+        self.time
+            .as_ref()
+            .and_then(|v| <Time as serde::Deserialize>::deserialize(v).ok())
+    }
+
     /// The error code and description when the body is an error, for both the REST 1/2 shape
     /// (`{"error": "CODE", "error_description": "..."}`) and REST 3.0
     /// (`{"error": {"code", "message"}}`). The code may be empty.
@@ -566,6 +607,6 @@ mod tests {
                 .unwrap();
         assert_eq!(e.error(), Some(("BITRIX_REST_V3_X".into(), "bad".into())));
         let e: Envelope = serde_json::from_str(r#"{"result":[1],"total":"2","next":50}"#).unwrap();
-        assert_eq!((e.error(), e.total, e.next), (None, Some(2), Some(50)));
+        assert_eq!((e.error(), e.total(), e.next()), (None, Some(2), Some(50)));
     }
 }
