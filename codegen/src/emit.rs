@@ -25,9 +25,9 @@ pub fn emit(spec: &Spec) -> TokenStream {
         let items = methods.iter().map(|m| emit_method(m, &group));
         let group_fns = methods.iter().map(|m| emit_group_fn(m));
         let scope_doc = doc_lines(&format!(
-            "Methods of scope `{scope}`: request types and the [`{group}`] group returned by \
+            "Methods of scope `{scope}`: request types and the [`{group}`]({}::{group}) group returned by \
              [`Client::{}`](crate::Client::{}).",
-            module.text, module.text
+            module.text, module.text, module.text
         ));
         let group_doc = doc_lines(&format!(
             "The methods of scope `{scope}`, bound to a client: each function takes the method's \
@@ -101,6 +101,7 @@ pub fn emit(spec: &Spec) -> TokenStream {
 
 /// `#[doc = "..."]` attributes, one per line, so prettyplease prints `///` lines.
 fn doc_lines(text: &str) -> TokenStream {
+    let text = text.replace('\r', "");
     let lines = text.trim().lines().map(|l| {
         let l = if l.is_empty() {
             String::new()
@@ -202,6 +203,16 @@ fn needs_wire_serializer(ty: &Ty) -> bool {
     }
 }
 
+/// A doc link to a struct member (`[`name`](Self::name)`); raw identifiers (`r#type`), which
+/// rustdoc cannot resolve in links, are printed as code.
+fn member_link(name: &crate::naming::RustName) -> String {
+    if name.raw {
+        format!("`{}`", name.source())
+    } else {
+        format!("[`{0}`](Self::{0})", name.text)
+    }
+}
+
 /// Struct field declarations with their serde attributes. `decode` is set for named types,
 /// which are also read from responses and so need the tolerant wire adapters; request
 /// structs are only written and get an adapter only where the encoding differs (Y/N).
@@ -293,11 +304,15 @@ fn setters(fields: &[Field]) -> Vec<TokenStream> {
             let set = format_ident!("{}", crate::naming::setter(&f.rust));
             let (t, into) = input(&f.ty);
             let full = rust_ty(&f.ty);
-            let value = if into { quote!(value.into()) } else { quote!(value) };
-            let src = f.rust.source();
-            let doc = doc_lines(&format!("Sets [`{src}`](Self::{src}) (`{}`).", f.wire));
+            let value = if into {
+                quote!(value.into())
+            } else {
+                quote!(value)
+            };
+            let link = member_link(&f.rust);
+            let doc = doc_lines(&format!("Sets {link} (`{}`).", f.wire));
             let set_doc = doc_lines(&format!(
-                "Sets [`{src}`](Self::{src}) (`{}`) from an `Option`; `None` leaves it out of the request.",
+                "Sets {link} (`{}`) from an `Option`; `None` leaves it out of the request.",
                 f.wire
             ));
             quote! {
@@ -323,9 +338,9 @@ fn params_doc(fields: &[Field]) -> String {
     fields
         .iter()
         .map(|f| {
-            let src = f.rust.source();
             format!(
-                "- [`{src}`](Self::{src}) (`{}`, {}, {}): {}",
+                "- {} (`{}`, {}, {}): {}",
+                member_link(&f.rust),
                 f.wire,
                 ty_doc(&f.ty),
                 if f.required { "required" } else { "optional" },

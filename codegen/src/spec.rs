@@ -451,12 +451,12 @@ pub fn parse(file: &str, text: &str) -> Result<Spec, SpecErrors> {
         );
 
         let tkey = (scope_module.text.clone(), type_name.text.clone());
-        if type_name.text == group {
+        if type_name.text == group || type_name.text == "C" {
             cx.err(
                 at,
                 context.clone(),
                 format!(
-                    "request type `{}` collides with the scope group type",
+                    "request type `{}` collides with a name the generated code uses (the scope group type or the client parameter `C`)",
                     type_name.text
                 ),
                 None,
@@ -521,14 +521,22 @@ pub fn parse(file: &str, text: &str) -> Result<Spec, SpecErrors> {
             }
         }
     }
-    if scope_modules.contains_key("types") {
-        cx.err(
-            0,
-            String::new(),
-            "scope name `types` is reserved for named types".into(),
-            None,
-        );
+    for (module, scope) in &scope_modules {
+        if RESERVED_SCOPE_NAMES.contains(&module.as_str()) {
+            let at = raw
+                .methods
+                .iter()
+                .find(|m| m.scope.get_ref() == scope)
+                .map_or(0, |m| m.scope.span().start);
+            cx.err(
+                at,
+                format!("scope `{scope}`"),
+                format!("scope name `{module}` is reserved: it would clash with `Client::{module}` or the crate's own `bitrix24::{module}`"),
+                None,
+            );
+        }
     }
+    check_cycles(&mut cx, &raw, &types);
 
     if cx.errors.is_empty() {
         Ok(Spec { types, methods })
@@ -537,10 +545,87 @@ pub fn parse(file: &str, text: &str) -> Result<Spec, SpecErrors> {
     }
 }
 
+/// Scope module names that would clash with `Client`'s own methods or the crate's modules.
+const RESERVED_SCOPE_NAMES: &[&str] = &[
+    "types",
+    "call",
+    "call_raw",
+    "tokens",
+    "builder",
+    "webhook",
+    "oauth",
+    "execute",
+    "post",
+    "refresh",
+    "refresh_flight",
+    "request_tokens",
+    "portal_moved",
+    "clone",
+    "fmt",
+    "client",
+    "error",
+    "auth",
+    "method",
+    "wire",
+    "codes",
+    "php",
+    "generated",
+    "__private",
+];
+
+/// Deepest `list<map<...>>` nesting accepted.
+const MAX_TYPE_DEPTH: usize = 8;
+
+/// Reports named structs that contain themselves other than through a list or map (they
+/// would have infinite size).
+fn check_cycles(cx: &mut Ctx<'_>, raw: &RawSpec, types: &[TypeDef]) {
+    let direct = |t: &TypeDef| -> Vec<String> {
+        match &t.kind {
+            TypeKind::Struct(fields) => fields
+                .iter()
+                .filter_map(|f| match &f.ty {
+                    Ty::Named(n) => Some(n.clone()),
+                    _ => None,
+                })
+                .collect(),
+            TypeKind::Enum(_) => Vec::new(),
+        }
+    };
+    for t in types {
+        // Depth-first search from `t` along direct (unboxed) struct fields.
+        let mut stack = direct(t);
+        let mut seen: Vec<String> = Vec::new();
+        while let Some(next) = stack.pop() {
+            if next == t.name {
+                let at = raw
+                    .types
+                    .iter()
+                    .find(|r| r.name.get_ref() == &t.name)
+                    .map_or(0, |r| r.name.span().start);
+                cx.err(
+                    at,
+                    format!("type `{}`", t.name),
+                    "contains itself (directly or through other structs); it would have infinite size".into(),
+                    Some("make the recursive field a `list<...>` or `map<...>`".into()),
+                );
+                break;
+            }
+            if seen.contains(&next) {
+                continue;
+            }
+            if let Some(n) = types.iter().find(|x| x.name == next) {
+                stack.extend(direct(n));
+            }
+            seen.push(next);
+        }
+    }
+}
+
 fn valid_method_name(name: &str) -> bool {
     !name.is_empty()
         && name.split('.').all(|part| {
-            !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            part.chars().any(|c| c.is_ascii_alphanumeric())
+                && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
         })
         && name.starts_with(|c: char| c.is_ascii_alphabetic())
 }
@@ -585,6 +670,15 @@ fn fields(
         }
         if wire_seen.insert(wire, ()).is_some() {
             cx.err(at, context, format!("duplicate {what}"), None);
+            continue;
+        }
+        if what == "param" && wire == "auth" {
+            cx.err(
+                at,
+                context,
+                "`auth` is reserved: the client sends the access token under that name".into(),
+                None,
+            );
             continue;
         }
         let rust = match &f.rust_name {
@@ -715,6 +809,16 @@ fn enum_values(cx: &mut Ctx<'_>, context: &str, t: &RawType) -> Vec<(String, Rus
 
 /// Parses a type expression (`list<map<id>>`, `BotProperties`).
 fn parse_ty(text: &str, known: &[String]) -> Result<Ty, (String, Option<String>)> {
+    parse_ty_at(text, known, 0)
+}
+
+fn parse_ty_at(text: &str, known: &[String], depth: usize) -> Result<Ty, (String, Option<String>)> {
+    if depth > MAX_TYPE_DEPTH {
+        return Err((
+            format!("type nests deeper than {MAX_TYPE_DEPTH} levels"),
+            None,
+        ));
+    }
     let s = text.trim();
     for (prefix, wrap) in [
         ("list<", Ty::List as fn(Box<Ty>) -> Ty),
@@ -724,7 +828,7 @@ fn parse_ty(text: &str, known: &[String]) -> Result<Ty, (String, Option<String>)
             let inner = rest
                 .strip_suffix('>')
                 .ok_or_else(|| (format!("unclosed `<` in type `{s}`"), None))?;
-            return Ok(wrap(Box::new(parse_ty(inner, known)?)));
+            return Ok(wrap(Box::new(parse_ty_at(inner, known, depth + 1)?)));
         }
     }
     let ty = match s {

@@ -14,7 +14,7 @@ pub mod types {
     /// # Fields
     /// - [`id`](Self::id) (`ID`, id, required): Upper-case id.
     /// - [`id_lower`](Self::id_lower) (`id`, string, optional): Lower-case id next to `ID`: needs an explicit `rust_name`.
-    /// - [`r#type`](Self::r#type) (`type`, string, optional): A keyword: becomes `r#type`.
+    /// - `r#type` (`type`, string, optional): A keyword: becomes `r#type`.
     /// - [`self_`](Self::self_) (`self`, string, optional): Cannot be a raw identifier: becomes `self_`.
     /// - [`crate_`](Self::crate_) (`crate`, integer, optional): -
     /// - [`send_value`](Self::send_value) (`send`, Y/N flag, optional): Clashes with the request API: becomes `send_value`.
@@ -204,7 +204,7 @@ pub mod types {
             self.id_lower = value;
             self
         }
-        /// Sets [`r#type`](Self::r#type) (`type`).
+        /// Sets `r#type` (`type`).
         pub fn r#type(
             mut self,
             value: impl ::core::convert::Into<::std::string::String>,
@@ -212,7 +212,7 @@ pub mod types {
             self.r#type = ::core::option::Option::Some(value.into());
             self
         }
-        /// Sets [`r#type`](Self::r#type) (`type`) from an `Option`; `None` leaves it out of the request.
+        /// Sets `r#type` (`type`) from an `Option`; `None` leaves it out of the request.
         pub fn set_type(
             mut self,
             value: ::core::option::Option<::std::string::String>,
@@ -431,7 +431,7 @@ pub mod types {
         }
     }
 }
-/// Methods of scope `obstacle`: request types and the [`ObstacleMethods`] group returned by [`Client::obstacle`](crate::Client::obstacle).
+/// Methods of scope `obstacle`: request types and the [`ObstacleMethods`](obstacle::ObstacleMethods) group returned by [`Client::obstacle`](crate::Client::obstacle).
 #[allow(
     deprecated,
     clippy::too_many_arguments,
@@ -447,7 +447,7 @@ pub mod obstacle {
     ///
     /// # Parameters
     /// - [`entity_type_id`](Self::entity_type_id) (`entityTypeId`, id, required): camelCase wire name.
-    /// - [`r#type`](Self::r#type) (`type`, string, optional): -
+    /// - `r#type` (`type`, string, optional): -
     /// - [`select`](Self::select) (`select`, list of string, optional): -
     /// - [`filter`](Self::filter) (`filter`, JSON object, optional): -
     /// - [`order`](Self::order) (`ORDER`, JSON object, optional): -
@@ -526,7 +526,7 @@ pub mod obstacle {
                 start: ::core::option::Option::None,
             }
         }
-        /// Sets [`r#type`](Self::r#type) (`type`).
+        /// Sets `r#type` (`type`).
         pub fn r#type(
             mut self,
             value: impl ::core::convert::Into<::std::string::String>,
@@ -534,7 +534,7 @@ pub mod obstacle {
             self.r#type = ::core::option::Option::Some(value.into());
             self
         }
-        /// Sets [`r#type`](Self::r#type) (`type`) from an `Option`; `None` leaves it out of the request.
+        /// Sets `r#type` (`type`) from an `Option`; `None` leaves it out of the request.
         pub fn set_type(
             mut self,
             value: ::core::option::Option<::std::string::String>,
@@ -910,7 +910,7 @@ pub mod obstacle {
         }
     }
 }
-/// Methods of scope `obstacle.type`: request types and the [`ObstacleTypeMethods`] group returned by [`Client::obstacle_type`](crate::Client::obstacle_type).
+/// Methods of scope `obstacle.type`: request types and the [`ObstacleTypeMethods`](obstacle_type::ObstacleTypeMethods) group returned by [`Client::obstacle_type`](crate::Client::obstacle_type).
 #[allow(
     deprecated,
     clippy::too_many_arguments,
