@@ -831,6 +831,19 @@ fn v2_register(ctx: &mut Ctx<'_>, p: &Value) -> Outcome {
     let (owner, client_id) = owner(ctx, &token_holder, "botToken")?;
     let code =
         p_str(&f, "code").ok_or_else(|| ApiError::new("CODE_ERROR", "Bot code isn't specified"))?;
+    // Idempotent per code and owner: the existing bot comes back unchanged.
+    if let Some(b) = ctx
+        .st
+        .im
+        .bots
+        .values()
+        .find(|b| b.code == code && b.owner == owner)
+        .cloned()
+    {
+        return Ok(Reply::ok(
+            json!({"bot": im::bot_v2(ctx.st, &b), "users": [im::user_v2(ctx.st, ctx.cfg, b.id)]}),
+        ));
+    }
     if ctx.st.im.bots.values().any(|b| b.code == code) {
         return Err(ApiError::new(
             "CODE_ERROR",

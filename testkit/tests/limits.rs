@@ -1,0 +1,86 @@
+//! The leaky bucket (503) and the per-method operating time (429) on the virtual clock.
+
+mod common;
+
+use std::time::Duration;
+
+use bitrix24::Client;
+use bitrix24_testkit::FakePortal;
+use common::*;
+
+#[tokio::test]
+async fn leaky_bucket_refuses_past_the_burst_and_drains() {
+    let portal = FakePortal::builder().rate_limit(5, 2.0).start().await;
+    let url = format!("{}server.time", portal.webhook_url(1));
+    for _ in 0..5 {
+        assert_eq!(get(&url).await.0, 200);
+    }
+    let (status, body) = get(&url).await;
+    assert_eq!(status, 503);
+    assert_eq!(body, fixture("error-query-limit-exceeded.503.json"));
+    let client = Client::webhook(portal.webhook_url(1)).unwrap();
+    let err = client.user().current().await.unwrap_err();
+    assert!(err.is_rate_limited(), "{err}");
+    portal.advance(Duration::from_secs(1)); // drains 2
+    assert_eq!(get(&url).await.0, 200);
+    assert_eq!(get(&url).await.0, 200);
+    assert_eq!(get(&url).await.0, 503);
+}
+
+#[tokio::test]
+async fn rate_limit_can_be_off() {
+    let portal = FakePortal::builder().rate_limit_off().start().await;
+    let url = format!("{}server.time", portal.webhook_url(1));
+    for _ in 0..120 {
+        assert_eq!(get(&url).await.0, 200);
+    }
+}
+
+#[tokio::test]
+async fn operating_time_blocks_one_method_until_the_window_slides() {
+    let portal = FakePortal::builder()
+        .rate_limit_off()
+        .call_cost(Duration::from_secs(100))
+        .operating_limit(Duration::from_secs(480))
+        .start()
+        .await;
+    let url = portal.webhook_url(1);
+    let start = portal.now();
+    let mut last = serde_json::Value::Null;
+    for i in 0..5 {
+        let (status, body) = get(&format!("{url}user.current")).await;
+        assert_eq!(status, 200, "call {i}");
+        last = body;
+        portal.advance(Duration::from_secs(61));
+    }
+    // 500 s used: the fifth call crossed the limit but completed.
+    assert_eq!(last["time"]["operating"], 500.0);
+    let reset_at = last["time"]["operating_reset_at"].as_i64().unwrap();
+    assert_eq!(reset_at, start.floor() as i64 + 600);
+    let (status, body) = get(&format!("{url}user.current")).await;
+    assert_eq!(status, 429);
+    assert_eq!(body, fixture("error-operation-time-limit.429.json"));
+    let client = Client::webhook(portal.webhook_url(1)).unwrap();
+    assert!(client
+        .user()
+        .current()
+        .await
+        .unwrap_err()
+        .is_operation_time_limit());
+    // Other methods keep working.
+    assert_eq!(get(&format!("{url}profile")).await.0, 200);
+    // The oldest bucket drops out at operating_reset_at.
+    let wait = reset_at as f64 - portal.now() + 0.5;
+    portal.advance(Duration::from_secs_f64(wait));
+    let (status, body) = get(&format!("{url}user.current")).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["time"]["operating"], 500.0);
+}
+
+#[tokio::test]
+async fn time_scale_runs_the_clock_faster() {
+    let portal = FakePortal::builder().time_scale(1000.0).start().await;
+    let a = portal.now();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(portal.now() - a >= 19.0);
+}
