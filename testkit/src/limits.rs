@@ -80,11 +80,12 @@ impl Operating {
         }
     }
 
-    /// When the oldest bucket drops out (unix seconds); `now + 600` when empty.
+    /// When the oldest bucket has dropped out (unix seconds, rounded up, so a retry at this
+    /// instant succeeds); `now + 600` when empty.
     pub(crate) fn reset_at(&mut self, now: f64) -> i64 {
         self.prune(now);
         let first = self.buckets.front().map_or(now, |b| b.1);
-        (first + WINDOW).floor() as i64
+        (first + WINDOW).ceil() as i64
     }
 }
 
@@ -109,7 +110,7 @@ mod tests {
         o.add(1000.0, 100.0);
         o.add(1100.0, 100.0);
         assert_eq!(o.used(1100.0), 200.0);
-        assert_eq!(o.reset_at(1100.0), 1600);
+        assert_eq!(o.reset_at(1100.5), 1600);
         assert_eq!(o.used(1600.0), 100.0);
         assert_eq!(o.reset_at(1600.0), 1700);
     }

@@ -378,3 +378,61 @@ async fn insufficient_scope_is_403() {
         (403, Some("insufficient_scope"))
     );
 }
+
+#[tokio::test]
+async fn malformed_requests_get_documented_errors_not_panics() {
+    let portal = FakePortal::start().await;
+    let url = portal.webhook_url(1);
+    let deep = format!("a{}=1", "[x]".repeat(100));
+    let r = http()
+        .post(format!("{url}user.current"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(deep)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let (status, body) = get(&format!("{url}crm.deal.get?id=abc")).await;
+    assert_eq!(
+        (status, body["error_description"].as_str()),
+        (400, Some("ID is not defined or invalid."))
+    );
+    let (status, _) = get(&format!(
+        "{url}crm.deal.list?start=99999999999999999999999&filter[>ID]=-5&order[ID]=sideways"
+    ))
+    .await;
+    assert_eq!(status, 200);
+    let (status, body) = post_json(
+        &format!("{url}batch"),
+        json!({"cmd": {"a": 5, "b": {"x": 1}}}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body["result"]["result_error"]["a"]["error"],
+        "INVALID_REQUEST"
+    );
+    let (status, body) = post_json(
+        &format!("{url}imbot.message.add"),
+        json!({"CLIENT_ID": "c", "DIALOG_ID": "1", "MESSAGE": "x", "KEYBOARD": "{bad"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("BOT_ID_ERROR"))
+    );
+    let (status, _) = get(&format!("{}a/b/c/d/e", portal.rest_url())).await;
+    assert_eq!(status, 404);
+    let (status, body) =
+        post_json(&format!("{url}crm.item.list"), json!({"entityTypeId": "x"})).await;
+    assert_eq!((status, body["error"].as_str()), (404, Some("NOT_FOUND")));
+    let r = http()
+        .post(format!("{url}user.current"))
+        .header("content-type", "application/json")
+        .body("[1,2,3]")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(get(&format!("{url}user.current")).await.0, 200);
+}
