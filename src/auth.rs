@@ -170,6 +170,12 @@ impl Tokens {
         self
     }
 
+    /// Sets [`scope`](Self::scope) (comma-separated scope codes).
+    pub fn scope(mut self, scope: impl Into<String>) -> Self {
+        self.scope = Some(scope.into());
+        self
+    }
+
     /// Sets [`domain`](Self::domain).
     pub fn domain(mut self, domain: impl Into<String>) -> Self {
         self.domain = Some(domain.into());
