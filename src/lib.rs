@@ -7,6 +7,7 @@ mod auth;
 mod client;
 pub mod codes;
 mod error;
+mod event;
 pub mod php;
 pub mod wire;
 
@@ -42,7 +43,7 @@ pub mod __private {
 /// The committed snapshot of the obstacle-course spec, compiled as part of the crate so that
 /// generated code for awkward names is proven to build.
 #[cfg(test)]
-#[allow(dead_code, missing_docs, deprecated)]
+#[allow(dead_code, missing_docs, deprecated, unused_imports)]
 mod obstacle_snapshot {
     include!("../codegen/tests/snapshots/obstacle.rs");
 

@@ -82,6 +82,7 @@ pub fn emit(spec: &Spec) -> TokenStream {
             use crate::__private::wire;
         )
     };
+    let events = emit_events(spec);
     quote! {
         /// Named types shared by methods: request parameters and result shapes.
         #[allow(clippy::should_implement_trait, clippy::wrong_self_convention, clippy::too_many_arguments)]
@@ -93,8 +94,101 @@ pub fn emit(spec: &Spec) -> TokenStream {
 
         #(#scopes)*
 
+        #events
+
         impl crate::Client {
             #(#accessors)*
+        }
+    }
+}
+
+/// The `events` module: the `Event` enum over the spec's `[[event]]`s and its parser.
+fn emit_events(spec: &Spec) -> TokenStream {
+    if spec.events.is_empty() {
+        return quote!();
+    }
+    let variants = spec.events.iter().map(|e| {
+        let v = e.variant.ident();
+        let data = format_ident!("{}", e.data);
+        let link = e
+            .docs
+            .as_ref()
+            .map(|d| format!(" [Bitrix24 docs]({d})"))
+            .unwrap_or_default();
+        let doc = doc_lines(&format!("`{}`: {}{link}", e.code, e.summary));
+        quote!(#doc #v(crate::event::EventOf<super::types::#data>),)
+    });
+    let arms = spec.events.iter().map(|e| {
+        let v = e.variant.ident();
+        let code = &e.code;
+        quote!(#code => Event::#v(crate::event::typed(&code, tree)?),)
+    });
+    let code_arms = spec.events.iter().map(|e| {
+        let v = e.variant.ident();
+        quote!(Event::#v(e) => &e.event,)
+    });
+    let auth_arms = spec.events.iter().map(|e| {
+        let v = e.variant.ident();
+        quote!(Event::#v(e) => e.auth.as_ref(),)
+    });
+    quote! {
+        /// Incoming events (`[[event]]` in methods.toml): [`Event::parse`] turns a delivery
+        /// body into a typed value.
+        #[allow(clippy::large_enum_variant)]
+        pub mod events {
+            pub use crate::event::{decode_body, EventAuth, EventError, EventOf, UnknownEvent};
+            pub use crate::php::Limits;
+
+            /// An incoming event: typed when this version knows its code, else [`Event::Unknown`].
+            #[derive(::core::clone::Clone, ::core::fmt::Debug, ::core::cmp::PartialEq)]
+            #[non_exhaustive]
+            pub enum Event {
+                #(#variants)*
+                /// An event this version has no type for, kept whole.
+                Unknown(crate::event::UnknownEvent),
+            }
+
+            impl Event {
+                /// Parses a delivery body: `application/x-www-form-urlencoded` with PHP bracket
+                /// keys (every scalar a string), or JSON. `"42"` reads as a number, `Y`/`N` and
+                /// `1`/`0` as booleans, empty strings as absent. Body size (1 MiB), nesting and
+                /// pair count are capped ([`Limits::default`]).
+                ///
+                /// # Errors
+                /// [`EventError`] for a body over a limit, invalid JSON, no `event` field, or a
+                /// known event whose fields do not match its type.
+                pub fn parse(content_type: &str, body: &[u8]) -> ::core::result::Result<Event, EventError> {
+                    Self::parse_with(content_type, body, Limits::default())
+                }
+
+                /// [`parse`](Self::parse) with explicit limits.
+                ///
+                /// # Errors
+                /// As for [`parse`](Self::parse).
+                pub fn parse_with(content_type: &str, body: &[u8], limits: Limits) -> ::core::result::Result<Event, EventError> {
+                    let (code, tree) = crate::event::decode_body(content_type, body, limits)?;
+                    ::core::result::Result::Ok(match code.as_str() {
+                        #(#arms)*
+                        _ => Event::Unknown(crate::event::UnknownEvent { event: code, raw: tree }),
+                    })
+                }
+
+                /// The event code, upper case (`ONIMBOTMESSAGEADD`).
+                pub fn code(&self) -> &str {
+                    match self {
+                        #(#code_arms)*
+                        Event::Unknown(u) => &u.event,
+                    }
+                }
+
+                /// The `auth` block (the acting user's token set and `application_token`), if any.
+                pub fn auth(&self) -> ::core::option::Option<&crate::event::EventAuth> {
+                    match self {
+                        #(#auth_arms)*
+                        Event::Unknown(_) => ::core::option::Option::None,
+                    }
+                }
+            }
         }
     }
 }
@@ -126,6 +220,7 @@ fn rust_ty(ty: &Ty) -> TokenStream {
             quote!(crate::__private::chrono::DateTime<crate::__private::chrono::FixedOffset>)
         }
         Ty::Object | Ty::Json => quote!(crate::__private::serde_json::Value),
+        Ty::Secret => quote!(crate::Secret),
         Ty::List(t) => {
             let t = rust_ty(t);
             quote!(::std::vec::Vec<#t>)
@@ -151,7 +246,7 @@ fn adapter(ty: &Ty) -> TokenStream {
         Ty::Boolean => quote!(wire::Bool),
         Ty::Yn => quote!(wire::Yn),
         Ty::Object => quote!(wire::Obj),
-        Ty::Date | Ty::DateTime | Ty::Json | Ty::Named(_) => quote!(wire::Same),
+        Ty::Date | Ty::DateTime | Ty::Json | Ty::Secret | Ty::Named(_) => quote!(wire::Same),
         Ty::List(t) => {
             let t = adapter(t);
             quote!(wire::List<#t>)
@@ -176,6 +271,7 @@ fn ty_doc(ty: &Ty) -> String {
         Ty::DateTime => "ISO 8601 date-time".into(),
         Ty::Object => "JSON object".into(),
         Ty::Json => "JSON value".into(),
+        Ty::Secret => "secret string".into(),
         Ty::List(t) => format!("list of {}", ty_doc(t)),
         Ty::Map(t) => format!("map of {}", ty_doc(t)),
         Ty::Named(n) => format!("[`{n}`](super::types::{n})"),
@@ -186,7 +282,7 @@ fn ty_doc(ty: &Ty) -> String {
 fn input(ty: &Ty) -> (TokenStream, bool) {
     let t = rust_ty(ty);
     match ty {
-        Ty::String | Ty::List(_) | Ty::Object | Ty::Json | Ty::Named(_) => {
+        Ty::String | Ty::List(_) | Ty::Object | Ty::Json | Ty::Secret | Ty::Named(_) => {
             (quote!(impl ::core::convert::Into<#t>), true)
         }
         _ => (t, false),

@@ -91,6 +91,8 @@ pub enum Ty {
     Object,
     /// `json`: any JSON value (`serde_json::Value`).
     Json,
+    /// `secret`: a token or other secret string (`bitrix24::Secret`, never printed).
+    Secret,
     /// `list<T>`.
     List(Box<Ty>),
     /// `map<T>`: object with string keys (`BTreeMap<String, T>`, `[]` read as empty).
@@ -100,7 +102,8 @@ pub enum Ty {
 }
 
 const PRIMITIVES: &[&str] = &[
-    "string", "integer", "id", "number", "boolean", "yn", "date", "datetime", "object", "json",
+    "secret", "string", "integer", "id", "number", "boolean", "yn", "date", "datetime", "object",
+    "json",
 ];
 
 /// A struct field or a method parameter.
@@ -169,6 +172,21 @@ pub struct MethodDef {
     pub fn_name: RustName,
 }
 
+/// An incoming event (`ONIMBOTMESSAGEADD`) and the named struct its `data` decodes into.
+#[derive(Clone, Debug)]
+pub struct EventDef {
+    /// The event code, upper case, verbatim.
+    pub code: String,
+    /// The enum variant name (`OnImbotMessageAdd` from `ONIMBOTMESSAGEADD` via `variant`).
+    pub variant: RustName,
+    /// One-line summary.
+    pub summary: String,
+    /// Link to the official docs page.
+    pub docs: Option<String>,
+    /// The named struct type of `data`.
+    pub data: String,
+}
+
 /// A validated spec.
 #[derive(Clone, Debug)]
 pub struct Spec {
@@ -176,6 +194,8 @@ pub struct Spec {
     pub types: Vec<TypeDef>,
     /// Methods in spec order.
     pub methods: Vec<MethodDef>,
+    /// Events in spec order.
+    pub events: Vec<EventDef>,
 }
 
 impl Spec {
@@ -202,6 +222,20 @@ struct RawSpec {
     types: Vec<RawType>,
     #[serde(default, rename = "method")]
     methods: Vec<RawMethod>,
+    #[serde(default, rename = "event")]
+    events: Vec<RawEvent>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEvent {
+    name: Spanned<String>,
+    /// Rust variant name, e.g. `ImbotMessageAdd` (event codes are one run of capitals).
+    variant: Spanned<String>,
+    #[serde(default)]
+    summary: String,
+    docs: Option<String>,
+    data: Spanned<String>,
 }
 
 #[derive(Deserialize)]
@@ -538,8 +572,72 @@ pub fn parse(file: &str, text: &str) -> Result<Spec, SpecErrors> {
     }
     check_cycles(&mut cx, &raw, &types);
 
+    let mut events: Vec<EventDef> = Vec::new();
+    for e in &raw.events {
+        let code = e.name.get_ref();
+        let context = format!("event `{code}`");
+        if code.is_empty()
+            || !code
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        {
+            cx.err(
+                e.name.span().start,
+                context,
+                "an event code is upper-case ASCII letters, digits and `_`".into(),
+                None,
+            );
+            continue;
+        }
+        if events.iter().any(|x| &x.code == code) {
+            cx.err(e.name.span().start, context, "duplicate event".into(), None);
+            continue;
+        }
+        let variant = e.variant.get_ref();
+        let valid =
+            naming::pascal(variant).is_some_and(|p| &p.text == variant) && variant != "Unknown";
+        if !valid || events.iter().any(|x| &x.variant.text == variant) {
+            cx.err(
+                e.variant.span().start,
+                context,
+                format!(
+                    "variant `{variant}` must be a unique PascalCase name other than `Unknown`"
+                ),
+                None,
+            );
+            continue;
+        }
+        let data = e.data.get_ref();
+        let is_struct = types
+            .iter()
+            .any(|t| &t.name == data && matches!(t.kind, TypeKind::Struct(_)));
+        if !is_struct {
+            cx.err(
+                e.data.span().start,
+                format!("{context}, data"),
+                format!("`{data}` is not a declared struct type"),
+                None,
+            );
+            continue;
+        }
+        events.push(EventDef {
+            code: code.clone(),
+            variant: RustName {
+                text: variant.clone(),
+                raw: false,
+            },
+            summary: e.summary.trim().to_owned(),
+            docs: e.docs.clone(),
+            data: data.clone(),
+        });
+    }
+
     if cx.errors.is_empty() {
-        Ok(Spec { types, methods })
+        Ok(Spec {
+            types,
+            methods,
+            events,
+        })
     } else {
         Err(SpecErrors(cx.errors))
     }
@@ -548,6 +646,8 @@ pub fn parse(file: &str, text: &str) -> Result<Spec, SpecErrors> {
 /// Scope module names that would clash with `Client`'s own methods or the crate's modules.
 const RESERVED_SCOPE_NAMES: &[&str] = &[
     "types",
+    "event",
+    "events",
     "call",
     "call_raw",
     "tokens",
@@ -842,6 +942,7 @@ fn parse_ty_at(text: &str, known: &[String], depth: usize) -> Result<Ty, (String
         "datetime" => Ty::DateTime,
         "object" => Ty::Object,
         "json" => Ty::Json,
+        "secret" => Ty::Secret,
         named if known.iter().any(|k| k == named) => Ty::Named(named.to_owned()),
         unknown => {
             let candidates = PRIMITIVES

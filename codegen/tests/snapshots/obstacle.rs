@@ -1064,6 +1064,76 @@ pub mod obstacle_type {
         }
     }
 }
+/// Incoming events (`[[event]]` in methods.toml): [`Event::parse`] turns a delivery
+/// body into a typed value.
+#[allow(clippy::large_enum_variant)]
+pub mod events {
+    pub use crate::event::{decode_body, EventAuth, EventError, EventOf, UnknownEvent};
+    pub use crate::php::Limits;
+    /// An incoming event: typed when this version knows its code, else [`Event::Unknown`].
+    #[derive(::core::clone::Clone, ::core::fmt::Debug, ::core::cmp::PartialEq)]
+    #[non_exhaustive]
+    pub enum Event {
+        /// `ONOBSTACLEADD`: An obstacle was added.
+        ObstacleAdd(crate::event::EventOf<super::types::Obstacle>),
+        /// An event this version has no type for, kept whole.
+        Unknown(crate::event::UnknownEvent),
+    }
+    impl Event {
+        /// Parses a delivery body: `application/x-www-form-urlencoded` with PHP bracket
+        /// keys (every scalar a string), or JSON. `"42"` reads as a number, `Y`/`N` and
+        /// `1`/`0` as booleans, empty strings as absent. Body size (1 MiB), nesting and
+        /// pair count are capped ([`Limits::default`]).
+        ///
+        /// # Errors
+        /// [`EventError`] for a body over a limit, invalid JSON, no `event` field, or a
+        /// known event whose fields do not match its type.
+        pub fn parse(
+            content_type: &str,
+            body: &[u8],
+        ) -> ::core::result::Result<Event, EventError> {
+            Self::parse_with(content_type, body, Limits::default())
+        }
+        /// [`parse`](Self::parse) with explicit limits.
+        ///
+        /// # Errors
+        /// As for [`parse`](Self::parse).
+        pub fn parse_with(
+            content_type: &str,
+            body: &[u8],
+            limits: Limits,
+        ) -> ::core::result::Result<Event, EventError> {
+            let (code, tree) = crate::event::decode_body(content_type, body, limits)?;
+            ::core::result::Result::Ok(
+                match code.as_str() {
+                    "ONOBSTACLEADD" => {
+                        Event::ObstacleAdd(crate::event::typed(&code, tree)?)
+                    }
+                    _ => {
+                        Event::Unknown(crate::event::UnknownEvent {
+                            event: code,
+                            raw: tree,
+                        })
+                    }
+                },
+            )
+        }
+        /// The event code, upper case (`ONIMBOTMESSAGEADD`).
+        pub fn code(&self) -> &str {
+            match self {
+                Event::ObstacleAdd(e) => &e.event,
+                Event::Unknown(u) => &u.event,
+            }
+        }
+        /// The `auth` block (the acting user's token set and `application_token`), if any.
+        pub fn auth(&self) -> ::core::option::Option<&crate::event::EventAuth> {
+            match self {
+                Event::ObstacleAdd(e) => e.auth.as_ref(),
+                Event::Unknown(_) => ::core::option::Option::None,
+            }
+        }
+    }
+}
 impl crate::Client {
     /// Methods of scope `obstacle` (`obstacle.type.list`, `obstacle.item.productrow.set`, `obstacle.v2.Chat.Message.send`).
     ///
