@@ -8,6 +8,7 @@ mod client;
 pub mod codes;
 mod error;
 mod event;
+mod install;
 pub mod php;
 pub mod wire;
 
@@ -16,6 +17,10 @@ pub use auth::{
 };
 pub use client::{Client, ClientBuilder, RawResponse, DEFAULT_OAUTH_SERVER, DEFAULT_TIMEOUT};
 pub use error::{Error, ErrorKind};
+pub use install::{
+    token_store_for, verify, verify_application_token, FileInstallationStore, InstallError,
+    Installation, InstallationStore, MemoryInstallationStore,
+};
 pub use method::Method;
 pub use wire::Time;
 
