@@ -4,12 +4,15 @@
 #[macro_use]
 mod method;
 mod auth;
+#[cfg(feature = "axum")]
+pub mod axum;
 mod client;
 pub mod codes;
 mod error;
 mod event;
 mod install;
 pub mod php;
+mod receive;
 pub mod wire;
 
 pub use auth::{
@@ -22,6 +25,7 @@ pub use install::{
     Installation, InstallationStore, MemoryInstallationStore,
 };
 pub use method::Method;
+pub use receive::{receive_event, ReceiveError, VerifiedEvent};
 pub use wire::Time;
 
 /// The generated API: one module per scope (`imbot`, `user`, ...) with request types and

@@ -79,7 +79,7 @@ pub(crate) fn user_get(ctx: &mut Ctx<'_>, p: &Value) -> Outcome {
             values: vec!["employee".into()],
         });
     }
-    list_reply(ctx, Kind::User, &q, &[], |r| public_user(r))
+    list_reply(ctx, Kind::User, &q, &[], public_user)
 }
 
 /// Runs a list query on a table and shapes a classic list answer (bare array).

@@ -687,9 +687,8 @@ fn chat_op(ctx: &mut Ctx<'_>, method: &str, p: &Value) -> Outcome {
                     c.color = color;
                 }
                 "imbot.chat.updateavatar" => {
-                    if p_str(p, "AVATAR").is_none() {
-                        return Err(ApiError::new("AVATAR_ERROR", "Avatar can't be empty"));
-                    }
+                    p_str(p, "AVATAR")
+                        .ok_or_else(|| ApiError::new("AVATAR_ERROR", "Avatar can't be empty"))?;
                 }
                 "imbot.chat.user.delete" => {
                     let u = user()?;
@@ -1051,7 +1050,7 @@ fn v2_event_get(ctx: &mut Ctx<'_>, p: &Value) -> Outcome {
         .take(limit)
         .map(|e| json!({"eventId": e.id, "type": e.kind, "date": crate::clock::iso(e.date, ctx.cfg.gen.tz), "data": e.data}))
         .collect();
-    let next = all.iter().take(limit).last().map_or(offset, |e| e.id);
+    let next = all.iter().take(limit).next_back().map_or(offset, |e| e.id);
     Ok(Reply::ok(
         json!({"events": page, "nextOffset": next, "hasMore": all.len() > limit}),
     ))

@@ -1,0 +1,299 @@
+//! A chat bot end to end: an HTTP server that receives Bitrix24 events, verifies them,
+//! keeps the app's installations, and answers users with data from the CRM.
+//!
+//! ```sh
+//! cargo run --example echo_bot
+//! ```
+//!
+//! With no configuration it starts a fake portal in this process (`bitrix24-testkit`),
+//! installs the app there (the bot server receives a real `ONAPPINSTALL` POST and stores the
+//! installation), registers the bot, lets a simulated user talk to it, expires the access
+//! token half-way, and prints the conversation as the portal recorded it.
+//!
+//! Against a real portal, set all of:
+//! - `B24_CLIENT_ID`, `B24_CLIENT_SECRET`: the local application's credentials;
+//! - `B24_HANDLER_URL`: the public `https` URL at which this process is reachable, set as
+//!   the application's handler and installation URL (e.g. through a tunnel);
+//! - `B24_LISTEN` (optional, default `0.0.0.0:8080`): where to listen.
+//!
+//! Then install the app on the portal: the bot registers itself and answers until stopped.
+#![allow(deprecated)] // classic imbot.* and crm.contact.list are deprecated upstream
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use axum::extract::{FromRef, State};
+use axum::{http::StatusCode, routing::post, Router};
+use bitrix24::axum::VerifiedEvent;
+use bitrix24::events::{Event, EventOf};
+use bitrix24::types::{BotProperties, ImbotMessageAddData};
+use bitrix24::{Installation, InstallationStore, MemoryInstallationStore, OAuthApp};
+use bitrix24_testkit::{AppSpec, FakePortal};
+use tokio::sync::mpsc;
+
+/// What the bot server shares between requests.
+#[derive(Clone)]
+struct Bot {
+    store: Arc<dyn InstallationStore>,
+    /// The app's credentials. A real app knows them up front; the fake portal issues them
+    /// while installing, after the bot server is already listening.
+    app: Arc<OnceLock<OAuthApp>>,
+    /// Where token refreshes go (`None`: `https://oauth.bitrix.info`).
+    oauth_server: Option<String>,
+    /// Announces each new installation (its `member_id`) to `main`.
+    installed: mpsc::UnboundedSender<String>,
+}
+
+impl FromRef<Bot> for Arc<dyn InstallationStore> {
+    fn from_ref(bot: &Bot) -> Self {
+        bot.store.clone()
+    }
+}
+
+impl Bot {
+    fn client(&self, installation: &Installation) -> Result<bitrix24::Client, bitrix24::Error> {
+        let app = self
+            .app
+            .get()
+            .expect("credentials are set before users talk")
+            .clone();
+        installation.client(app, self.store.clone(), self.oauth_server.as_deref())
+    }
+}
+
+/// The event endpoint: only verified events get here. Answers 200 at once and works in the
+/// background (Bitrix24 does not wait, nor retry); failures are logged, not bounced.
+async fn on_event(State(bot): State<Bot>, verified: VerifiedEvent) -> StatusCode {
+    let VerifiedEvent {
+        event,
+        installation,
+        ..
+    } = verified;
+    match event {
+        Event::AppInstall(_) => {
+            let _ = bot.installed.send(installation.member_id.clone());
+        }
+        Event::ImbotMessageAdd(message) => {
+            tokio::spawn(async move {
+                if let Err(e) = answer(&bot, &installation, message).await {
+                    eprintln!("bot: could not answer: {e}"); // never contains a token
+                }
+            });
+        }
+        _ => {}
+    }
+    StatusCode::OK
+}
+
+/// Answers one message: a prompt to a greeting, CRM contacts matching anything else.
+async fn answer(
+    bot: &Bot,
+    installation: &Installation,
+    message: EventOf<ImbotMessageAddData>,
+) -> Result<(), bitrix24::Error> {
+    let client = bot.client(installation)?;
+    let params = &message.data.params;
+    let (Some(dialog_id), Some(text)) = (params.dialog_id.as_deref(), params.message.as_deref())
+    else {
+        return Ok(());
+    };
+    let text = text.trim();
+    let reply = if ["hello", "hi", "hey", "start", "/start"].contains(&text.to_lowercase().as_str())
+    {
+        "Enter search string".to_owned()
+    } else {
+        let contacts = client
+            .crm()
+            .contact_list()
+            .filter(serde_json::json!({ "%NAME": text }))
+            .select(vec![
+                "ID".to_owned(),
+                "NAME".to_owned(),
+                "LAST_NAME".to_owned(),
+            ])
+            .order(serde_json::json!({ "ID": "ASC" }))
+            .await?;
+        let found: Vec<String> = contacts
+            .iter()
+            .take(5)
+            .map(|c| {
+                let first = c.name.as_deref().unwrap_or("");
+                let last = c.last_name.as_deref().unwrap_or("");
+                format!("{first} {last} (ID {})", c.id)
+            })
+            .collect();
+        match contacts.len() {
+            0 => format!("No contacts named {text:?}"),
+            n if n > 5 => format!(
+                "Found {n} contacts: {} and {} more",
+                found.join(", "),
+                n - 5
+            ),
+            n => format!("Found {n} contacts: {}", found.join(", ")),
+        }
+    };
+    // Every bot of this app that received the message answers (here: the one).
+    for bot_id in message
+        .data
+        .bot
+        .keys()
+        .filter_map(|id| id.parse::<u64>().ok())
+    {
+        client
+            .imbot()
+            .message_add(dialog_id, reply.as_str())
+            .bot_id(bot_id)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Starts the bot server on `listen`; returns its bound address.
+async fn serve(bot: Bot, listen: &str) -> std::io::Result<std::net::SocketAddr> {
+    let router = Router::new()
+        .route("/bitrix24", post(on_event))
+        .with_state(bot);
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    Ok(addr)
+}
+
+/// Registers the bot for the installation of `member_id`, with `handler_url` for its events.
+async fn register(
+    bot: &Bot,
+    member_id: &str,
+    handler_url: &str,
+) -> Result<u64, Box<dyn std::error::Error + Send + Sync>> {
+    let installation = bot
+        .store
+        .get(member_id)
+        .await?
+        .ok_or("installation not stored")?;
+    let client = bot.client(&installation)?;
+    let properties = BotProperties::new()
+        .name("Contact finder")
+        .work_position("Searches the CRM");
+    Ok(client
+        .imbot()
+        .register("contact_finder", properties)
+        .event_handler(handler_url)
+        .await?)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let (installed, mut installs) = mpsc::unbounded_channel();
+    let mut bot = Bot {
+        store: Arc::new(MemoryInstallationStore::new()),
+        app: Arc::new(OnceLock::new()),
+        oauth_server: None,
+        installed,
+    };
+
+    if let (Ok(id), Ok(secret), Ok(url)) = (
+        std::env::var("B24_CLIENT_ID"),
+        std::env::var("B24_CLIENT_SECRET"),
+        std::env::var("B24_HANDLER_URL"),
+    ) {
+        // A real portal: serve until stopped, registering the bot on every install.
+        let _ = bot.app.set(OAuthApp::new(id, secret));
+        let listen = std::env::var("B24_LISTEN").unwrap_or_else(|_| "0.0.0.0:8080".into());
+        let addr = serve(bot.clone(), &listen).await?;
+        println!("listening on {addr}; install the app with handler URL {url}");
+        while let Some(member_id) = installs.recv().await {
+            match register(&bot, &member_id, &url).await {
+                Ok(id) => println!("installed on {member_id}: bot {id} registered"),
+                Err(e) => eprintln!("installed on {member_id}: bot registration failed: {e}"),
+            }
+        }
+        return Ok(());
+    }
+    let real = [
+        "B24_CLIENT_ID",
+        "B24_CLIENT_SECRET",
+        "B24_HANDLER_URL",
+        "B24_LISTEN",
+    ];
+    if real.iter().any(|k| std::env::var_os(k).is_some()) {
+        return Err(
+            "a real portal needs all of B24_CLIENT_ID, B24_CLIENT_SECRET and \
+                    B24_HANDLER_URL (B24_LISTEN optional); unset them to use the fake portal"
+                .into(),
+        );
+    }
+    println!("(no B24_CLIENT_ID etc. set: running against a fake portal in this process)\n");
+
+    // 1. A fake portal, and the bot server.
+    let portal = FakePortal::start().await;
+    bot.oauth_server = Some(
+        portal
+            .oauth_token_url()
+            .trim_end_matches("/oauth/token/")
+            .to_owned(),
+    );
+    let handler_url = format!(
+        "http://{}/bitrix24",
+        serve(bot.clone(), "127.0.0.1:0").await?
+    );
+
+    // 2. Install the app: the portal POSTs ONAPPINSTALL, the server verifies and stores it.
+    let app = portal
+        .install_app(AppSpec::new().handler_url(&handler_url))
+        .await;
+    let _ = bot.app.set(app.app.clone());
+    let member_id = installs.recv().await.ok_or("no ONAPPINSTALL received")?;
+    println!("installed on portal {member_id}");
+
+    // 3. Register the bot with the stored installation's tokens.
+    let bot_id = register(&bot, &member_id, &handler_url).await?;
+    println!("bot {bot_id} registered\n");
+
+    // 4. A user talks to it; the access token expires half-way.
+    let user = 3;
+    let dialog = bot_id.to_string();
+    let mut expired_after = 0;
+    for (i, text) in ["hello", "Anna"].into_iter().enumerate() {
+        if i == 1 {
+            portal.expire_tokens();
+            expired_after = portal.messages(&dialog).len();
+        }
+        let before = portal.messages(&dialog).len();
+        portal.user_says(user, &dialog, text).await;
+        wait_for_reply(&portal, &dialog, before + 2).await?;
+    }
+
+    // 5. The conversation, as the portal recorded it.
+    for (i, m) in portal.messages(&dialog).iter().enumerate() {
+        if i == expired_after && expired_after > 0 {
+            println!("(access token expired on the portal)");
+        }
+        if m.author_id == bot_id {
+            println!("bot -> user {user}: {}", m.text);
+        } else {
+            println!("user {} -> bot: {}", m.author_id, m.text);
+        }
+    }
+    let refreshes = portal
+        .token_requests()
+        .iter()
+        .filter(|t| t.grant_type == "refresh_token")
+        .count();
+    println!("\nrefreshes: {refreshes}");
+    Ok(())
+}
+
+/// Waits until `dialog` holds `count` messages (the bot answers in the background).
+async fn wait_for_reply(
+    portal: &FakePortal,
+    dialog: &str,
+    count: usize,
+) -> Result<(), &'static str> {
+    for _ in 0..500 {
+        if portal.messages(dialog).len() >= count {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Err("the bot did not answer within 5 s")
+}
