@@ -211,8 +211,15 @@ impl Tokens {
 }
 
 /// The longest `expires_in` taken at face value (one day); larger or negative values are
-/// clamped, so that a broken answer can neither overflow nor cause a refresh on every call.
+/// clamped, so that a broken or hostile answer can neither overflow, push the expiry out
+/// indefinitely, nor cause a refresh on every call.
 const MAX_EXPIRES_IN: i64 = 86_400;
+
+/// The unix time (seconds) an access token with lifetime `expires_in` (seconds) expires,
+/// on the local clock, with `expires_in` clamped to `0..=MAX_EXPIRES_IN`.
+pub(crate) fn expiry_after(expires_in: i64) -> i64 {
+    crate::client::unix_now().saturating_add(expires_in.clamp(0, MAX_EXPIRES_IN))
+}
 
 /// The body of a successful answer of `/oauth/token/`: the two tokens are required, every
 /// other field is read leniently (an odd value is ignored rather than losing the new pair).
@@ -257,10 +264,7 @@ impl TokenResponse {
     pub(crate) fn into_tokens(self, previous: Option<&Tokens>) -> Tokens {
         // `expires_in` against the local clock first: the server's absolute `expires` would be
         // off by any clock skew between the two machines.
-        let expires = self
-            .expires_in
-            .map(|s| crate::client::unix_now().saturating_add(s.clamp(0, MAX_EXPIRES_IN)))
-            .or(self.expires);
+        let expires = self.expires_in.map(expiry_after).or(self.expires);
         Tokens {
             access_token: self.access_token,
             refresh_token: self.refresh_token,

@@ -119,10 +119,9 @@ impl EventAuth {
             self.refresh_token.clone()?,
             self.client_endpoint.clone()?,
         );
-        t.expires = self.expires.or_else(|| {
-            self.expires_in
-                .map(|s| crate::client::unix_now().saturating_add(s.clamp(0, 86_400)))
-        });
+        t.expires = self
+            .expires
+            .or_else(|| self.expires_in.map(crate::auth::expiry_after));
         t.server_endpoint = self.server_endpoint.clone();
         t.member_id = self.member_id.clone();
         t.domain = self.domain.clone();

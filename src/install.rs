@@ -27,12 +27,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::auth::{write_atomic, BoxFuture, OAuthApp, Secret, StoreError, TokenStore, Tokens};
-use crate::client::{unix_now, Client, DEFAULT_OAUTH_SERVER};
+use crate::client::{Client, DEFAULT_OAUTH_SERVER};
 use crate::error::Error;
-
-/// The longest `expires_in` (seconds) taken at face value; larger or negative values are
-/// clamped, so that a hostile event cannot push the expiry out indefinitely.
-const MAX_EXPIRES_IN: i64 = 86_400;
 
 /// One application installation on one portal, as `ONAPPINSTALL` delivers it
 /// (<https://apidocs.bitrix24.com/api-reference/common/events/on-app-install.html>).
@@ -123,9 +119,7 @@ impl Installation {
         let client_endpoint = required("client_endpoint")?;
         let expires = match int("expires")? {
             Some(e) => Some(e),
-            None => {
-                int("expires_in")?.map(|s| unix_now().saturating_add(s.clamp(0, MAX_EXPIRES_IN)))
-            }
+            None => int("expires_in")?.map(crate::auth::expiry_after),
         };
         let domain = text("domain")
             .or_else(|| {
