@@ -1,21 +1,36 @@
-//! Generates the typed methods from `methods.toml` (see `codegen/`).
+//! Generates the typed methods from `methods.toml` and the files it includes (see `codegen/`),
+//! for the groups whose Cargo feature is on.
 
-use std::path::PathBuf;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use bitrix24_codegen::{spec, Options, SpecErrors};
+
+fn fail(errors: SpecErrors) -> ! {
+    // Printed once; Cargo shows a failing build script's stderr.
+    eprintln!("{errors}");
+    std::process::exit(1);
+}
 
 fn main() {
-    println!("cargo:rerun-if-changed=methods.toml");
     println!("cargo:rerun-if-changed=build.rs");
-    let text = std::fs::read_to_string("methods.toml").expect("read methods.toml");
-    let code = match bitrix24_codegen::generate("methods.toml", &text) {
-        Ok(code) => code,
-        Err(errors) => {
-            for e in &errors.0 {
-                println!("cargo:warning={e}");
-            }
-            eprintln!("{errors}");
-            std::process::exit(1);
-        }
-    };
-    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR")).join("methods.rs");
-    std::fs::write(&out, code).expect("write generated methods.rs");
+    let files = spec::read_files(Path::new("methods.toml")).unwrap_or_else(|e| fail(e));
+    for f in &files {
+        println!("cargo:rerun-if-changed={}", f.name);
+    }
+    let spec = spec::parse_files(&files).unwrap_or_else(|e| fail(e));
+    // Cargo sets CARGO_FEATURE_<NAME> for every enabled feature, `full` included.
+    let groups: BTreeSet<String> = spec
+        .groups()
+        .into_iter()
+        .map(|(g, _)| g.to_owned())
+        .filter(|g| std::env::var_os(format!("CARGO_FEATURE_{}", g.to_uppercase())).is_some())
+        .collect();
+    let code = bitrix24_codegen::render(&spec, &Options::for_runtime(Some(groups)));
+    let out =
+        PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("methods.rs");
+    if let Err(e) = bitrix24_codegen::write_if_changed(&out, &code) {
+        eprintln!("cannot write {}: {e}", out.display());
+        std::process::exit(1);
+    }
 }

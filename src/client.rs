@@ -4,15 +4,20 @@ use std::fmt;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use serde_json::Value;
-use serde_with::DeserializeAs;
 use url::Url;
 
-use crate::auth::{MemoryTokenStore, OAuthApp, TokenResponse, TokenStore, Tokens};
+use crate::auth::{BoxFuture, MemoryTokenStore, OAuthApp, TokenResponse, TokenStore, Tokens};
 use crate::codes;
 use crate::error::{Error, ErrorKind};
-use crate::wire::{Envelope, Time};
-use crate::Method;
+use crate::meta::{ApiVersion, Method, MethodMeta};
+use crate::params::Params;
+use crate::wire::{Envelope, FromWire, Time};
 
 /// Default request timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -353,7 +358,7 @@ pub struct RawResponse {
 
 /// A successful HTTP answer whose body is a Bitrix24 success envelope, and the secret (access
 /// token or webhook code) to keep out of any later decode error.
-struct Answer {
+pub(crate) struct Answer {
     body: Vec<u8>,
     secret: String,
 }
@@ -400,14 +405,21 @@ impl Client {
 
     /// Calls a method with a typed request and decodes its `result`.
     ///
-    /// This is the one path every generated method takes: POST JSON to
-    /// `{client_endpoint}{method}` (OAuth, `auth` in the body) or `{webhook}{method}`;
-    /// re-POST to the new address on a 301/302 portal rename; on `expired_token` (or, once,
-    /// `invalid_token`) refresh the OAuth token, save it and retry exactly once. The refresh
-    /// runs to completion (request, save, swap) even if this call is cancelled, so a rotated
-    /// token pair is never lost.
+    /// This is the one path every generated method takes (`client.crm().deal_get(1).await`
+    /// is `client.call(&CrmDealGet::new(1))`): check the method's conditional requirements,
+    /// POST JSON to `{client_endpoint}{method}` (OAuth, `auth` in the body) or
+    /// `{webhook}{method}`; re-POST to the new address on a 301/302 portal rename; on
+    /// `expired_token` (or, once, `invalid_token`) refresh the OAuth token, save it and retry
+    /// exactly once. The refresh runs to completion (request, save, swap) even if this call is
+    /// cancelled, so a rotated token pair is never lost.
+    ///
+    /// The parameters are taken when this is called; the returned future owns everything it
+    /// needs (`'static`, `Send`), so it can be spawned.
     ///
     /// # Errors
+    /// - [`ErrorKind::InvalidInput`]: a conditional requirement is not met (`imbot.message.add`
+    ///   without `DIALOG_ID` nor `FROM_USER_ID` + `TO_USER_ID`), or a REST 3.0 method (not
+    ///   supported yet);
     /// - [`ErrorKind::Api`]: the answer carried an `error` code (any HTTP status, even 200);
     /// - [`ErrorKind::Http`]: a non-JSON answer (HTML 502/429 page), an error status without
     ///   code, a redirect that cannot be followed (https to http, a loop);
@@ -416,16 +428,39 @@ impl Client {
     /// - [`ErrorKind::Transport`] / [`ErrorKind::Timeout`];
     /// - refresh failures: [`ErrorKind::InvalidGrant`], [`ErrorKind::InvalidClient`],
     ///   [`ErrorKind::WrongClient`], [`ErrorKind::AppUnavailable`], [`ErrorKind::OAuthServer`],
-    ///   [`ErrorKind::TokenStore`];
-    /// - [`ErrorKind::InvalidInput`]: the request did not serialize to a JSON object.
-    pub async fn call<M: Method + Sync>(&self, request: &M) -> Result<M::Output, Error> {
-        let params = serde_json::to_vec(request).map_err(|e| {
-            Error::new(ErrorKind::InvalidInput)
-                .with_method(M::NAME)
-                .with_message(e.to_string())
-        })?;
-        let answer = self.execute(M::NAME, &params).await?;
-        decode_result::<M::Output, M::Wire>(M::NAME, &answer)
+    ///   [`ErrorKind::TokenStore`].
+    pub fn call<M: Method>(&self, request: &M) -> ResponseFuture<M::Output> {
+        ResponseFuture::new(
+            M::META.name,
+            self.clone().start(M::META, request.params().clone()),
+        )
+    }
+
+    /// The non-generic part of every typed call: checks, sends, classifies; the caller
+    /// decodes. One boxed future type for all methods.
+    pub(crate) fn start(
+        self,
+        meta: &'static MethodMeta,
+        params: Params,
+    ) -> BoxFuture<'static, Result<Answer, Error>> {
+        Box::pin(async move {
+            if meta.api != ApiVersion::V2 {
+                return Err(Error::new(ErrorKind::InvalidInput)
+                    .with_method(meta.name)
+                    .with_message("REST 3.0 methods are not supported by this version"));
+            }
+            meta.check(&params).map_err(|m| {
+                Error::new(ErrorKind::InvalidInput)
+                    .with_method(meta.name)
+                    .with_message(m)
+            })?;
+            let body = serde_json::to_vec(&params).map_err(|e| {
+                Error::new(ErrorKind::InvalidInput)
+                    .with_method(meta.name)
+                    .with_message(e.to_string())
+            })?;
+            self.execute(meta.name, &body).await
+        })
     }
 
     /// Calls any method by name with JSON parameters, on the same path as [`call`](Self::call)
@@ -949,25 +984,82 @@ fn decode_error(method: &str, answer: &Answer, path: &str, e: impl fmt::Display)
         .redact(&[&answer.secret])
 }
 
-/// Decodes the envelope's `result` through the wire adapter `W`, tracking the JSON path.
-fn decode_result<T, W: for<'de> DeserializeAs<'de, T>>(
-    method: &str,
-    answer: &Answer,
-) -> Result<T, Error> {
+/// Decodes the envelope's `result` as `T`, with the JSON path of a mismatch.
+pub(crate) fn decode_answer<T: FromWire>(method: &str, answer: &Answer) -> Result<T, Error> {
+    let value = result_value(method, answer)?;
+    let value = match value {
+        Some(v) => v,
+        None => {
+            return T::absent()
+                .ok_or_else(|| decode_error(method, answer, ".", "the answer has no `result`"))
+        }
+    };
+    T::from_wire(&value).map_err(|e| decode_error(method, answer, &e.path(), e.message()))
+}
+
+/// The envelope's `result` as a JSON value (`None` when the key is absent).
+fn result_value(method: &str, answer: &Answer) -> Result<Option<Value>, Error> {
     let env = Envelope::parse(&answer.body)
         .ok_or_else(|| decode_error(method, answer, ".", "not a JSON object"))?;
-    let Some(raw) = env.result else {
-        return Err(decode_error(
+    match env.result {
+        Some(raw) => serde_json::from_str(raw.get())
+            .map(Some)
+            .map_err(|e| decode_error(method, answer, ".", e)),
+        None => Ok(None),
+    }
+}
+
+/// The future of a typed call: sends through the client's shared path, then decodes
+/// `result` as `T`.
+///
+/// `Send`, `'static` and `Unpin` whatever `T` is; made by [`Client::call`] and by `.await`ing
+/// (or `.send()`ing) a request from a client group (`client.crm().deal_get(1)`).
+#[must_use = "a request does nothing until it is awaited"]
+pub struct ResponseFuture<T> {
+    inner: BoxFuture<'static, Result<Answer, Error>>,
+    method: &'static str,
+    _output: PhantomData<fn() -> T>,
+}
+
+impl<T> ResponseFuture<T> {
+    pub(crate) fn new(
+        method: &'static str,
+        inner: BoxFuture<'static, Result<Answer, Error>>,
+    ) -> Self {
+        ResponseFuture {
+            inner,
             method,
-            answer,
-            ".",
-            "the answer has no `result`",
-        ));
-    };
-    let mut de = serde_json::Deserializer::from_str(raw.get());
-    let mut track = serde_path_to_error::Track::new();
-    let value = W::deserialize_as(serde_path_to_error::Deserializer::new(&mut de, &mut track));
-    value.map_err(|e| decode_error(method, answer, &track.path().to_string(), e))
+            _output: PhantomData,
+        }
+    }
+}
+
+impl<T> fmt::Debug for ResponseFuture<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<T: FromWire> Future for ResponseFuture<T> {
+    type Output = Result<T, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let answer = match self.inner.as_mut().poll(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Ready(Ok(answer)) => answer,
+        };
+        Poll::Ready(decode_answer(self.method, &answer))
+    }
+}
+
+/// Sends a generated request's parameters; used by the code `bitrix24-codegen` emits.
+pub fn send<T: FromWire>(
+    client: Client,
+    meta: &'static MethodMeta,
+    params: Params,
+) -> ResponseFuture<T> {
+    ResponseFuture::new(meta.name, client.start(meta, params))
 }
 
 #[cfg(test)]
@@ -1042,8 +1134,7 @@ mod tests {
             body: br#"{"result":[1,"x"]}"#.to_vec(),
             secret: String::new(),
         };
-        let e = decode_result::<Vec<u64>, crate::wire::List<crate::wire::Int>>("m", &answer)
-            .unwrap_err();
+        let e = decode_answer::<Vec<u64>>("m", &answer).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Decode);
         assert_eq!(e.json_path(), Some("[1]"));
         assert!(

@@ -1,16 +1,16 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
-#[macro_use]
-mod method;
 mod auth;
 #[cfg(feature = "axum")]
 pub mod axum;
 mod client;
 pub mod codes;
 mod error;
-mod event;
+mod event_body;
 mod install;
+mod meta;
+mod params;
 pub mod php;
 mod receive;
 pub mod wire;
@@ -18,15 +18,19 @@ pub mod wire;
 pub use auth::{
     BoxFuture, FileTokenStore, MemoryTokenStore, OAuthApp, Secret, StoreError, TokenStore, Tokens,
 };
-pub use client::{Client, ClientBuilder, RawResponse, DEFAULT_OAUTH_SERVER, DEFAULT_TIMEOUT};
+pub use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
+pub use client::{
+    Client, ClientBuilder, RawResponse, ResponseFuture, DEFAULT_OAUTH_SERVER, DEFAULT_TIMEOUT,
+};
 pub use error::{Error, ErrorKind};
 pub use install::{
     token_store_for, verify, verify_application_token, FileInstallationStore, InstallError,
     Installation, InstallationStore, MemoryInstallationStore,
 };
-pub use method::Method;
+pub use meta::{Access, ApiVersion, ListModel, Method, MethodMeta};
+pub use params::{Arg, IntoArg, Params, ToWire};
 pub use receive::{receive_event, ReceiveError, VerifiedEvent};
-pub use wire::Time;
+pub use wire::{FromWire, Time, WireError};
 
 /// The generated API: one module per scope (`imbot`, `user`, ...) with request types and
 /// a group reachable from the client (`client.imbot()`), plus [`types`] shared by them.
@@ -36,21 +40,27 @@ mod generated {
 }
 pub use generated::*;
 
-/// Items generated code relies on. Not part of the public API.
+/// Items the code `bitrix24-codegen` emits relies on, in this crate and in users' crates
+/// that generate methods from their own spec. Not part of the public API: it changes with
+/// the generator, which is released together with this crate.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::auth::BoxFuture;
+    pub use crate::client::send;
+    pub use crate::event_body::{
+        decode_body, typed as typed_event, EventAuth, EventError, EventOf, UnknownEvent,
+    };
+    pub use crate::meta::{Access, ApiVersion, ListModel, Method, MethodMeta};
+    pub use crate::params::{put, put_yn, Arg, IntoArg, Params, ToWire};
+    pub use crate::php::Limits;
+    pub use crate::wire::{enum_str, Fields, FromWire, WireError};
+    pub use crate::{Client, Error, ResponseFuture, Secret};
     pub use chrono;
     pub use serde_json;
-
-    /// Wire adapters, re-exported for generated `#[serde(with = ...)]` paths.
-    pub mod wire {
-        pub use crate::wire::*;
-    }
+    pub use serde_json::{Map, Value};
 }
 
 /// The committed snapshot of the obstacle-course spec, compiled as part of the crate so that
-/// generated code for awkward names is proven to build.
+/// generated code for awkward names is proven to build and behave.
 #[cfg(test)]
 #[allow(dead_code, missing_docs, deprecated, unused_imports)]
 mod obstacle_snapshot {
@@ -60,17 +70,18 @@ mod obstacle_snapshot {
     mod tests {
         use super::obstacle::*;
         use super::types::*;
+        use crate::{Access, ApiVersion, FromWire, Method, ToWire};
         use serde_json::json;
 
         #[test]
-        fn awkward_names_round_trip_through_serde() {
+        fn awkward_names_round_trip() {
             let wire = json!({
                 "ID": "17", "id": "seventeen", "type": "T", "self": "S", "crate": "-3",
                 "send": "Y", "new": 1, "UF_CRM_1476661442": "custom", "entityTypeId": 2,
                 "1st": "1.5", "ORDER": [], "order": {"0": "4", "1": 5}, "kind": "LIGHT_BLUE",
-                "UF_CRM_NEW": "kept"
+                "field": "f", "UF_CRM_NEW": "kept"
             });
-            let o: Obstacle = serde_json::from_value(wire).unwrap();
+            let o = Obstacle::from_wire(&wire).unwrap();
             assert_eq!(o.id, 17);
             assert_eq!(o.id_lower.as_deref(), Some("seventeen"));
             assert_eq!(o.r#type.as_deref(), Some("T"));
@@ -79,64 +90,126 @@ mod obstacle_snapshot {
             assert_eq!((o.send_value, o.new_value), (Some(true), Some(true)));
             assert_eq!(o.uf_crm_1476661442.as_deref(), Some("custom"));
             assert_eq!((o.entity_type_id, o._1st), (Some(2), Some(1.5)));
-            assert_eq!(o.order, Some(Default::default()));
+            assert_eq!(o.order, Some(Default::default()), "[] is PHP's empty map");
             assert_eq!(o.order_lower, Some(vec![4, 5]));
             assert_eq!(o.kind, Some(Weird::LightBlue));
+            assert_eq!(o.field_value.as_deref(), Some("f"));
+            assert_eq!(o.extra.len(), 1);
             assert_eq!(o.extra["UF_CRM_NEW"], "kept");
 
-            let back = serde_json::to_value(&o).unwrap();
+            // Used in params too, so it encodes: wire names, Y/N, numbers as numbers.
+            let back = o.to_wire();
             assert_eq!(
                 back,
                 json!({
                     "ID": 17, "id": "seventeen", "type": "T", "self": "S", "crate": -3,
                     "send": "Y", "new": true, "UF_CRM_1476661442": "custom", "entityTypeId": 2,
-                    "1st": 1.5, "ORDER": {}, "order": [4, 5], "kind": "LIGHT_BLUE",
+                    "1st": 1.5, "ORDER": {}, "order": [4, 5], "kind": "LIGHT_BLUE", "field": "f",
                     "UF_CRM_NEW": "kept"
                 })
             );
-            let again: Obstacle = serde_json::from_value(back).unwrap();
-            assert_eq!(again, o);
+            assert_eq!(Obstacle::from_wire(&back).unwrap(), o);
+        }
+
+        #[test]
+        fn values_that_do_not_fit_stay_in_extra_and_empty_arrays_are_nothing() {
+            let o = ObstacleOnly::from_wire(&json!({"id": 3, "user": [], "when": "yesterday"}))
+                .unwrap();
+            assert_eq!((o.id, o.user.is_none(), o.when), (3, true, None));
+            assert_eq!(o.extra["when"], "yesterday");
+            let nested = ObstacleOnly::from_wire(&json!({"id": 3, "user": {"ID": "x"}}));
+            assert_eq!(nested.unwrap().extra["user"], json!({"ID": "x"}));
+            let e = Vec::<ObstacleOnly>::from_wire(&json!([{"id": 1}, {"ID": 2}])).unwrap_err();
+            assert_eq!(e.to_string(), "at `[1]`: missing field `id`");
+            let empty = ObstacleOnly::from_wire(&json!([])).unwrap_err();
+            assert_eq!(empty.message(), "missing field `id`");
         }
 
         #[test]
         fn unknown_enum_values_are_kept() {
-            let w: Weird = serde_json::from_value(json!("BRAND_NEW")).unwrap();
+            let w = Weird::from_wire(&json!("BRAND_NEW")).unwrap();
             assert_eq!(w, Weird::Other("BRAND_NEW".into()));
-            assert_eq!(serde_json::to_value(&w).unwrap(), json!("BRAND_NEW"));
+            assert_eq!(w.to_wire(), json!("BRAND_NEW"));
             assert_eq!(
-                serde_json::from_value::<Weird>(json!("OTHER")).unwrap(),
+                Weird::from_wire(&json!("OTHER")).unwrap(),
                 Weird::OtherValue
             );
-            assert_eq!(
-                serde_json::from_value::<Weird>(json!(2)).unwrap(),
-                Weird::V2
-            );
+            assert_eq!(Weird::from_wire(&json!(2)).unwrap(), Weird::V2);
         }
 
         #[test]
-        fn requests_serialize_wire_names_and_skip_unset() {
+        fn requests_hold_wire_names_and_encoded_values() {
             let req = ObstacleTypeList::new(7)
                 .r#type("x")
                 .order_lower("asc")
-                .set_start(None);
+                .select(["ID", "TITLE"])
+                .order([("ID", "DESC")]);
             assert_eq!(
-                serde_json::to_value(&req).unwrap(),
-                json!({"entityTypeId": 7, "type": "x", "order": "asc"})
+                req.params().to_value(),
+                json!({"entityTypeId": 7, "type": "x", "order": "asc",
+                       "select": ["ID", "TITLE"], "ORDER": {"ID": "DESC"}})
             );
-            let req = ObstacleItemProductrowSet::new(false).send_value(Weird::Other("NEW".into()));
+            let when = chrono::DateTime::parse_from_rfc3339("2024-05-01T10:00:00+03:00").unwrap();
+            let req = ObstacleItemProductrowSet::new(false)
+                .send_value(Weird::Other("NEW".into()))
+                ._1st(chrono::NaiveDate::from_ymd_opt(2024, 5, 1).unwrap())
+                .self_(when.with_timezone(&chrono::Utc))
+                .new_value([("a", 1u64)])
+                .field_value(json!({"k": [1]}))
+                .param("EXTRA", 5);
             assert_eq!(
-                serde_json::to_value(&req).unwrap(),
-                json!({"UF_CRM_1476661442": "N", "send": "NEW"})
+                req.params().to_value(),
+                json!({"UF_CRM_1476661442": "N", "send": "NEW", "1st": "2024-05-01",
+                       "self": "2024-05-01T07:00:00+00:00", "new": {"a": 1},
+                       "field": {"k": [1]}, "EXTRA": 5})
             );
+            let fields = ObstacleFields::new("T")
+                .opened(true)
+                .contact_ids([1, 2])
+                .r#type(Weird::Type)
+                .param_value(4)
+                .field("UF_CRM_5", "custom");
+            let req = ObstacleV2ChatMessageSend::new(39, fields)
+                .bot_token("s3cr3t")
+                .dialog_id("chat1");
             assert_eq!(
-                <ObstacleTypeList as crate::Method>::NAME,
-                "obstacle.type.list"
+                req.params().to_value(),
+                json!({"botId": 39, "fields": {"TITLE": "T", "OPENED": "Y", "CONTACT_IDS": [1, 2],
+                       "type": "type", "param": 4, "UF_CRM_5": "custom"},
+                       "botToken": "s3cr3t", "dialogId": "chat1"})
             );
-            let read_only = [
-                <ObstacleTypeList as crate::Method>::READ_ONLY,
-                <ObstacleV2ChatMessageSend as crate::Method>::READ_ONLY,
-            ];
-            assert_eq!(read_only, [true, false]);
+            assert!(!format!("{req:?}").contains("s3cr3t"), "{req:?}");
+        }
+
+        #[test]
+        fn every_method_carries_its_metadata() {
+            let list = <ObstacleTypeList as Method>::META;
+            assert_eq!(
+                (list.name, list.group, list.access),
+                ("obstacle.type.list", "obstacle", Access::Read)
+            );
+            let model = list.list.unwrap();
+            assert_eq!(
+                (model.items, model.id, model.fast_scan, model.start),
+                ("", "ID", true, "start")
+            );
+            assert_eq!(model.order, "order", "the first param spelled like `order`");
+            let set = <ObstacleItemProductrowSet as Method>::META;
+            assert_eq!((set.access, set.batch), (Access::Write, false));
+            assert_eq!(set.deprecated, Some("obstacle.v2.Chat.Message.send"));
+            let send = <ObstacleV2ChatMessageSend as Method>::META;
+            assert_eq!(
+                send.requires,
+                &[&["dialogId"][..], &["fromUserId", "toUserId"][..]]
+            );
+            assert!(send
+                .check(ObstacleV2ChatMessageSend::new(1, ObstacleFields::new("t")).params())
+                .is_err());
+            use super::obstacle_type::*;
+            let events = <ObstacleEventsGet as Method>::META;
+            assert_eq!(events.access, Access::ReadWithEffects);
+            assert_eq!(events.list.unwrap().filter, "FILTER");
+            assert_eq!(<ObstacleNextGet as Method>::META.api, ApiVersion::V3);
         }
     }
 }

@@ -9,7 +9,7 @@ use std::fmt;
 
 use serde_json::Value;
 
-use crate::event::EventError;
+use crate::event_body::EventError;
 use crate::events::Event;
 use crate::install::{verify, verify_application_token, InstallError, Installation};
 use crate::InstallationStore;

@@ -16,11 +16,15 @@ const COVERED: &[&str] = &[
     "batch-request.json",
     "batch-response-halt-empty-maps.200.json",
     "batch-response-one-failed.200.json",
+    "error-empty-code-not-found.400.json",
     "error-expired-token.401.json",
     "error-method-confirm-waiting.401.json",
+    "error-numeric-code.400.json",
     "error-operation-time-limit.429.json",
+    "error-overload-limit.503.json",
     "error-query-limit-exceeded.503.json",
     "list-response-crm-deal-list.200.json",
+    "response-time-without-operating.200.json",
     "list-response-crm-item-list-start-minus1.200.json",
     "oauth-error-invalid-grant.400.json",
     "rest-v3-error-validation.400.json",
@@ -196,6 +200,19 @@ async fn error_fixtures_give_their_code_and_status() {
             "Too many requests",
         ),
         (
+            "error-overload-limit.503.json",
+            "OVERLOAD_LIMIT",
+            "REST API is blocked due to overload",
+        ),
+        // An empty code is still an API error (the description says what happened).
+        ("error-empty-code-not-found.400.json", "", "Not found"),
+        // A numeric code is kept as text.
+        (
+            "error-numeric-code.400.json",
+            "100",
+            "Unknown field definition `I_D` (I_D) for \\Bitrix\\Crm\\Model\\Dynamic\\Type Entity.",
+        ),
+        (
             "oauth-error-invalid-grant.400.json",
             "invalid_grant",
             "Invalid refresh token",
@@ -217,6 +234,16 @@ async fn error_fixtures_give_their_code_and_status() {
         assert_eq!(e.status(), Some(fixture_status(name)), "{name}");
         assert_eq!(requests(&server).await.len(), 1, "{name}");
     }
+}
+
+#[tokio::test]
+async fn a_time_without_operating_decodes_with_the_budget_fields_absent() {
+    let (client, _s) = replaying("server.time", "response-time-without-operating.200.json").await;
+    let r = client.call_raw("server.time", json!({})).await.unwrap();
+    assert_eq!(r.result, json!(1));
+    let time = r.time.expect("time");
+    assert_eq!((time.duration, time.processing), (Some(0.1), Some(0.05)));
+    assert_eq!((time.operating, time.operating_reset_at), (None, None));
 }
 
 #[tokio::test]
@@ -277,7 +304,7 @@ async fn batch_responses_decode() {
     assert_eq!((page.total, page.next), (None, None));
 
     // The `me` sub-result is a `user.current` result: it decodes into the typed user.
-    let me: bitrix24::types::User = serde_json::from_value(r["result"]["me"].clone()).unwrap();
+    let me: bitrix24::types::User = bitrix24::wire::decode(&r["result"]["me"]).unwrap();
     assert_eq!(me.id, 17);
     assert_eq!(me.active, Some(true));
     assert_eq!(me.is_online, Some(true));

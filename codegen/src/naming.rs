@@ -10,7 +10,7 @@
 //! - Rust keywords become raw identifiers (`type` -> `r#type`), except those that cannot be
 //!   raw (`self`, `super`, `crate`, `Self`), which get a `_` suffix;
 //! - names that would clash with the generated API itself (`new`, `send`, `client`, `extra`,
-//!   `into_future`, an enum variant `Other`) get a `_value` / `Value` suffix.
+//!   `into_future`, `field`, `param`, an enum variant `Other`) get a `_value` / `Value` suffix.
 //!
 //! The wire name itself is always kept verbatim in `#[serde(rename = "...")]`.
 
@@ -35,7 +35,8 @@ const RESERVED_MEMBERS: &[&str] = &[
     "client",
     "extra",
     "into_future",
-    "with_client",
+    "field",
+    "param",
 ];
 
 /// A Rust identifier chosen for a wire name.

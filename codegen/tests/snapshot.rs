@@ -5,13 +5,23 @@
 
 use std::path::Path;
 
+use bitrix24_codegen::{Options, SpecFile};
+
+fn generate() -> String {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let text = std::fs::read_to_string(dir.join("fixtures/obstacle.toml")).unwrap();
+    let files = [SpecFile {
+        name: "obstacle.toml".into(),
+        text,
+    }];
+    bitrix24_codegen::generate_files(&files, &Options::for_runtime(None))
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
 #[test]
 fn obstacle_snapshot_is_current() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
-    let spec = std::fs::read_to_string(dir.join("fixtures/obstacle.toml")).unwrap();
-    let generated =
-        bitrix24_codegen::generate("obstacle.toml", &spec).unwrap_or_else(|e| panic!("{e}"));
-    let path = dir.join("snapshots/obstacle.rs");
+    let generated = generate();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/obstacle.rs");
     if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
         std::fs::write(&path, &generated).unwrap();
     }
@@ -24,33 +34,43 @@ fn obstacle_snapshot_is_current() {
 
 #[test]
 fn obstacle_names_are_sanitized() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
-    let spec = std::fs::read_to_string(dir.join("fixtures/obstacle.toml")).unwrap();
-    let generated = bitrix24_codegen::generate("obstacle.toml", &spec).unwrap();
+    let generated = generate();
     for expected in [
         "pub r#type: ::core::option::Option<::std::string::String>",
         "pub self_: ",
         "pub crate_: ",
         "pub send_value: ",
         "pub new_value: ",
+        "pub field_value: ",
         "pub uf_crm_1476661442: ",
         "pub entity_type_id: ",
         "pub _1st: ",
         "pub id_lower: ",
         "pub order_lower: ",
-        "rename = \"UF_CRM_1476661442\"",
-        "rename = \"entityTypeId\"",
+        "pub fn field_value(",
+        "pub fn param_value(",
         "OtherValue,",
         "V2,",
         "pub struct ObstacleV2ChatMessageSend<C = ()>",
         "pub fn v2_chat_message_send(",
         "pub fn obstacle_type(",
+        "pub fn obstacle_events_get(",
         "pub fn new(&self",
         "pub mod obstacle_type {",
+        ".requires(&[&[\"dialogId\"], &[\"fromUserId\", \"toUserId\"]])",
+        ".list(rt::ListModel::new(\"events\").keys(\"FILTER\", \"\", \"\", \"START\"))",
+        ".api(rt::ApiVersion::V3)",
+        ".batch(false)",
+        "rt::Access::ReadWithEffects",
     ] {
         assert!(
             generated.contains(expected),
             "generated code lacks `{expected}`"
         );
     }
+    // A type only read gets no builder; a type only sent gets no public fields.
+    let only = generated.split("pub struct ObstacleOnly").nth(1).unwrap();
+    let only = &only[..only.find("pub struct").unwrap_or(only.len())];
+    assert!(!only.contains("impl rt::ToWire for ObstacleOnly"));
+    assert!(generated.contains("pub struct ObstacleFields {\n        p: rt::Params,\n    }"));
 }

@@ -35,7 +35,7 @@ async fn main() {
         .expect("http client");
     // Warm up connections.
     for _ in 0..concurrency {
-        let _ = http.get(&url).send().await.and_then(|r| Ok(r.status()));
+        let _ = http.get(&url).send().await.map(|r| r.status());
     }
     let left = Arc::new(AtomicUsize::new(total));
     let failed = Arc::new(AtomicUsize::new(0));

@@ -179,7 +179,7 @@ async fn oauth_app_tokens_work_with_the_client_and_auth_in_query_or_body() {
         .oauth(app.app.clone(), app.tokens.clone())
         .build()
         .unwrap();
-    let info = client.basic().app_info().await.unwrap();
+    let info = client.app().info().await.unwrap();
     assert_eq!(info.id, Some(1));
     let me = client.user().current().await.unwrap();
     assert_eq!(me.id, 1);

@@ -309,12 +309,12 @@ async fn event_bind_get_unbind_and_crm_events() {
         .build()
         .unwrap();
     assert!(client
-        .basic()
-        .event_bind("ONCRMDEALADD")
+        .event()
+        .bind("ONCRMDEALADD")
         .handler(sink.url("deal"))
         .await
         .unwrap());
-    let handlers = client.basic().event_get().await.unwrap();
+    let handlers = client.event().get().await.unwrap();
     assert_eq!(
         (handlers[0].event.as_str(), handlers[0].handler.as_deref()),
         ("ONCRMDEALADD", Some(&*sink.url("deal")))
@@ -337,8 +337,8 @@ async fn event_bind_get_unbind_and_crm_events() {
         app.application_token.as_str()
     );
     let unbound = client
-        .basic()
-        .event_unbind("ONCRMDEALADD")
+        .event()
+        .unbind("ONCRMDEALADD")
         .handler(sink.url("deal"))
         .await
         .unwrap();

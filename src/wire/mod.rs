@@ -17,6 +17,9 @@ use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde_json::Value;
 pub use serde_with::{As, DeserializeAs, Same, SerializeAs};
 
+mod from;
+pub use from::{decode, enum_str, Fields, FromWire, Serde, WireError};
+
 /// A string; numbers and booleans sent where a string is expected are turned into text.
 pub struct Str;
 /// An integer (`i64` or `u64`); accepts `42`, `"42"`, `" 42 "` and `42.0`.

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::auth::{Secret, Tokens};
 use crate::php::{FormError, Limits};
-use crate::wire::{As, Int, Opt, Same, Str};
+use crate::wire::{As, Fields, FromWire, Int, Opt, Same, Str, WireError};
 
 /// The `auth[...]` block of an event: the token set of the user whose action fired it
 /// (PROTOCOL.md 7.3). Every field is optional: uninstall and automation events carry no
@@ -131,21 +131,18 @@ impl EventAuth {
 }
 
 /// One delivered event of a known kind: the shared envelope plus its typed `data`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct EventOf<D> {
     /// The event code in upper case (`ONIMBOTMESSAGEADD`).
     pub event: String,
     /// Id of the handler registration that received it.
-    #[serde(default, with = "As::<Opt<Int>>")]
     pub event_handler_id: Option<u64>,
     /// Unix time (seconds) the queue sent it.
-    #[serde(default, with = "As::<Opt<Int>>")]
     pub ts: Option<i64>,
     /// The event's own data.
     pub data: D,
     /// The token set of the user whose action fired the event, if any.
-    #[serde(default)]
     pub auth: Option<EventAuth>,
 }
 
@@ -254,29 +251,40 @@ pub fn decode_body(
 }
 
 /// Decodes the tree of a known event into its typed form.
-pub fn typed<D: serde::de::DeserializeOwned>(
-    event: &str,
-    tree: Value,
-) -> Result<EventOf<D>, EventError> {
-    let mut track = serde_path_to_error::Track::new();
-    let de = serde_path_to_error::Deserializer::new(tree, &mut track);
-    match EventOf::<D>::deserialize(de) {
-        Ok(mut e) => {
-            e.event = event.to_owned();
-            Ok(e)
-        }
-        Err(err) => Err(EventError::Decode {
-            event: event.to_owned(),
-            path: track.path().to_string(),
-            // serde's message may quote the bad value; keep only its kind.
-            message: err
-                .to_string()
-                .split(':')
-                .next()
-                .unwrap_or("invalid value")
-                .to_owned(),
-        }),
-    }
+pub fn typed<D: FromWire>(event: &str, tree: Value) -> Result<EventOf<D>, EventError> {
+    let decode_error = |e: WireError| EventError::Decode {
+        event: event.to_owned(),
+        path: e.path(),
+        message: e.message().to_owned(),
+    };
+    let mut fields = Fields::new(&tree).map_err(decode_error)?;
+    let event_handler_id = fields.opt("event_handler_id");
+    let ts = fields.opt("ts");
+    let data = fields.req::<D>("data").map_err(decode_error)?;
+    let auth = match tree.get("auth") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(a)) if a.is_empty() => None,
+        Some(auth) => Some(EventAuth::deserialize(auth).map_err(|e| {
+            EventError::Decode {
+                event: event.to_owned(),
+                path: "auth".into(),
+                // serde's message may quote the bad value; keep only its kind.
+                message: e
+                    .to_string()
+                    .split(':')
+                    .next()
+                    .unwrap_or("invalid value")
+                    .to_owned(),
+            }
+        })?),
+    };
+    Ok(EventOf {
+        event: event.to_owned(),
+        event_handler_id,
+        ts,
+        data,
+        auth,
+    })
 }
 
 trait ClassifyName {

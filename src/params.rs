@@ -1,0 +1,472 @@
+//! The parameters of a call, in wire form: what every generated request holds.
+//!
+//! A request is a set of named parameter values ([`Params`]), filled by its constructor and
+//! setters. Setters take `impl IntoArg<T>`: anything that becomes a value of the parameter's
+//! spec type `T` (`u64` for an `id`, anything `Into<String>` for a `string`, a generated
+//! builder for a struct type...). Values are encoded exactly once, when set: integers as JSON
+//! numbers, `yn` flags as `"Y"`/`"N"`, booleans as JSON `true`/`false`, dates as
+//! `YYYY-MM-DD`, date-times as ISO 8601 with offset.
+//!
+//! Keeping parameters as values rather than as typed struct fields is what lets one
+//! non-generic runtime serialize any request (JSON body, and later the PHP query strings of
+//! `batch`), check conditional requirements by name, and, in a batch, put a reference to an
+//! earlier command's result into any parameter: a later [`IntoArg`] impl for such a reference
+//! needs no change to the 1,565 generated request types.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, FixedOffset, NaiveDate, SecondsFormat, TimeZone};
+use serde::ser::SerializeMap;
+use serde_json::{Map, Value};
+
+use crate::auth::Secret;
+use crate::error::{Error, ErrorKind};
+
+/// A value that can be written as JSON the way Bitrix24 expects it.
+pub trait ToWire {
+    /// The wire form.
+    fn to_wire(&self) -> Value;
+}
+
+macro_rules! to_wire_via_from {
+    ($($t:ty),*) => {$(
+        impl ToWire for $t {
+            fn to_wire(&self) -> Value {
+                Value::from(self.clone())
+            }
+        }
+    )*};
+}
+to_wire_via_from!(String, i64, u64, bool);
+
+impl ToWire for f64 {
+    fn to_wire(&self) -> Value {
+        serde_json::Number::from_f64(*self).map_or(Value::Null, Value::Number)
+    }
+}
+
+impl ToWire for str {
+    fn to_wire(&self) -> Value {
+        Value::String(self.to_owned())
+    }
+}
+
+impl ToWire for NaiveDate {
+    fn to_wire(&self) -> Value {
+        Value::String(self.format("%Y-%m-%d").to_string())
+    }
+}
+
+impl ToWire for DateTime<FixedOffset> {
+    fn to_wire(&self) -> Value {
+        Value::String(self.to_rfc3339_opts(SecondsFormat::Secs, false))
+    }
+}
+
+impl ToWire for Secret {
+    fn to_wire(&self) -> Value {
+        Value::String(self.expose().to_owned())
+    }
+}
+
+impl ToWire for Value {
+    fn to_wire(&self) -> Value {
+        self.clone()
+    }
+}
+
+impl ToWire for Map<String, Value> {
+    fn to_wire(&self) -> Value {
+        Value::Object(self.clone())
+    }
+}
+
+impl<T: ToWire> ToWire for Option<T> {
+    fn to_wire(&self) -> Value {
+        self.as_ref().map_or(Value::Null, ToWire::to_wire)
+    }
+}
+
+impl<T: ToWire> ToWire for Vec<T> {
+    fn to_wire(&self) -> Value {
+        Value::Array(self.iter().map(ToWire::to_wire).collect())
+    }
+}
+
+impl<T: ToWire> ToWire for BTreeMap<String, T> {
+    fn to_wire(&self) -> Value {
+        Value::Object(self.iter().map(|(k, v)| (k.clone(), v.to_wire())).collect())
+    }
+}
+
+impl<T: ToWire + ?Sized> ToWire for &T {
+    fn to_wire(&self) -> Value {
+        (**self).to_wire()
+    }
+}
+
+/// One parameter value as it will be sent.
+///
+/// Made by [`IntoArg::into_arg`]; a secret one (a bot token, a client id) is never printed.
+#[derive(Clone, PartialEq)]
+pub struct Arg {
+    value: Value,
+    secret: bool,
+}
+
+impl Arg {
+    /// A value, sent as given.
+    pub fn new(value: Value) -> Arg {
+        Arg {
+            value,
+            secret: false,
+        }
+    }
+
+    /// The same value, never printed by `Debug`.
+    #[must_use]
+    pub fn secret(mut self) -> Arg {
+        self.secret = true;
+        self
+    }
+
+    /// The same value with every JSON boolean in it written as a `"Y"`/`"N"` flag (spec
+    /// type `yn`).
+    #[must_use]
+    pub fn yn(mut self) -> Arg {
+        fn walk(v: &mut Value) {
+            match v {
+                Value::Bool(b) => *v = Value::String(if *b { "Y" } else { "N" }.into()),
+                Value::Array(items) => items.iter_mut().for_each(walk),
+                Value::Object(o) => o.values_mut().for_each(walk),
+                _ => {}
+            }
+        }
+        walk(&mut self.value);
+        self
+    }
+
+    /// The wire value.
+    pub fn value(&self) -> &Value {
+        &self.value
+    }
+
+    /// Whether this value is a secret.
+    pub fn is_secret(&self) -> bool {
+        self.secret
+    }
+
+    /// A list of values.
+    pub fn list<T, I>(items: I) -> Arg
+    where
+        T: ToWire,
+        I: IntoIterator,
+        I::Item: Into<T>,
+    {
+        Arg::new(Value::Array(
+            items.into_iter().map(|x| x.into().to_wire()).collect(),
+        ))
+    }
+
+    /// A map of values.
+    pub fn map<T, K, V, I>(entries: I) -> Arg
+    where
+        T: ToWire,
+        K: Into<String>,
+        V: Into<T>,
+        I: IntoIterator<Item = (K, V)>,
+    {
+        Arg::new(Value::Object(
+            entries
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into().to_wire()))
+                .collect(),
+        ))
+    }
+}
+
+impl fmt::Debug for Arg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.secret {
+            return f.write_str("[redacted]");
+        }
+        let text = self.value.to_string();
+        const MAX: usize = 120;
+        if text.len() > MAX {
+            let cut = (0..=MAX)
+                .rev()
+                .find(|i| text.is_char_boundary(*i))
+                .unwrap_or(0);
+            write!(f, "{}... ({} bytes)", &text[..cut], text.len())
+        } else {
+            f.write_str(&text)
+        }
+    }
+}
+
+/// Converts a setter's or constructor's argument into the value of a parameter of spec type
+/// `T`.
+///
+/// Implemented for the Rust type of each spec type (`u64` for `id`, `i64`, `f64`, `bool`,
+/// [`NaiveDate`], any `DateTime<Tz>` for `datetime`, [`serde_json::Value`] and anything
+/// `Into<Value>` for `object`/`json`), for anything `Into<String>` (`&str`, `String`) for
+/// `string`, anything `Into<Secret>` for `secret`, and for each generated struct and enum.
+#[diagnostic::on_unimplemented(
+    message = "a parameter of type `{T}` cannot be set from a `{Self}`",
+    label = "expected a `{T}` here",
+    note = "setters take the parameter's own type: `u64` for an id, `i64` for an integer, anything `Into<String>` for a string, the generated type for a struct or enum"
+)]
+pub trait IntoArg<T> {
+    /// The value as it will be sent.
+    fn into_arg(self) -> Arg;
+}
+
+macro_rules! into_arg_exact {
+    ($($t:ty),*) => {$(
+        impl IntoArg<$t> for $t {
+            fn into_arg(self) -> Arg {
+                Arg::new(self.to_wire())
+            }
+        }
+    )*};
+}
+into_arg_exact!(u64, i64, f64, bool, NaiveDate);
+
+impl<S: Into<String>> IntoArg<String> for S {
+    fn into_arg(self) -> Arg {
+        Arg::new(Value::String(self.into()))
+    }
+}
+
+impl<V: Into<Value>> IntoArg<Value> for V {
+    fn into_arg(self) -> Arg {
+        Arg::new(self.into())
+    }
+}
+
+impl<Tz: TimeZone> IntoArg<DateTime<FixedOffset>> for DateTime<Tz> {
+    fn into_arg(self) -> Arg {
+        Arg::new(self.fixed_offset().to_wire())
+    }
+}
+
+impl<S: Into<Secret>> IntoArg<Secret> for S {
+    fn into_arg(self) -> Arg {
+        Arg::new(self.into().to_wire()).secret()
+    }
+}
+
+/// Writes `value` under `key` unless it is `null` (an unset optional field).
+#[doc(hidden)]
+pub fn put<T: ToWire + ?Sized>(object: &mut Map<String, Value>, key: &str, value: &T) {
+    let v = value.to_wire();
+    if !v.is_null() {
+        object.insert(key.to_owned(), v);
+    }
+}
+
+/// [`put`] for a `yn` field: booleans written as `"Y"`/`"N"`.
+#[doc(hidden)]
+pub fn put_yn<T: ToWire + ?Sized>(object: &mut Map<String, Value>, key: &str, value: &T) {
+    let v = Arg::new(value.to_wire()).yn().value;
+    if !v.is_null() {
+        object.insert(key.to_owned(), v);
+    }
+}
+
+/// The parameters of one call: names (verbatim wire names) and values, in the order set.
+///
+/// Generated requests hold one and fill it from their constructor and setters; a request
+/// type of your own returns one from [`Method::params`](crate::Method::params).
+///
+/// ```
+/// use bitrix24::{Arg, Params};
+/// let p = Params::new().with("ID", Arg::new(42.into())).with("select", Arg::new(serde_json::json!(["ID"])));
+/// assert_eq!(p.to_value(), serde_json::json!({"ID": 42, "select": ["ID"]}));
+/// ```
+#[derive(Clone, Default, PartialEq)]
+pub struct Params {
+    entries: Vec<(Cow<'static, str>, Arg)>,
+}
+
+impl Params {
+    /// No parameters.
+    pub fn new() -> Params {
+        Params::default()
+    }
+
+    /// Sets `name` (replacing an earlier value of the same name).
+    pub fn set(&mut self, name: impl Into<Cow<'static, str>>, value: Arg) {
+        let name = name.into();
+        match self.entries.iter_mut().find(|(k, _)| *k == name) {
+            Some(entry) => entry.1 = value,
+            None => self.entries.push((name, value)),
+        }
+    }
+
+    /// [`set`](Self::set), by value.
+    #[must_use]
+    pub fn with(mut self, name: impl Into<Cow<'static, str>>, value: Arg) -> Params {
+        self.set(name, value);
+        self
+    }
+
+    /// The value of `name`, if set.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.entries
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| &v.value)
+    }
+
+    /// Whether `name` is set to something other than `null`.
+    pub fn is_set(&self, name: &str) -> bool {
+        self.get(name).is_some_and(|v| !v.is_null())
+    }
+
+    /// Removes `name`, returning its value.
+    pub fn remove(&mut self, name: &str) -> Option<Value> {
+        let i = self.entries.iter().position(|(k, _)| k == name)?;
+        Some(self.entries.remove(i).1.value)
+    }
+
+    /// The parameters in the order set.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Arg)> {
+        self.entries.iter().map(|(k, v)| (k.as_ref(), v))
+    }
+
+    /// How many parameters are set.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether none is set.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The parameters as one JSON object.
+    pub fn to_value(&self) -> Value {
+        Value::Object(
+            self.entries
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.value.clone()))
+                .collect(),
+        )
+    }
+
+    /// The parameters as the value of a parameter of struct type (secret if any part is).
+    pub fn into_arg(self) -> Arg {
+        let secret = self.entries.iter().any(|(_, v)| v.secret);
+        let object = self
+            .entries
+            .into_iter()
+            .map(|(k, v)| (k.into_owned(), v.value))
+            .collect();
+        Arg {
+            value: Value::Object(object),
+            secret,
+        }
+    }
+
+    /// Parameters from a JSON object (`null` is none).
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] for any other JSON value.
+    pub fn from_value(value: Value) -> Result<Params, Error> {
+        match value {
+            Value::Null => Ok(Params::new()),
+            Value::Object(o) => Ok(Params {
+                entries: o
+                    .into_iter()
+                    .map(|(k, v)| (Cow::Owned(k), Arg::new(v)))
+                    .collect(),
+            }),
+            _ => Err(Error::new(ErrorKind::InvalidInput)
+                .with_message("parameters must be a JSON object")),
+        }
+    }
+
+    /// Parameters from anything that serializes to a JSON object (a `serde` struct of yours).
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] when it does not serialize, or not to an object.
+    pub fn from_serialize<T: serde::Serialize + ?Sized>(value: &T) -> Result<Params, Error> {
+        let value = serde_json::to_value(value)
+            .map_err(|e| Error::new(ErrorKind::InvalidInput).with_message(e.to_string()))?;
+        Params::from_value(value)
+    }
+}
+
+impl serde::Serialize for Params {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.entries.len()))?;
+        for (k, v) in &self.entries {
+            map.serialize_entry(k.as_ref(), &v.value)?;
+        }
+        map.end()
+    }
+}
+
+impl fmt::Debug for Params {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.entries.iter().map(|(k, v)| (k.as_ref(), v)))
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn values_are_encoded_once_when_set() {
+        let when = DateTime::parse_from_rfc3339("2024-05-01T10:00:00+03:00").unwrap();
+        let p = Params::new()
+            .with("ID", IntoArg::<u64>::into_arg(42u64))
+            .with("TITLE", IntoArg::<String>::into_arg("Deal"))
+            .with("SYSTEM", IntoArg::<bool>::into_arg(true).yn())
+            .with("FLAGS", Arg::list::<bool, _>([true, false]).yn())
+            .with("WHEN", IntoArg::<DateTime<FixedOffset>>::into_arg(when))
+            .with(
+                "DAY",
+                IntoArg::<NaiveDate>::into_arg(NaiveDate::from_ymd_opt(2024, 5, 1).unwrap()),
+            )
+            .with("select", Arg::list::<String, _>(["ID", "TITLE"]))
+            .with("order", Arg::map::<String, _, _, _>([("ID", "ASC")]));
+        assert_eq!(
+            p.to_value(),
+            json!({"ID": 42, "TITLE": "Deal", "SYSTEM": "Y", "FLAGS": ["Y", "N"],
+                   "WHEN": "2024-05-01T10:00:00+03:00", "DAY": "2024-05-01",
+                   "select": ["ID", "TITLE"], "order": {"ID": "ASC"}})
+        );
+        assert_eq!(serde_json::to_value(&p).unwrap(), p.to_value());
+    }
+
+    #[test]
+    fn setting_twice_replaces_and_secrets_are_not_printed() {
+        let mut p = Params::new();
+        p.set("botToken", IntoArg::<Secret>::into_arg("s3cr3t"));
+        p.set("ID", IntoArg::<u64>::into_arg(1u64));
+        p.set("ID", IntoArg::<u64>::into_arg(2u64));
+        assert_eq!(p.len(), 2);
+        assert_eq!(p.get("ID"), Some(&json!(2)));
+        let shown = format!("{p:?}");
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        assert!(shown.contains("[redacted]"));
+        let nested = Params::new().with("fields", p.into_arg());
+        assert!(!format!("{nested:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn long_values_are_cut_in_debug() {
+        let p = Params::new().with("CONTENT", Arg::new(Value::String("x".repeat(5000))));
+        let shown = format!("{p:?}");
+        assert!(shown.len() < 300, "{}", shown.len());
+        assert!(shown.contains("5002 bytes"));
+    }
+}
