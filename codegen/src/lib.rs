@@ -17,6 +17,8 @@
 //! ```
 
 pub mod emit;
+#[cfg(feature = "import")]
+pub mod import;
 pub mod naming;
 pub mod spec;
 
