@@ -129,6 +129,13 @@ def first_sentence(text):
         cut = m.start()
         break
     s = text[:cut].strip()
+    # "... in the following format: where." (the format itself was a code block)
+    s = re.sub(r"[\s,:]*\bwhere[:.]?$", "", s)
+    s = re.sub(r"\s+(?:in|of) the (?:following )?format:?$", "", s)
+    s = re.sub(r"\s+(?:in the |of the )?format:?$", "", s) if len(s) > 20 else s
+    s = re.sub(r"\s*\bmore details\.?$", "", s)
+    if s and not s.endswith((".", "!", "?", ":")):
+        s += "."
     if s.endswith(":"):
         s = s[:-1].rstrip() + "."
     if len(s) > MAX_LEN:
@@ -180,11 +187,13 @@ def parse_rows(body):
         spans.append(m.group(0))
         return f"\x00{len(spans) - 1}\x00"
 
-    b = re.sub(r"```.*?```", protect, body, flags=re.S)
+    b = body.replace("\\|", "\x01")  # escaped pipes are text
+    b = re.sub(r"```.*?```", protect, b, flags=re.S)
     b = re.sub(r"`[^`\n]*`", protect, b)
 
     def restore(s):
-        return re.sub(r"\x00(\d+)\x00", lambda m: spans[int(m.group(1))], s)
+        s = re.sub(r"\x00(\d+)\x00", lambda m: spans[int(m.group(1))], s)
+        return s.replace("\x01", "|")
 
     rows = []
     parts = b.split("||")
@@ -303,7 +312,7 @@ def summary_of(title, intro, method):
             continue  # scope / who can execute
         if all(l.lstrip().startswith(("!", "#|", "||", "|#")) for l in lines):
             continue
-        s = tidy_summary(first_sentence(clean_inline(p)))
+        s = tidy_summary(first_sentence(clean_inline(before_list(p))))
         if len(s) >= 8:
             return s
     # Fallback: the page title without the method name.
@@ -345,7 +354,7 @@ def best_table(tables, names, parent=None, exclude=()):
 
 
 BOILERPLATE = re.compile(
-    r"^(an? )?(object|format object|object format|array format)( in the( following)? format)?[.:]",
+    r"^(an? )?(object|array|format object|object format|array format)( in the( following)? format)?[.:]",
     re.I,
 )
 KV = re.compile(r"`field_n` — (.+?) `value_n` — (.+?)(?=$| [A-Z][a-z]|:|, equal to| equal to)")
@@ -354,11 +363,23 @@ METHOD_INTRO = re.compile(
 )
 
 
+LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+", re.M)
+
+
+def before_list(text):
+    """The text before the first list item, when there is text before it."""
+    m = LIST_ITEM.search(text)
+    if m and text[: m.start()].strip():
+        return text[: m.start()]
+    return text
+
+
 def describe(raw):
     """A one-sentence description of a table cell."""
-    text = clean_inline(raw)
-    if BOILERPLATE.match(text):
-        m = KV.search(text)
+    full = clean_inline(raw)
+    text = clean_inline(before_list(raw))
+    if BOILERPLATE.match(full):
+        m = KV.search(full)
         if m:
             k = m.group(1).strip().rstrip(".,;")
             v = m.group(2).strip().rstrip(".,;")
