@@ -459,6 +459,7 @@ impl<'a> MethodBuilder<'a> {
             .scope
             .clone()
             .filter(|sc| !sc.is_empty() && sc != "(none)")
+            .or_else(|| s.no_scope.get(&group).cloned())
             .unwrap_or_else(|| group.clone());
         let summary = self
             .docs

@@ -219,11 +219,14 @@ hand entry / `[[override]]`.\n"
     let _ = writeln!(o, "\n### Results and result fields\n");
     loss_table(&mut o, &result_losses);
 
-    let _ = writeln!(o, "\n## Free types where the docs give no specific type\n");
     let _ = writeln!(
         o,
-        "Not a loss: the docs themselves say only `object`, `array`, `any` or nothing. Counted by docs type \
-(params and result fields).\n"
+        "\n## Free types where the docs give no single specific type\n"
+    );
+    let _ = writeln!(
+        o,
+        "Not a loss: the docs themselves say only `object`, `array`, `any` or nothing, or a union of \
+different kinds (the spec has no unions). Counted by docs type (params and result fields).\n"
     );
     let _ = writeln!(o, "| docs type | count |\n| --- | --- |");
     for (k, n) in &imp.notes.free_generic {

@@ -93,6 +93,9 @@ pub struct Settings {
     /// Result rules.
     #[serde(default)]
     pub results: Results,
+    /// Group -> scope for methods whose page names no scope (default: the group).
+    #[serde(default)]
+    pub no_scope: BTreeMap<String, String>,
     /// Method-name prefix -> group (longest prefix wins); default: the first name segment.
     #[serde(default)]
     pub groups: BTreeMap<String, String>,
