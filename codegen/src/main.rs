@@ -71,15 +71,24 @@ fn main() -> ExitCode {
     match import::run(&opts) {
         Ok(out) => {
             let imp = &out.import;
-            println!(
-                "imported {} methods into {} group files ({} written, {} unchanged, {} removed); {} catalog methods are written by hand",
-                imp.methods.len(),
-                imp.files.len(),
-                out.written.len().saturating_sub(usize::from(out.written.iter().any(|p| p.ends_with("IMPORT_REPORT.md")))),
-                out.unchanged.len(),
-                out.removed.len(),
-                imp.hand_covered.len(),
-            );
+            if opts.check {
+                println!(
+                    "up to date: {} methods in {} group files; {} catalog methods are written by hand",
+                    imp.methods.len(),
+                    imp.files.len(),
+                    imp.hand_covered.len()
+                );
+            } else {
+                println!(
+                    "imported {} methods into {} group files; {} files written, {} unchanged, {} removed; {} catalog methods are written by hand",
+                    imp.methods.len(),
+                    imp.files.len(),
+                    out.written.len(),
+                    out.unchanged.len(),
+                    out.removed.len(),
+                    imp.hand_covered.len(),
+                );
+            }
             if !imp.not_included.is_empty() {
                 println!(
                     "note: {} generated files are not in the root `include` yet (see the report)",

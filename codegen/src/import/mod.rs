@@ -703,7 +703,13 @@ fn override_diffs(
                 }),
                 _ => "(not set by the import)".into(),
             };
-            d.diffs.push(format!("`{k}`: {before} -> {v}"));
+            if &before == v {
+                d.diffs.push(format!(
+                    "`{k}`: {v} (what the import gives already: redundant)"
+                ));
+            } else {
+                d.diffs.push(format!("`{k}`: {before} -> {v}"));
+            }
         }
         for p in &o.params {
             let why = p
