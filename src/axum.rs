@@ -19,7 +19,7 @@
 //! ```
 //!
 //! The router's state must give an `Arc<dyn InstallationStore>` (directly, or through
-//! [`FromRef`](axum::extract::FromRef) from your own state type).
+//! [`FromRef`] from your own state type).
 
 use std::sync::Arc;
 

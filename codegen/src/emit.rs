@@ -6,10 +6,9 @@
 //! paths (`super::types::X`), so the same output works at any module depth.
 //!
 //! What one method costs is kept small on purpose (see `codegen/DESIGN.md`): a request is a
-//! struct holding [`Params`](../../bitrix24/struct.Params.html) with a generic constructor
-//! and setters (type-checked, but compiled only where a program uses them), one `Method`
-//! impl with a `const` [`MethodMeta`], and one `IntoFuture` impl whose future type is shared
-//! by all methods. No serde derives: results decode through small hand-rolled `FromWire`
+//! struct holding `bitrix24::Params` with a generic constructor and setters (type-checked,
+//! but compiled only where a program uses them), one `Method` impl with a `const`
+//! `MethodMeta`, and one `IntoFuture` impl whose future type is shared by all methods. No serde derives: results decode through small hand-rolled `FromWire`
 //! impls, requests encode their parameters when they are set.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -217,13 +216,14 @@ fn emit_group(
     let deprecated_count = methods.iter().filter(|m| m.deprecated.is_some()).count();
     let mut module_doc = format!(
         "Methods of group `{group}` ({} methods{}): a request type per method and \
-         [`{group_ty}`], the group bound to a client (`client.{}()`).",
+         [`{group_ty}`]({}::{group_ty}), the group bound to a client (`client.{}()`).",
         methods.len(),
         if deprecated_count > 0 {
             format!(", {deprecated_count} deprecated by Bitrix24")
         } else {
             String::new()
         },
+        module.text,
         module.text,
     );
     if opts.inside_runtime {
@@ -328,8 +328,8 @@ fn emit_events(spec: &Spec, rt: &TokenStream) -> TokenStream {
         quote!(Event::#v(e) => e.auth.as_ref(),)
     });
     quote! {
-        /// Incoming events (`[[event]]` in the spec): [`Event::parse`] turns a delivery body
-        /// into a typed value.
+        /// Incoming events (`[[event]]` in the spec): [`Event::parse`](events::Event::parse)
+        /// turns a delivery body into a typed value.
         #[allow(clippy::large_enum_variant)]
         pub mod events {
             use #rt as rt;

@@ -28,6 +28,8 @@
 //! ```
 
 pub mod emit;
+#[cfg(feature = "import")]
+pub mod import;
 pub mod naming;
 pub mod spec;
 

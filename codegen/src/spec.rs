@@ -1777,7 +1777,12 @@ fn list_def(
         filter: r.filter.clone().unwrap_or_else(|| find("filter")),
         order: r.order.clone().unwrap_or_else(|| find("order")),
         select: r.select.clone().unwrap_or_else(|| find("select")),
-        start: r.start.clone().unwrap_or_else(|| find("start")),
+        // Some im.* lists page with OFFSET (and LIMIT) rather than start.
+        start: r.start.clone().unwrap_or_else(|| {
+            Some(find("start"))
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| find("offset"))
+        }),
     };
     for (key, name) in [
         ("filter", &def.filter),
@@ -1800,7 +1805,7 @@ fn list_def(
             file,
             l.offset,
             format!("{context}, list"),
-            "a list method needs a `start` param (or set `start = \"...\"`)",
+            "a list method needs a `start` (or `OFFSET`) param, or `start = \"...\"` naming its paging param",
             None,
         );
     }

@@ -101,7 +101,7 @@ impl Delivery {
 pub struct AppSpec {
     /// Where `ONAPPINSTALL` is POSTed (and nothing if `None`).
     pub handler_url: Option<String>,
-    /// Scopes granted (default [`ALL_SCOPES`]).
+    /// Scopes granted (default: every scope the fake portal knows: crm, im, imbot, user, task, department).
     pub scopes: Vec<String>,
     /// The installing user (default 1, the admin).
     pub user_id: u64,
@@ -307,7 +307,7 @@ impl FakePortalBuilder {
         self
     }
 
-    /// Scopes of every webhook (default [`ALL_SCOPES`]).
+    /// Scopes of every webhook (default: every scope the fake portal knows: crm, im, imbot, user, task, department).
     pub fn webhook_scopes(mut self, scopes: &[&str]) -> Self {
         self.webhook_scopes = scopes.iter().map(|s| (*s).to_owned()).collect();
         self

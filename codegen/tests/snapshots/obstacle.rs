@@ -371,7 +371,7 @@ pub mod types {
         }
     }
 }
-/// Methods of group `obstacle` (4 methods, 1 deprecated by Bitrix24): a request type per method and [`ObstacleMethods`], the group bound to a client (`client.obstacle()`).
+/// Methods of group `obstacle` (4 methods, 1 deprecated by Bitrix24): a request type per method and [`ObstacleMethods`](obstacle::ObstacleMethods), the group bound to a client (`client.obstacle()`).
 ///
 /// Cargo feature `obstacle`.
 #[cfg_attr(docsrs, doc(cfg(feature = "obstacle")))]
@@ -862,7 +862,7 @@ pub mod obstacle {
         }
     }
 }
-/// Methods of group `obstacle_type` (3 methods): a request type per method and [`ObstacleTypeMethods`], the group bound to a client (`client.obstacle_type()`).
+/// Methods of group `obstacle_type` (3 methods): a request type per method and [`ObstacleTypeMethods`](obstacle_type::ObstacleTypeMethods), the group bound to a client (`client.obstacle_type()`).
 ///
 /// Cargo feature `obstacle_type`.
 #[cfg_attr(docsrs, doc(cfg(feature = "obstacle_type")))]
@@ -1133,8 +1133,8 @@ pub mod obstacle_type {
         }
     }
 }
-/// Incoming events (`[[event]]` in the spec): [`Event::parse`] turns a delivery body
-/// into a typed value.
+/// Incoming events (`[[event]]` in the spec): [`Event::parse`](events::Event::parse)
+/// turns a delivery body into a typed value.
 #[allow(clippy::large_enum_variant)]
 pub mod events {
     use crate::__private as rt;
