@@ -141,7 +141,8 @@ async fn answer(
     {
         client
             .imbot()
-            .message_add(dialog_id, reply.as_str())
+            .message_add(reply.as_str())
+            .dialog_id(dialog_id)
             .bot_id(bot_id)
             .await?;
     }

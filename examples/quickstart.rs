@@ -52,7 +52,8 @@ async fn run(url: &str) -> Result<(), bitrix24::Error> {
     if let Ok(dialog_id) = std::env::var("B24_DIALOG_ID") {
         let id = client
             .im()
-            .message_add(dialog_id, "Hello from the bitrix24 Rust SDK")
+            .message_add(dialog_id)
+            .message("Hello from the bitrix24 Rust SDK")
             .await?;
         println!("sent message {id}");
     }

@@ -44,10 +44,11 @@ async fn on_event(State(bot): State<TestBot>, verified: VerifiedEvent) -> Status
         let bot_id: u64 = message.data.bot.keys().next().unwrap().parse().unwrap();
         client
             .imbot()
-            .message_add(
-                params.dialog_id.clone().unwrap(),
-                format!("echo: {}", params.message.clone().unwrap_or_default()),
-            )
+            .message_add(format!(
+                "echo: {}",
+                params.message.clone().unwrap_or_default()
+            ))
+            .dialog_id(params.dialog_id.clone().unwrap())
             .bot_id(bot_id)
             .await
             .unwrap();

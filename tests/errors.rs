@@ -149,7 +149,8 @@ async fn a_result_of_the_wrong_shape_is_a_decode_error_with_path_and_snippet() {
     .await;
     let e = client
         .imbot()
-        .message_add("chat42", "hi")
+        .message_add("hi")
+        .dialog_id("chat42")
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Decode, "{e:?}");
@@ -182,7 +183,8 @@ async fn a_result_of_the_wrong_shape_is_a_decode_error_with_path_and_snippet() {
         answering("imbot.message.add", json_response(200, r#"{"time":{}}"#)).await;
     let e = client
         .imbot()
-        .message_add("chat42", "hi")
+        .message_add("hi")
+        .dialog_id("chat42")
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Decode, "{e:?}");
@@ -201,7 +203,8 @@ async fn an_unknown_error_code_is_an_api_error_not_a_decode_error() {
         .await;
         let e = client
             .imbot()
-            .message_add("chat42", "hi")
+            .message_add("hi")
+            .dialog_id("chat42")
             .await
             .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Api, "{status}: {e:?}");

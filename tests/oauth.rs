@@ -65,7 +65,8 @@ async fn auth_travels_in_the_json_body_and_values_use_the_spec_wire_format() {
 
     let id = client
         .imbot()
-        .message_add("chat42", "hi")
+        .message_add("hi")
+        .dialog_id("chat42")
         .system(true)
         .url_preview(false)
         .bot_id(7)
@@ -74,7 +75,8 @@ async fn auth_travels_in_the_json_body_and_values_use_the_spec_wire_format() {
     assert_eq!(id, 9001);
     let id = client
         .imbot()
-        .message_add("17", "plain")
+        .message_add("plain")
+        .dialog_id("17")
         .system(false)
         .url_preview(true)
         .skip_connector(true)
@@ -132,7 +134,12 @@ async fn message_text_survives_byte_for_byte() {
     let oauth = idle_oauth_server().await;
     let client = Client::oauth(app(), old_tokens(&api, &oauth)).unwrap();
 
-    client.imbot().message_add("chat42", text).await.unwrap();
+    client
+        .imbot()
+        .message_add(text)
+        .dialog_id("chat42")
+        .await
+        .unwrap();
 
     let reqs = requests(&api).await;
     assert_eq!(reqs.len(), 1);

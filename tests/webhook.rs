@@ -41,7 +41,12 @@ async fn webhook_posts_json_to_the_method_url_with_or_without_trailing_slash() {
         assert_eq!(me.active, Some(true));
         assert_eq!(me.is_online, Some(true));
 
-        let id: u64 = client.imbot().message_add("chat42", "hi").await.unwrap();
+        let id: u64 = client
+            .imbot()
+            .message_add("hi")
+            .dialog_id("chat42")
+            .await
+            .unwrap();
         assert_eq!(id, 42);
 
         let reqs = requests(&server).await;
@@ -76,7 +81,12 @@ async fn webhook_posts_json_to_the_method_url_with_or_without_trailing_slash() {
 async fn message_add_decodes_an_id_sent_as_a_string() {
     let server = webhook_portal(r#"{"result":"42","time":{"start":1.0}}"#).await;
     let client = Client::webhook(format!("{}/rest/1/k3y/", server.uri())).unwrap();
-    let id = client.imbot().message_add("chat42", "hi").await.unwrap();
+    let id = client
+        .imbot()
+        .message_add("hi")
+        .dialog_id("chat42")
+        .await
+        .unwrap();
     assert_eq!(id, 42u64);
 }
 
@@ -188,7 +198,15 @@ async fn webhook_follows_a_portal_rename_and_then_calls_the_new_host_directly() 
 
     // Later calls go straight to the new host.
     assert_eq!(client.user().current().await.unwrap().id, 17);
-    assert_eq!(client.imbot().message_add("5", "x").await.unwrap(), 7);
+    assert_eq!(
+        client
+            .imbot()
+            .message_add("x")
+            .dialog_id("5")
+            .await
+            .unwrap(),
+        7
+    );
     assert_eq!(
         requests(&old).await.len(),
         1,

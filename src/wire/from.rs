@@ -33,6 +33,11 @@ pub trait FromWire: Sized {
     fn absent() -> Option<Self> {
         None
     }
+
+    /// Whether an empty JSON array is a value of this type (a list, a map) rather than
+    /// PHP's way of saying "nothing" (for a struct, a number...). `Option<T>` reads `[]` as
+    /// `None` unless this is `true`.
+    const COLLECTION: bool = false;
 }
 
 /// A decode failure: what was expected, what came, and where.
@@ -266,6 +271,8 @@ impl FromWire for Secret {
 }
 
 impl FromWire for Value {
+    const COLLECTION: bool = true;
+
     fn from_wire(v: &Value) -> Result<Self, WireError> {
         Ok(v.clone())
     }
@@ -276,6 +283,8 @@ impl FromWire for Value {
 }
 
 impl FromWire for Map<String, Value> {
+    const COLLECTION: bool = true;
+
     fn from_wire(v: &Value) -> Result<Self, WireError> {
         match v {
             Value::Object(o) => Ok(o.clone()),
@@ -320,6 +329,7 @@ impl<T: FromWire> FromWire for Option<T> {
         match v {
             Value::Null => Ok(None),
             Value::String(s) if s.is_empty() => Ok(None),
+            Value::Array(a) if a.is_empty() && !T::COLLECTION => Ok(None),
             _ => match T::from_wire(v) {
                 Ok(t) => Ok(Some(t)),
                 // `false` or `[]` where a value was expected: PHP's way of saying "none".
@@ -335,6 +345,8 @@ impl<T: FromWire> FromWire for Option<T> {
 }
 
 impl<T: FromWire> FromWire for Vec<T> {
+    const COLLECTION: bool = true;
+
     fn from_wire(v: &Value) -> Result<Self, WireError> {
         match v {
             Value::Array(items) => items
@@ -354,6 +366,8 @@ impl<T: FromWire> FromWire for Vec<T> {
 }
 
 impl<T: FromWire> FromWire for BTreeMap<String, T> {
+    const COLLECTION: bool = true;
+
     fn from_wire(v: &Value) -> Result<Self, WireError> {
         match v {
             Value::Object(o) => o
@@ -372,6 +386,8 @@ impl<T: FromWire> FromWire for BTreeMap<String, T> {
 }
 
 impl<T: FromWire> FromWire for Box<T> {
+    const COLLECTION: bool = T::COLLECTION;
+
     fn from_wire(v: &Value) -> Result<Self, WireError> {
         T::from_wire(v).map(Box::new)
     }

@@ -129,10 +129,8 @@ async fn a_bot_hears_a_user_and_its_reply_can_be_read_back() {
     let keyboard = Keyboard::new(vec![KeyboardButton::new().text("Track").command("track")]);
     let reply = bot_client
         .imbot()
-        .message_add(
-            params["DIALOG_ID"].as_str().unwrap(),
-            "Order #4521 ships today",
-        )
+        .message_add("Order #4521 ships today")
+        .dialog_id(params["DIALOG_ID"].as_str().unwrap())
         .bot_id(bot_id)
         .keyboard(keyboard)
         .await

@@ -29,10 +29,8 @@ async fn bot_handler(app: OAuthApp, body: Bytes) -> &'static str {
     let text = params["MESSAGE"].as_str().unwrap();
     client
         .imbot()
-        .message_add(
-            params["DIALOG_ID"].as_str().unwrap(),
-            format!("{} characters", text.len()),
-        )
+        .message_add(format!("{} characters", text.len()))
+        .dialog_id(params["DIALOG_ID"].as_str().unwrap())
         .bot_id(bot_id.parse::<u64>().unwrap())
         .await
         .unwrap();

@@ -2,7 +2,7 @@
 #![allow(deprecated)]
 
 async fn reply(client: &bitrix24::Client) -> Result<u64, bitrix24::Error> {
-    client.imbot().message_add("chat42", "Hello").bot_id("seven").await
+    client.imbot().message_add("Hello").dialog_id("chat42").bot_id("seven").await
 }
 
 fn main() {}

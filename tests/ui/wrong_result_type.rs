@@ -2,7 +2,7 @@
 #![allow(deprecated)]
 
 async fn reply(client: &bitrix24::Client) -> Result<String, bitrix24::Error> {
-    client.imbot().message_add("chat42", "Hello").await
+    client.imbot().message_add("Hello").dialog_id("chat42").await
 }
 
 fn main() {}

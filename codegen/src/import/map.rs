@@ -418,6 +418,27 @@ pub struct MethodBuilder<'a> {
     pub notes: Notes,
 }
 
+/// Some pages list a nested field as a row of its own, `fields.CONTACT_ID` next to `fields`:
+/// such a row is a field of the parent param, not a param named with a dot (which would be
+/// sent as the key `"fields.CONTACT_ID"`).
+pub fn fold_dotted(params: Vec<Param>) -> Vec<Param> {
+    let mut out: Vec<Param> = Vec::new();
+    for p in params {
+        if let Some((parent, child)) = p.name.split_once('.') {
+            if let Some(owner) = out.iter_mut().find(|o| o.name == parent) {
+                if !owner.fields.iter().any(|f| f.name == child) {
+                    let mut field = p.clone();
+                    field.name = child.to_owned();
+                    owner.fields.push(field);
+                }
+                continue;
+            }
+        }
+        out.push(p);
+    }
+    out
+}
+
 impl<'a> MethodBuilder<'a> {
     /// A builder for `entry`; generated type names are claimed in `registry`.
     pub fn new(cx: &'a Context, entry: &'a Entry, registry: &'a mut Registry) -> Self {
@@ -445,7 +466,7 @@ impl<'a> MethodBuilder<'a> {
                 out.extend(t.fields.iter().cloned());
             }
         }
-        out
+        fold_dotted(out)
     }
 
     /// Maps the whole method.
