@@ -17,7 +17,7 @@
 //! - `B24_LISTEN` (optional, default `0.0.0.0:8080`): where to listen.
 //!
 //! Then install the app on the portal: the bot registers itself and answers until stopped.
-#![allow(deprecated)] // classic imbot.* and crm.contact.list are deprecated upstream
+#![allow(deprecated)] // the classic imbot.* methods (the ONIMBOT* events family) are deprecated upstream
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -102,17 +102,15 @@ async fn answer(
     {
         "Enter search string".to_owned()
     } else {
-        let contacts = client
+        // Contacts are CRM items of entity type 3 (crm.item.list; camelCase field names).
+        let page = client
             .crm()
-            .contact_list()
-            .filter(serde_json::json!({ "%NAME": text }))
-            .select(vec![
-                "ID".to_owned(),
-                "NAME".to_owned(),
-                "LAST_NAME".to_owned(),
-            ])
-            .order(serde_json::json!({ "ID": "ASC" }))
+            .item_list(3)
+            .filter(serde_json::json!({ "%name": text }))
+            .select(["id", "name", "lastName"])
+            .order([("id", "ASC")])
             .await?;
+        let contacts = page.items;
         let found: Vec<String> = contacts
             .iter()
             .take(5)

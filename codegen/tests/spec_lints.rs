@@ -1,0 +1,187 @@
+//! Lints over the real spec (`../methods.toml` and its includes): method names that read
+//! like writes are not marked as reads (a read is retried, a write never is), and every
+//! method group has its Cargo feature in the `bitrix24` crate, all of them in `full`.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use bitrix24_codegen::spec::{self, Access, Spec};
+
+fn real_spec() -> Spec {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../methods.toml");
+    let files = spec::read_files(&root).unwrap_or_else(|e| panic!("{e}"));
+    spec::parse_files(&files).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Words that make a method a write when they start one of its name's segments (after the
+/// group): `crm.deal.add`, `imbot.v2.Chat.Message.send`, `task.elapseditem.isActionAllowed`
+/// is not one (`is`).
+const WRITE_WORDS: &[&str] = &[
+    "add",
+    "update",
+    "delete",
+    "del",
+    "remove",
+    "set",
+    "send",
+    "register",
+    "unregister",
+    "bind",
+    "unbind",
+    "start",
+    "stop",
+    "complete",
+    "renew",
+    "approve",
+    "disapprove",
+    "defer",
+    "delegate",
+    "close",
+    "finish",
+    "transfer",
+    "join",
+    "leave",
+    "mute",
+    "pin",
+    "unpin",
+    "hide",
+    "show",
+    "import",
+    "create",
+    "upload",
+    "move",
+    "copy",
+    "rename",
+    "restore",
+    "mark",
+    "attach",
+    "detach",
+    "answer",
+    "vote",
+    "like",
+    "enable",
+    "disable",
+    "install",
+    "uninstall",
+    "publish",
+    "unpublish",
+    "clear",
+    "reset",
+    "save",
+    "sort",
+    "apply",
+];
+
+fn first_word(segment: &str) -> String {
+    segment
+        .chars()
+        .take_while(|c| c.is_ascii_lowercase())
+        .collect::<String>()
+        .or_whole(segment)
+}
+
+trait OrWhole {
+    fn or_whole(self, whole: &str) -> String;
+}
+
+impl OrWhole for String {
+    fn or_whole(self, whole: &str) -> String {
+        if self.is_empty() {
+            // `Chat`, `Message`: a capitalised segment; its first word in lower case.
+            let mut chars = whole.chars();
+            let first: String = chars
+                .next()
+                .into_iter()
+                .chain(chars.take_while(|c| c.is_ascii_lowercase()))
+                .collect();
+            first.to_ascii_lowercase()
+        } else {
+            self
+        }
+    }
+}
+
+fn writes_marked_as_reads(spec: &Spec) -> Vec<String> {
+    let mut bad = Vec::new();
+    for m in &spec.methods {
+        if m.access != Access::Read {
+            continue;
+        }
+        let last = m.wire.rsplit('.').next().unwrap_or("");
+        let word = first_word(last);
+        if WRITE_WORDS.contains(&word.as_str()) {
+            bad.push(format!(
+                "{} ({}) reads like a write (`{word}`)",
+                m.wire, m.file
+            ));
+        }
+    }
+    bad
+}
+
+#[test]
+fn no_write_is_marked_as_a_read() {
+    let bad = writes_marked_as_reads(&real_spec());
+    assert!(
+        bad.is_empty(),
+        "marked `access = \"read\"`:\n{}",
+        bad.join("\n")
+    );
+}
+
+#[test]
+fn the_lint_catches_writes_marked_as_reads() {
+    assert_eq!(first_word("add"), "add");
+    assert_eq!(first_word("getFields"), "get");
+    assert_eq!(first_word("Send"), "send");
+    assert_eq!(first_word("isActionAllowed"), "is");
+    let text = r#"
+[[method]]
+name = "crm.deal.add"
+scope = "crm"
+access = "read"
+result = "id"
+
+[[method]]
+name = "imbot.v2.Chat.Message.send"
+scope = "imbot"
+access = "read"
+result = "json"
+
+[[method]]
+name = "crm.deal.get"
+scope = "crm"
+access = "read"
+result = "json"
+"#;
+    let spec = spec::parse("lint.toml", text).unwrap();
+    let bad = writes_marked_as_reads(&spec);
+    assert_eq!(bad.len(), 2, "{bad:?}");
+}
+
+#[test]
+fn every_group_has_its_cargo_feature_and_full_has_them_all() {
+    let spec = real_spec();
+    let groups: BTreeSet<String> = spec.groups().iter().map(|(g, _)| g.to_string()).collect();
+    let manifest =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml"))
+            .unwrap();
+    let features = manifest.split("[features]").nth(1).unwrap();
+    let features = features.split("\n[").next().unwrap();
+    let declared: BTreeSet<String> = features
+        .lines()
+        .filter_map(|l| l.split_once(" = []"))
+        .map(|(name, _)| name.trim().to_owned())
+        .collect();
+    assert_eq!(declared, groups, "one `<group> = []` feature per group");
+    let full = features.split("full = [").nth(1).unwrap();
+    let full = &full[..full.find(']').unwrap()];
+    let in_full: BTreeSet<String> = full
+        .split(',')
+        .map(|s| s.trim().trim_matches('"').to_owned())
+        .filter(|s| !s.is_empty())
+        .collect();
+    assert_eq!(in_full, groups, "`full` enables every group");
+    assert_eq!(groups.len(), 46);
+    assert_eq!(spec.methods.len(), 1565);
+}
