@@ -432,7 +432,7 @@ impl Client {
     pub fn call<M: Method>(&self, request: &M) -> ResponseFuture<M::Output> {
         ResponseFuture::new(
             M::META.name,
-            self.clone().start(M::META, request.params().clone()),
+            self.clone().start(M::META, request.wire_params().clone()),
         )
     }
 

@@ -143,11 +143,13 @@ mod obstacle_snapshot {
                 .r#type("x")
                 .order_lower("asc")
                 .select(["ID", "TITLE"])
-                .order([("ID", "DESC")]);
+                .order([("ID", "DESC")])
+                .params(json!({"IMAGE": "Y"}));
             assert_eq!(
-                req.params().to_value(),
+                req.wire_params().to_value(),
                 json!({"entityTypeId": 7, "type": "x", "order": "asc",
-                       "select": ["ID", "TITLE"], "ORDER": {"ID": "DESC"}})
+                       "select": ["ID", "TITLE"], "ORDER": {"ID": "DESC"},
+                       "params": {"IMAGE": "Y"}})
             );
             let when = chrono::DateTime::parse_from_rfc3339("2024-05-01T10:00:00+03:00").unwrap();
             let req = ObstacleItemProductrowSet::new(false)
@@ -158,7 +160,7 @@ mod obstacle_snapshot {
                 .field_value(json!({"k": [1]}))
                 .param("EXTRA", 5);
             assert_eq!(
-                req.params().to_value(),
+                req.wire_params().to_value(),
                 json!({"UF_CRM_1476661442": "N", "send": "NEW", "1st": "2024-05-01",
                        "self": "2024-05-01T07:00:00+00:00", "new": {"a": 1},
                        "field": {"k": [1]}, "EXTRA": 5})
@@ -173,7 +175,7 @@ mod obstacle_snapshot {
                 .bot_token("s3cr3t")
                 .dialog_id("chat1");
             assert_eq!(
-                req.params().to_value(),
+                req.wire_params().to_value(),
                 json!({"botId": 39, "fields": {"TITLE": "T", "OPENED": "Y", "CONTACT_IDS": [1, 2],
                        "type": "type", "param": 4, "UF_CRM_5": "custom"},
                        "botToken": "s3cr3t", "dialogId": "chat1"})
@@ -203,7 +205,7 @@ mod obstacle_snapshot {
                 &[&["dialogId"][..], &["fromUserId", "toUserId"][..]]
             );
             assert!(send
-                .check(ObstacleV2ChatMessageSend::new(1, ObstacleFields::new("t")).params())
+                .check(ObstacleV2ChatMessageSend::new(1, ObstacleFields::new("t")).wire_params())
                 .is_err());
             use super::obstacle_type::*;
             let events = <ObstacleEventsGet as Method>::META;

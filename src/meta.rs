@@ -20,7 +20,7 @@ use crate::wire::FromWire;
 /// impl Method for ServerTime {
 ///     const META: &'static MethodMeta = &MethodMeta::new("server.time", Access::Read).group("server");
 ///     type Output = String;
-///     fn params(&self) -> &Params {
+///     fn wire_params(&self) -> &Params {
 ///         &self.0
 ///     }
 /// }
@@ -31,8 +31,9 @@ pub trait Method {
     const META: &'static MethodMeta;
     /// The decoded `result`.
     type Output: FromWire;
-    /// The parameters to send (never `auth`: the client adds it).
-    fn params(&self) -> &Params;
+    /// The parameters to send (never `auth`: the client adds it). Named so that it cannot
+    /// collide with a setter generated for a wire param called `params`.
+    fn wire_params(&self) -> &Params;
 }
 
 /// Whether a method changes the portal: this decides what may be retried.

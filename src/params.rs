@@ -279,7 +279,7 @@ pub fn put_yn<T: ToWire + ?Sized>(object: &mut Map<String, Value>, key: &str, va
 /// The parameters of one call: names (verbatim wire names) and values, in the order set.
 ///
 /// Generated requests hold one and fill it from their constructor and setters; a request
-/// type of your own returns one from [`Method::params`](crate::Method::params).
+/// type of your own returns one from [`Method::wire_params`](crate::Method::wire_params).
 ///
 /// ```
 /// use bitrix24::{Arg, Params};

@@ -146,7 +146,7 @@ impl Method for FutureMethod {
     const META: &'static MethodMeta =
         &MethodMeta::new("tasks.task.get", Access::Read).api(bitrix24::ApiVersion::V3);
     type Output = serde_json::Value;
-    fn params(&self) -> &Params {
+    fn wire_params(&self) -> &Params {
         &self.0
     }
 }

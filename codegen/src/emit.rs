@@ -595,7 +595,10 @@ fn method_doc(m: &MethodDef, group_ty: &proc_macro2::Ident) -> String {
     }
     doc.push_str(&format!("\n\nResult: {}", ty_doc(&m.result)));
     if !m.result_doc.is_empty() {
-        doc.push_str(&format!(": {}", clean_doc(&m.result_doc)));
+        doc.push_str(&format!(
+            ": {}",
+            clean_doc(m.result_doc.trim_end_matches('.'))
+        ));
     }
     doc.push('.');
     if let Some(l) = &m.list {
@@ -1208,7 +1211,7 @@ fn emit_method(m: &MethodDef, group_ty: &proc_macro2::Ident) -> TokenStream {
             const META: &'static rt::MethodMeta = &#meta;
             type Output = #output;
 
-            fn params(&self) -> &rt::Params {
+            fn wire_params(&self) -> &rt::Params {
                 &self.p
             }
         }

@@ -390,9 +390,9 @@ pub mod obstacle {
     ///
     /// `obstacle.type.list` · read · scope `obstacle` · [Bitrix24 docs](https://apidocs.bitrix24.com/api-reference/crm/universal/user-defined-object-types/crm-type-list.html)
     ///
-    /// Required: `entityTypeId` (arguments of [`new`](Self::new) and [`ObstacleMethods::type_list`]); 6 optional (setters).
+    /// Required: `entityTypeId` (arguments of [`new`](Self::new) and [`ObstacleMethods::type_list`]); 7 optional (setters).
     ///
-    /// Result: list of [`Obstacle`](super::types::Obstacle): The obstacles.. A list: items in `result`, 50 per page, paged by `start` (fast `start = -1` scans supported).
+    /// Result: list of [`Obstacle`](super::types::Obstacle): The obstacles. A list: items in `result`, 50 per page, paged by `start` (fast `start = -1` scans supported).
     ///
     /// # Errors
     /// Those of [`Client::call`](rt::Client::call).
@@ -458,6 +458,11 @@ pub mod obstacle {
             self.p.set("start", rt::IntoArg::<i64>::into_arg(value));
             self
         }
+        /// A wire param named like `Method::params` would be: the trait method is `wire_params`. (`params`, JSON object)
+        pub fn params(mut self, value: impl rt::IntoArg<rt::Value>) -> Self {
+            self.p.set("params", rt::IntoArg::<rt::Value>::into_arg(value));
+            self
+        }
         /// Sets any parameter by its wire name (one the spec does not list); replaces a
         /// value set before.
         pub fn param(
@@ -481,7 +486,7 @@ pub mod obstacle {
             )
             .list(rt::ListModel::new("").fast_scan(true));
         type Output = ::std::vec::Vec<super::types::Obstacle>;
-        fn params(&self) -> &rt::Params {
+        fn wire_params(&self) -> &rt::Params {
             &self.p
         }
     }
@@ -612,7 +617,7 @@ pub mod obstacle {
             .deprecated("obstacle.v2.Chat.Message.send")
             .batch(false);
         type Output = bool;
-        fn params(&self) -> &rt::Params {
+        fn wire_params(&self) -> &rt::Params {
             &self.p
         }
     }
@@ -707,7 +712,7 @@ pub mod obstacle {
             .scope("obstacle")
             .requires(&[&["dialogId"], &["fromUserId", "toUserId"]]);
         type Output = super::types::ObstacleOnly;
-        fn params(&self) -> &rt::Params {
+        fn wire_params(&self) -> &rt::Params {
             &self.p
         }
     }
@@ -789,7 +794,7 @@ pub mod obstacle {
             .group("obstacle")
             .scope("obstacle");
         type Output = u64;
-        fn params(&self) -> &rt::Params {
+        fn wire_params(&self) -> &rt::Params {
             &self.p
         }
     }
@@ -928,7 +933,7 @@ pub mod obstacle_type {
             ::std::string::String,
             super::types::Obstacle,
         >;
-        fn params(&self) -> &rt::Params {
+        fn wire_params(&self) -> &rt::Params {
             &self.p
         }
     }
@@ -1013,7 +1018,7 @@ pub mod obstacle_type {
             .scope("obstacle")
             .list(rt::ListModel::new("events").keys("FILTER", "", "", "START"));
         type Output = rt::Value;
-        fn params(&self) -> &rt::Params {
+        fn wire_params(&self) -> &rt::Params {
             &self.p
         }
     }
@@ -1079,7 +1084,7 @@ pub mod obstacle_type {
             .scope("obstacle")
             .api(rt::ApiVersion::V3);
         type Output = rt::Value;
-        fn params(&self) -> &rt::Params {
+        fn wire_params(&self) -> &rt::Params {
             &self.p
         }
     }
