@@ -6,10 +6,13 @@ use std::path::{Path, PathBuf};
 
 use bitrix24_codegen::{spec, Options, SpecErrors};
 
+/// Reports each spec error once, as a Cargo error (`error: bitrix24@0.1.0: methods/crm.toml:..`),
+/// which fails the build after the script ends.
 fn fail(errors: SpecErrors) -> ! {
-    // Printed once; Cargo shows a failing build script's stderr.
-    eprintln!("{errors}");
-    std::process::exit(1);
+    for e in &errors.0 {
+        println!("cargo::error={e}");
+    }
+    std::process::exit(0);
 }
 
 fn main() {

@@ -157,6 +157,16 @@ pub struct UnknownEvent {
     pub raw: Value,
 }
 
+impl UnknownEvent {
+    /// An event of code `event` (upper-cased) with its whole decoded tree.
+    pub fn new(event: impl Into<String>, raw: Value) -> UnknownEvent {
+        UnknownEvent {
+            event: event.into().to_ascii_uppercase(),
+            raw,
+        }
+    }
+}
+
 impl fmt::Debug for UnknownEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The raw tree holds tokens: show its shape, not its values.
@@ -204,7 +214,7 @@ impl fmt::Display for EventError {
                 path,
                 message,
             } => {
-                write!(f, "{event}: field `{path}` does not match: {message}")
+                write!(f, "{event}: field `{path}`: {message}")
             }
         }
     }
@@ -260,6 +270,13 @@ pub fn typed<D: FromWire>(event: &str, tree: Value) -> Result<EventOf<D>, EventE
     let mut fields = Fields::new(&tree).map_err(decode_error)?;
     let event_handler_id = fields.opt("event_handler_id");
     let ts = fields.opt("ts");
+    if tree.get("data").is_none() && D::absent().is_none() {
+        return Err(EventError::Decode {
+            event: event.to_owned(),
+            path: "data".into(),
+            message: "missing".into(),
+        });
+    }
     let data = fields.req::<D>("data").map_err(decode_error)?;
     let auth = match tree.get("auth") {
         None | Some(Value::Null) => None,

@@ -256,7 +256,21 @@ impl MethodMeta {
             .iter()
             .map(|group| group.join(" with "))
             .collect();
-        Err(format!("needs {}", alternatives.join(", or ")))
+        let mut message = format!("needs {}", alternatives.join(", or "));
+        // A group set in part: say what it lacks.
+        if let Some(group) = self
+            .requires
+            .iter()
+            .find(|g| g.len() > 1 && g.iter().any(|n| params.is_set(n)))
+        {
+            let missing: Vec<&str> = group
+                .iter()
+                .copied()
+                .filter(|n| !params.is_set(n))
+                .collect();
+            message.push_str(&format!(" ({} is not set)", missing.join(", ")));
+        }
+        Err(message)
     }
 }
 
@@ -277,7 +291,10 @@ mod tests {
             "needs DIALOG_ID, or FROM_USER_ID with TO_USER_ID"
         );
         let half = p.clone().with("FROM_USER_ID", Arg::new(1.into()));
-        assert!(SEND.check(&half).is_err());
+        assert_eq!(
+            SEND.check(&half).unwrap_err(),
+            "needs DIALOG_ID, or FROM_USER_ID with TO_USER_ID (TO_USER_ID is not set)"
+        );
         let both = half.with("TO_USER_ID", Arg::new(2.into()));
         assert!(SEND.check(&both).is_ok());
         let dialog = p.with("DIALOG_ID", IntoArg::<String>::into_arg("chat1"));

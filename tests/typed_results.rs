@@ -111,7 +111,7 @@ async fn a_request_missing_a_conditional_requirement_is_refused_before_sending()
     assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e:?}");
     assert_eq!(
         e.to_string(),
-        "imbot.message.add: invalid input: needs DIALOG_ID, or FROM_USER_ID with TO_USER_ID"
+        "imbot.message.add: invalid input: needs DIALOG_ID, or FROM_USER_ID with TO_USER_ID (TO_USER_ID is not set)"
     );
     assert!(requests(&server).await.is_empty(), "nothing was sent");
 

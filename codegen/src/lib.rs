@@ -18,6 +18,7 @@
 //! let spec = r#"
 //! [[method]]
 //! name = "user.current"
+//! group = "me"
 //! scope = "user"
 //! summary = "Returns the current user."
 //! access = "read"
@@ -67,7 +68,96 @@ pub fn generate(file: &str, text: &str) -> Result<String, SpecErrors> {
 /// As for [`generate`].
 pub fn generate_files(files: &[SpecFile], opts: &Options) -> Result<String, SpecErrors> {
     let spec = spec::parse_files(files)?;
+    if !opts.inside_runtime {
+        check_own_groups(files, &spec)?;
+    }
     Ok(render(&spec, opts))
+}
+
+/// The method groups of the `bitrix24` crate's own spec (one Cargo feature each). A spec of
+/// your own may not reuse them: `client.user()` would be the crate's inherent method, not
+/// your trait's.
+pub const RUNTIME_GROUPS: &[&str] = &[
+    "access",
+    "ai",
+    "app",
+    "basic",
+    "biconnector",
+    "bizproc",
+    "booking",
+    "calendar",
+    "catalog",
+    "crm",
+    "department",
+    "disk",
+    "documentgenerator",
+    "entity",
+    "event",
+    "feature",
+    "humanresources",
+    "im",
+    "imbot",
+    "imconnector",
+    "imopenlines",
+    "landing",
+    "lists",
+    "log",
+    "mailservice",
+    "messageservice",
+    "method",
+    "placement",
+    "pull",
+    "rpa",
+    "sale",
+    "salescenter",
+    "server",
+    "sign",
+    "socialnetwork",
+    "sonet_group",
+    "task",
+    "tasks",
+    "telephony",
+    "timeman",
+    "user",
+    "userconsent",
+    "userfieldconfig",
+    "userfieldtype",
+    "vote",
+    "voximplant",
+];
+
+fn check_own_groups(files: &[SpecFile], spec: &Spec) -> Result<(), SpecErrors> {
+    let mut errors = Vec::new();
+    let mut seen = BTreeSet::new();
+    for m in &spec.methods {
+        if !RUNTIME_GROUPS.contains(&m.group.as_str()) || !seen.insert(m.group.clone()) {
+            continue;
+        }
+        // Point at the method's `name = "..."` line.
+        let text = files
+            .iter()
+            .find(|f| f.name == m.file)
+            .map_or("", |f| f.text.as_str());
+        let needle = format!("\"{}\"", m.wire);
+        let offset = text.find(&needle).unwrap_or(0);
+        let before = &text[..offset];
+        errors.push(SpecError {
+            file: m.file.clone(),
+            line: before.matches('\n').count() + 1,
+            col: before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1,
+            context: format!("method `{}`", m.wire),
+            message: format!(
+                "group `{}` is a group of the bitrix24 crate: its own `client.{}()` would be called instead of this spec's",
+                m.group, m.group
+            ),
+            help: Some("set `group = \"...\"` to a name of your own".into()),
+        });
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(SpecErrors(errors))
+    }
 }
 
 /// Generates formatted source for an already validated spec.
@@ -144,14 +234,17 @@ impl Build {
         Ok(path)
     }
 
-    /// [`try_run`](Self::try_run), printing the errors (once) and exiting with status 1 on
-    /// failure: what a `build.rs` wants.
+    /// [`try_run`](Self::try_run), reporting each error once as a Cargo error
+    /// (`cargo::error=`, which fails the build with the located message) and ending the
+    /// build script on failure: what a `build.rs` wants.
     pub fn run(&self) -> PathBuf {
         match self.try_run() {
             Ok(p) => p,
             Err(e) => {
-                eprintln!("{e}");
-                std::process::exit(1);
+                for line in e.lines() {
+                    println!("cargo::error={line}");
+                }
+                std::process::exit(0);
             }
         }
     }

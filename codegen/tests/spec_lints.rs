@@ -130,6 +130,18 @@ fn no_write_is_marked_as_a_read() {
 }
 
 #[test]
+fn a_spec_of_your_own_cannot_reuse_a_group_of_the_crate() {
+    let own = "[[method]]\nname = \"user.current\"\nscope = \"user\"\naccess = \"read\"\nresult = \"json\"\n";
+    let e = bitrix24_codegen::generate("my_methods.toml", own).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "my_methods.toml:2:8: method `user.current`: group `user` is a group of the bitrix24 crate: its own `client.user()` would be called instead of this spec's (set `group = \"...\"` to a name of your own)"
+    );
+    let renamed = own.replace("scope = ", "group = \"me\"\nscope = ");
+    assert!(bitrix24_codegen::generate("my_methods.toml", &renamed).is_ok());
+}
+
+#[test]
 fn the_lint_catches_writes_marked_as_reads() {
     assert_eq!(first_word("add"), "add");
     assert_eq!(first_word("getFields"), "get");
@@ -182,6 +194,14 @@ fn every_group_has_its_cargo_feature_and_full_has_them_all() {
         .filter(|s| !s.is_empty())
         .collect();
     assert_eq!(in_full, groups, "`full` enables every group");
+    let known: BTreeSet<String> = bitrix24_codegen::RUNTIME_GROUPS
+        .iter()
+        .map(|g| g.to_string())
+        .collect();
+    assert_eq!(
+        known, groups,
+        "bitrix24_codegen::RUNTIME_GROUPS lists the crate's groups"
+    );
     assert_eq!(groups.len(), 46);
     assert_eq!(spec.methods.len(), 1565);
 }
