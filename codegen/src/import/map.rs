@@ -600,6 +600,9 @@ impl<'a> MethodBuilder<'a> {
             if mapped.ty == "integer" && self.cx.settings.params.is_id_name(name) {
                 mapped.ty = "id".into();
             }
+            if mapped.ty == "string" && self.cx.settings.params.is_secret_name(name) {
+                mapped.ty = "secret".into();
+            }
             self.count(p, &path, &mapped, pos);
             let doc = match pos {
                 Pos::Param => self.param_doc(&path),

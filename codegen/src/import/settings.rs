@@ -121,6 +121,10 @@ pub struct ParamRules {
     /// Params/fields typed `integer` whose name ends with one of these become `id`.
     #[serde(default)]
     pub id_suffixes: Vec<String>,
+    /// Params/fields typed `string` with one of these names carry a credential and become
+    /// `secret` (never printed by `Debug`).
+    #[serde(default)]
+    pub secret_names: Vec<String>,
 }
 
 impl ParamRules {
@@ -128,6 +132,11 @@ impl ParamRules {
     pub fn is_id_name(&self, name: &str) -> bool {
         self.id_names.iter().any(|n| n == name)
             || self.id_suffixes.iter().any(|s| name.ends_with(s.as_str()))
+    }
+
+    /// Whether a `string` param/field of this name is a credential.
+    pub fn is_secret_name(&self, name: &str) -> bool {
+        self.secret_names.iter().any(|n| n == name)
     }
 }
 
