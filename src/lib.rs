@@ -60,8 +60,10 @@ pub mod __private {
 }
 
 /// The committed snapshot of the obstacle-course spec, compiled as part of the crate so that
-/// generated code for awkward names is proven to build and behave.
+/// generated code for awkward names is proven to build and behave, without a warning (users
+/// compile it with `-D warnings`).
 #[cfg(test)]
+#[deny(warnings)]
 #[allow(dead_code, missing_docs, deprecated, unused_imports)]
 mod obstacle_snapshot {
     include!("../codegen/tests/snapshots/obstacle.rs");
@@ -123,6 +125,14 @@ mod obstacle_snapshot {
             assert_eq!(e.to_string(), "at `[1]`: missing field `id`");
             let empty = ObstacleOnly::from_wire(&json!([])).unwrap_err();
             assert_eq!(empty.message(), "missing field `id`");
+        }
+
+        #[test]
+        fn names_like_the_generated_locals_still_work() {
+            let req = ObstacleLocalGet::new(7, ObstacleLocal::new(8));
+            assert_eq!(req.params().to_value(), json!({"p": 7, "data": {"p": 8}}));
+            let empty = ObstacleEmpty::from_wire(&json!({"x": 1})).unwrap();
+            assert_eq!(empty.extra["x"], 1);
         }
 
         #[test]

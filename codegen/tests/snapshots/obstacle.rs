@@ -300,6 +300,58 @@ pub mod types {
             })
         }
     }
+    /// A result with no documented fields: everything lands in `extra`.
+    ///
+    /// Keys the spec does not list (custom fields, newer additions) and optional values that did not fit their type are kept, as sent, in [`extra`](Self::extra).
+    #[derive(::core::clone::Clone, ::core::fmt::Debug, ::core::cmp::PartialEq)]
+    #[non_exhaustive]
+    pub struct ObstacleEmpty {
+        /// Everything else the portal sent, by wire name.
+        pub extra: rt::Map<::std::string::String, rt::Value>,
+    }
+    impl rt::FromWire for ObstacleEmpty {
+        fn from_wire(v: &rt::Value) -> ::core::result::Result<Self, rt::WireError> {
+            let mut f = rt::Fields::new(v)?;
+            ::core::result::Result::Ok(Self { extra: f.rest() })
+        }
+    }
+    /// Only sent; a required field named like the generated constructor's local.
+    ///
+    /// Built with [`new`](Self::new) (required fields) and setters; any other field (custom fields) with [`field`](Self::field).
+    #[derive(::core::clone::Clone, ::core::fmt::Debug, ::core::cmp::PartialEq)]
+    #[must_use]
+    pub struct ObstacleLocal {
+        p: rt::Params,
+    }
+    impl ObstacleLocal {
+        /// A value from its required parameters:
+        /// - `p`: (`p`, id)
+        pub fn new(p: impl rt::IntoArg<u64>) -> Self {
+            let mut p = rt::Params::new();
+            p.set("p", rt::IntoArg::<u64>::into_arg(p));
+            Self { p }
+        }
+        /// Sets any field by its wire name: a custom field (`UF_CRM_...`) or one the
+        /// spec does not list.
+        pub fn field(
+            mut self,
+            name: impl ::core::convert::Into<::std::string::String>,
+            value: impl ::core::convert::Into<rt::Value>,
+        ) -> Self {
+            self.p.set(name.into(), rt::Arg::new(value.into()));
+            self
+        }
+    }
+    impl rt::ToWire for ObstacleLocal {
+        fn to_wire(&self) -> rt::Value {
+            self.p.to_value()
+        }
+    }
+    impl rt::IntoArg<ObstacleLocal> for ObstacleLocal {
+        fn into_arg(self) -> rt::Arg {
+            self.p.into_arg()
+        }
+    }
     /// Enum values that are awkward as variants.
     ///
     /// Values the portal sends that this version does not know are kept in [`Other`](Self::Other).
@@ -371,7 +423,7 @@ pub mod types {
         }
     }
 }
-/// Methods of group `obstacle` (4 methods, 1 deprecated by Bitrix24): a request type per method and [`ObstacleMethods`](obstacle::ObstacleMethods), the group bound to a client (`client.obstacle()`).
+/// Methods of group `obstacle` (5 methods, 1 deprecated by Bitrix24): a request type per method and [`ObstacleMethods`](obstacle::ObstacleMethods), the group bound to a client (`client.obstacle()`).
 ///
 /// Cargo feature `obstacle`.
 #[cfg_attr(docsrs, doc(cfg(feature = "obstacle")))]
@@ -724,6 +776,73 @@ pub mod obstacle {
             ::core::future::IntoFuture::into_future(self)
         }
     }
+    /// A required param named like the constructor's local; a result without fields.
+    ///
+    /// `obstacle.local.get` · read · scope `obstacle`
+    ///
+    /// Required: `p`, `data` (arguments of [`new`](Self::new) and [`ObstacleMethods::local_get`]).
+    ///
+    /// Result: [`ObstacleEmpty`](super::types::ObstacleEmpty).
+    ///
+    /// # Errors
+    /// Those of [`Client::call`](rt::Client::call).
+    #[derive(::core::clone::Clone, ::core::fmt::Debug)]
+    #[must_use = "a request does nothing until it is awaited, `.send()` or passed to `Client::call`"]
+    pub struct ObstacleLocalGet<C = ()> {
+        client: C,
+        p: rt::Params,
+    }
+    impl ObstacleLocalGet {
+        /// The request, not bound to a client (send it with [`Client::call`](rt::Client::call)), from its required parameters:
+        /// - `p`: (`p`, id)
+        /// - `data`: (`data`, [`ObstacleLocal`](super::types::ObstacleLocal))
+        pub fn new(
+            p: impl rt::IntoArg<u64>,
+            data: impl rt::IntoArg<super::types::ObstacleLocal>,
+        ) -> Self {
+            let mut p = rt::Params::new();
+            p.set("p", rt::IntoArg::<u64>::into_arg(p));
+            p.set("data", rt::IntoArg::<super::types::ObstacleLocal>::into_arg(data));
+            Self { client: (), p }
+        }
+    }
+    impl<C> ObstacleLocalGet<C> {
+        /// Sets any parameter by its wire name (one the spec does not list); replaces a
+        /// value set before.
+        pub fn param(
+            mut self,
+            name: impl ::core::convert::Into<::std::string::String>,
+            value: impl ::core::convert::Into<rt::Value>,
+        ) -> Self {
+            self.p.set(name.into(), rt::Arg::new(value.into()));
+            self
+        }
+    }
+    impl<C> rt::Method for ObstacleLocalGet<C> {
+        const META: &'static rt::MethodMeta = &rt::MethodMeta::new(
+                "obstacle.local.get",
+                rt::Access::Read,
+            )
+            .group("obstacle")
+            .scope("obstacle");
+        type Output = super::types::ObstacleEmpty;
+        fn params(&self) -> &rt::Params {
+            &self.p
+        }
+    }
+    impl ::core::future::IntoFuture for ObstacleLocalGet<rt::Client> {
+        type Output = ::core::result::Result<super::types::ObstacleEmpty, rt::Error>;
+        type IntoFuture = rt::ResponseFuture<super::types::ObstacleEmpty>;
+        fn into_future(self) -> Self::IntoFuture {
+            rt::send(self.client, <Self as rt::Method>::META, self.p)
+        }
+    }
+    impl ObstacleLocalGet<rt::Client> {
+        /// Sends the request through the client it came from; the same as `.await`ing it.
+        pub fn send(self) -> rt::ResponseFuture<super::types::ObstacleEmpty> {
+            ::core::future::IntoFuture::into_future(self)
+        }
+    }
     /// A group function named `new`.
     ///
     /// `obstacle.new` · write · scope `obstacle`
@@ -848,6 +967,18 @@ pub mod obstacle {
         ) -> ObstacleV2ChatMessageSend<rt::Client> {
             let r = ObstacleV2ChatMessageSend::new(bot_id, fields);
             ObstacleV2ChatMessageSend {
+                client: self.client.clone(),
+                p: r.p,
+            }
+        }
+        /// A required param named like the constructor's local; a result without fields. `obstacle.local.get`: see [`ObstacleLocalGet`].
+        pub fn local_get(
+            &self,
+            p: impl rt::IntoArg<u64>,
+            data: impl rt::IntoArg<super::types::ObstacleLocal>,
+        ) -> ObstacleLocalGet<rt::Client> {
+            let r = ObstacleLocalGet::new(p, data);
+            ObstacleLocalGet {
                 client: self.client.clone(),
                 p: r.p,
             }
