@@ -776,6 +776,12 @@ fn emit_record(t: &TypeDef, fields: &[Field], input: bool, text: &str) -> TokenS
             quote!(#ident: f.opt(#wire),)
         }
     });
+    // A struct without fields only collects `extra`: `f` is not mutated then.
+    let f = if fields.is_empty() {
+        quote!(f)
+    } else {
+        quote!(mut f)
+    };
     let mut out = quote! {
         #doc
         #[derive(::core::clone::Clone, ::core::fmt::Debug, ::core::cmp::PartialEq)]
@@ -788,7 +794,7 @@ fn emit_record(t: &TypeDef, fields: &[Field], input: bool, text: &str) -> TokenS
 
         impl rt::FromWire for #name {
             fn from_wire(v: &rt::Value) -> ::core::result::Result<Self, rt::WireError> {
-                let mut f = rt::Fields::new(v)?;
+                let #f = rt::Fields::new(v)?;
                 ::core::result::Result::Ok(Self {
                     #(#reads)*
                     extra: f.rest(),

@@ -311,7 +311,7 @@ pub mod types {
     }
     impl rt::FromWire for ObstacleEmpty {
         fn from_wire(v: &rt::Value) -> ::core::result::Result<Self, rt::WireError> {
-            let mut f = rt::Fields::new(v)?;
+            let f = rt::Fields::new(v)?;
             ::core::result::Result::Ok(Self { extra: f.rest() })
         }
     }
@@ -325,10 +325,10 @@ pub mod types {
     }
     impl ObstacleLocal {
         /// A value from its required parameters:
-        /// - `p`: (`p`, id)
-        pub fn new(p: impl rt::IntoArg<u64>) -> Self {
+        /// - `p_value`: (`p`, id)
+        pub fn new(p_value: impl rt::IntoArg<u64>) -> Self {
             let mut p = rt::Params::new();
-            p.set("p", rt::IntoArg::<u64>::into_arg(p));
+            p.set("p", rt::IntoArg::<u64>::into_arg(p_value));
             Self { p }
         }
         /// Sets any field by its wire name: a custom field (`UF_CRM_...`) or one the
@@ -794,14 +794,14 @@ pub mod obstacle {
     }
     impl ObstacleLocalGet {
         /// The request, not bound to a client (send it with [`Client::call`](rt::Client::call)), from its required parameters:
-        /// - `p`: (`p`, id)
+        /// - `p_value`: (`p`, id)
         /// - `data`: (`data`, [`ObstacleLocal`](super::types::ObstacleLocal))
         pub fn new(
-            p: impl rt::IntoArg<u64>,
+            p_value: impl rt::IntoArg<u64>,
             data: impl rt::IntoArg<super::types::ObstacleLocal>,
         ) -> Self {
             let mut p = rt::Params::new();
-            p.set("p", rt::IntoArg::<u64>::into_arg(p));
+            p.set("p", rt::IntoArg::<u64>::into_arg(p_value));
             p.set("data", rt::IntoArg::<super::types::ObstacleLocal>::into_arg(data));
             Self { client: (), p }
         }
@@ -974,10 +974,10 @@ pub mod obstacle {
         /// A required param named like the constructor's local; a result without fields. `obstacle.local.get`: see [`ObstacleLocalGet`].
         pub fn local_get(
             &self,
-            p: impl rt::IntoArg<u64>,
+            p_value: impl rt::IntoArg<u64>,
             data: impl rt::IntoArg<super::types::ObstacleLocal>,
         ) -> ObstacleLocalGet<rt::Client> {
-            let r = ObstacleLocalGet::new(p, data);
+            let r = ObstacleLocalGet::new(p_value, data);
             ObstacleLocalGet {
                 client: self.client.clone(),
                 p: r.p,
