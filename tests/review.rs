@@ -35,3 +35,21 @@ fn bot_credentials_are_not_printed_by_debug() {
         assert!(s.contains("[redacted]"), "{s}");
     }
 }
+
+/// PHP sends `false` for "no value" (`"idle": false`, `"last_activity_date": false`,
+/// `"phones": false` in `im.*` users). An optional string must read it as `None`, not as the
+/// text `"N"`, and an optional struct as `None`, not as an empty struct.
+#[test]
+fn false_is_no_value_for_optional_strings_and_structs() {
+    use bitrix24::types::ImDepartmentColleaguesListItem;
+    use bitrix24::FromWire;
+    let item = ImDepartmentColleaguesListItem::from_wire(&serde_json::json!({
+        "id": 7, "name": "Anna", "idle": false, "last_activity_date": false,
+        "status": "online", "phones": false
+    }))
+    .unwrap();
+    assert_eq!(item.idle, None);
+    assert_eq!(item.last_activity_date, None);
+    assert_eq!(item.phones, None);
+    assert_eq!(item.status.as_deref(), Some("online"));
+}

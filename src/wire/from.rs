@@ -547,6 +547,26 @@ mod tests {
     }
 
     #[test]
+    fn false_is_nothing_unless_the_type_holds_flags() {
+        assert_eq!(Option::<String>::from_wire(&json!(false)).unwrap(), None);
+        assert_eq!(Option::<Secret>::from_wire(&json!(false)).unwrap(), None);
+        assert_eq!(Option::<bool>::from_wire(&json!(false)).unwrap(), Some(false));
+        assert_eq!(
+            Option::<Value>::from_wire(&json!(false)).unwrap(),
+            Some(json!(false)),
+            "any JSON keeps `false`"
+        );
+        assert_eq!(
+            Option::<String>::from_wire(&json!(true)).unwrap().as_deref(),
+            Some("Y")
+        );
+        let v = json!({"idle": false});
+        let mut f = Fields::new(&v).unwrap();
+        assert_eq!(f.opt::<String>("idle"), None);
+        assert!(f.rest().is_empty(), "`false` is nothing, not a misfit");
+    }
+
+    #[test]
     fn errors_carry_the_path_but_not_the_value() {
         let e = Vec::<BTreeMap<String, u64>>::from_wire(&json!([{"a": 1}, {"b": "secret"}]))
             .unwrap_err();
