@@ -38,6 +38,11 @@ pub trait FromWire: Sized {
     /// PHP's way of saying "nothing" (for a struct, a number...). `Option<T>` reads `[]` as
     /// `None` unless this is `true`.
     const COLLECTION: bool = false;
+
+    /// Whether JSON `false` is a value of this type (a flag, any JSON) rather than PHP's way
+    /// of saying "nothing" (for a string, a struct...). `Option<T>` reads `false` as `None`
+    /// unless this (or [`COLLECTION`](Self::COLLECTION)) is `true`.
+    const FLAG: bool = false;
 }
 
 /// A decode failure: what was expected, what came, and where.
@@ -218,6 +223,8 @@ impl FromWire for f64 {
 }
 
 impl FromWire for bool {
+    const FLAG: bool = true;
+
     fn from_wire(v: &Value) -> Result<Self, WireError> {
         match v {
             Value::Bool(b) => Some(*b),
@@ -272,6 +279,7 @@ impl FromWire for Secret {
 
 impl FromWire for Value {
     const COLLECTION: bool = true;
+    const FLAG: bool = true;
 
     fn from_wire(v: &Value) -> Result<Self, WireError> {
         Ok(v.clone())
@@ -330,6 +338,8 @@ impl<T: FromWire> FromWire for Option<T> {
             Value::Null => Ok(None),
             Value::String(s) if s.is_empty() => Ok(None),
             Value::Array(a) if a.is_empty() && !T::COLLECTION => Ok(None),
+            // `"idle": false`: no value, not the text "N" nor a struct with nothing set.
+            Value::Bool(false) if !T::FLAG && !T::COLLECTION => Ok(None),
             _ => match T::from_wire(v) {
                 Ok(t) => Ok(Some(t)),
                 // `false` or `[]` where a value was expected: PHP's way of saying "none".
@@ -387,6 +397,7 @@ impl<T: FromWire> FromWire for BTreeMap<String, T> {
 
 impl<T: FromWire> FromWire for Box<T> {
     const COLLECTION: bool = T::COLLECTION;
+    const FLAG: bool = T::FLAG;
 
     fn from_wire(v: &Value) -> Result<Self, WireError> {
         T::from_wire(v).map(Box::new)
@@ -404,6 +415,9 @@ impl<T: FromWire> FromWire for Box<T> {
 pub struct Serde<T>(pub T);
 
 impl<T: serde::de::DeserializeOwned> FromWire for Serde<T> {
+    // Strict serde rules: `false` goes to `T`'s own `Deserialize`.
+    const FLAG: bool = true;
+
     fn from_wire(v: &Value) -> Result<Self, WireError> {
         T::deserialize(v)
             .map(Serde)
@@ -462,7 +476,8 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// An optional field: absent, `null`, `""` (and `false`/`[]` for non-flags) read as `None`.
+    /// An optional field: absent, `null`, `""` (and `false`/`[]` where they are not values of
+    /// `T`) read as `None`.
     /// A value that does not fit `T` also reads as `None` and stays in [`rest`](Self::rest).
     pub fn opt<T: FromWire>(&mut self, key: &str) -> Option<T> {
         let (k, v) = self.take(key)?;
@@ -550,14 +565,19 @@ mod tests {
     fn false_is_nothing_unless_the_type_holds_flags() {
         assert_eq!(Option::<String>::from_wire(&json!(false)).unwrap(), None);
         assert_eq!(Option::<Secret>::from_wire(&json!(false)).unwrap(), None);
-        assert_eq!(Option::<bool>::from_wire(&json!(false)).unwrap(), Some(false));
+        assert_eq!(
+            Option::<bool>::from_wire(&json!(false)).unwrap(),
+            Some(false)
+        );
         assert_eq!(
             Option::<Value>::from_wire(&json!(false)).unwrap(),
             Some(json!(false)),
             "any JSON keeps `false`"
         );
         assert_eq!(
-            Option::<String>::from_wire(&json!(true)).unwrap().as_deref(),
+            Option::<String>::from_wire(&json!(true))
+                .unwrap()
+                .as_deref(),
             Some("Y")
         );
         let v = json!({"idle": false});
