@@ -128,6 +128,27 @@ mod obstacle_snapshot {
         }
 
         #[test]
+        fn secrets_stay_secret_inside_structs_lists_and_maps() {
+            let req = ObstacleItemProductrowSet::new(true)
+                .rows([Obstacle::new(1).token("s3cr3t-1")])
+                .tokens(["s3cr3t-2"])
+                .keys([("k", "s3cr3t-3")])
+                .more([ObstacleFields::new("t").key("s3cr3t-4")]);
+            let shown = format!("{req:?}");
+            for s in ["s3cr3t-1", "s3cr3t-2", "s3cr3t-3", "s3cr3t-4"] {
+                assert!(!shown.contains(s), "{s} in {shown}");
+            }
+            assert_eq!(req.params().get("tokens"), Some(&json!(["s3cr3t-2"])));
+            assert_eq!(req.params().get("rows").unwrap()[0]["token"], "s3cr3t-1");
+            // The escape hatch replacing a typed secret does not make it printable.
+            let req = ObstacleV2ChatMessageSend::new(1, ObstacleFields::new("t"))
+                .bot_token("old")
+                .param("botToken", "s3cr3t-5");
+            assert!(!format!("{req:?}").contains("s3cr3t-5"), "{req:?}");
+            assert_eq!(req.params().get("botToken"), Some(&json!("s3cr3t-5")));
+        }
+
+        #[test]
         fn names_like_the_generated_locals_still_work() {
             let req = ObstacleLocalGet::new(7, ObstacleLocal::new(8));
             assert_eq!(req.params().to_value(), json!({"p": 7, "data": {"p": 8}}));

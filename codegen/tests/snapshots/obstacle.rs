@@ -48,6 +48,8 @@ pub mod types {
         pub kind: ::core::option::Option<super::types::Weird>,
         /// The name of the builder's escape hatch: becomes `field_value`. (`field`, string)
         pub field_value: ::core::option::Option<::std::string::String>,
+        /// A credential in a struct that is read and sent. (`token`, secret string)
+        pub token: ::core::option::Option<rt::Secret>,
         /// Everything else the portal sent, by wire name.
         pub extra: rt::Map<::std::string::String, rt::Value>,
     }
@@ -69,6 +71,7 @@ pub mod types {
                 order_lower: f.opt("order"),
                 kind: f.opt("kind"),
                 field_value: f.opt("field"),
+                token: f.opt("token"),
                 extra: f.rest(),
             })
         }
@@ -91,6 +94,7 @@ pub mod types {
                 order_lower: ::core::option::Option::None,
                 kind: ::core::option::Option::None,
                 field_value: ::core::option::Option::None,
+                token: ::core::option::Option::None,
                 extra: rt::Map::new(),
             }
         }
@@ -188,6 +192,11 @@ pub mod types {
             self.field_value = ::core::option::Option::Some(value.into());
             self
         }
+        /// Sets [`token`](Self::token).
+        pub fn token(mut self, value: impl ::core::convert::Into<rt::Secret>) -> Self {
+            self.token = ::core::option::Option::Some(value.into());
+            self
+        }
     }
     impl rt::ToWire for Obstacle {
         fn to_wire(&self) -> rt::Value {
@@ -206,6 +215,7 @@ pub mod types {
             rt::put(&mut m, "order", &self.order_lower);
             rt::put(&mut m, "kind", &self.kind);
             rt::put(&mut m, "field", &self.field_value);
+            rt::put(&mut m, "token", &self.token);
             rt::Value::Object(m)
         }
     }
@@ -251,6 +261,11 @@ pub mod types {
         /// (`param`, integer)
         pub fn param_value(mut self, value: impl rt::IntoArg<i64>) -> Self {
             self.p.set("param", rt::IntoArg::<i64>::into_arg(value));
+            self
+        }
+        /// (`key`, secret string)
+        pub fn key(mut self, value: impl rt::IntoArg<rt::Secret>) -> Self {
+            self.p.set("key", rt::IntoArg::<rt::Secret>::into_arg(value));
             self
         }
         /// Sets any field by its wire name: a custom field (`UF_CRM_...`) or one the
@@ -561,7 +576,7 @@ pub mod obstacle {
     ///
     /// **Deprecated by Bitrix24:** use `obstacle.v2.Chat.Message.send` instead.
     ///
-    /// Required: `UF_CRM_1476661442` (arguments of [`new`](Self::new) and [`ObstacleMethods::item_productrow_set`]); 7 optional (setters).
+    /// Required: `UF_CRM_1476661442` (arguments of [`new`](Self::new) and [`ObstacleMethods::item_productrow_set`]); 10 optional (setters).
     ///
     /// Result: boolean. Not allowed inside `batch`.
     ///
@@ -641,6 +656,37 @@ pub mod obstacle {
         #[deprecated(note = "deprecated by Bitrix24")]
         pub fn old(mut self, value: impl rt::IntoArg<::std::string::String>) -> Self {
             self.p.set("OLD", rt::IntoArg::<::std::string::String>::into_arg(value));
+            self
+        }
+        /// (`tokens`, list of secret string)
+        pub fn tokens(
+            mut self,
+            value: impl ::core::iter::IntoIterator<
+                Item = impl ::core::convert::Into<rt::Secret>,
+            >,
+        ) -> Self {
+            self.p.set("tokens", rt::Arg::list::<rt::Secret, _>(value));
+            self
+        }
+        /// (`keys`, map of secret string)
+        pub fn keys(
+            mut self,
+            value: impl ::core::iter::IntoIterator<
+                Item = (
+                    impl ::core::convert::Into<::std::string::String>,
+                    impl ::core::convert::Into<rt::Secret>,
+                ),
+            >,
+        ) -> Self {
+            self.p.set("keys", rt::Arg::map::<rt::Secret, _, _, _>(value));
+            self
+        }
+        /// (`more`, list of [`ObstacleFields`](super::types::ObstacleFields))
+        pub fn more(
+            mut self,
+            value: impl ::core::iter::IntoIterator<Item = super::types::ObstacleFields>,
+        ) -> Self {
+            self.p.set("more", rt::Arg::list::<super::types::ObstacleFields, _>(value));
             self
         }
         /// Sets any parameter by its wire name (one the spec does not list); replaces a
