@@ -28,6 +28,12 @@ use crate::error::{Error, ErrorKind};
 pub trait ToWire {
     /// The wire form.
     fn to_wire(&self) -> Value;
+
+    /// Whether the value holds a [`Secret`] (anywhere inside): a parameter made from it is
+    /// then never printed by `Debug`.
+    fn contains_secret(&self) -> bool {
+        false
+    }
 }
 
 macro_rules! to_wire_via_from {
@@ -69,6 +75,10 @@ impl ToWire for Secret {
     fn to_wire(&self) -> Value {
         Value::String(self.expose().to_owned())
     }
+
+    fn contains_secret(&self) -> bool {
+        true
+    }
 }
 
 impl ToWire for Value {
@@ -87,11 +97,19 @@ impl<T: ToWire> ToWire for Option<T> {
     fn to_wire(&self) -> Value {
         self.as_ref().map_or(Value::Null, ToWire::to_wire)
     }
+
+    fn contains_secret(&self) -> bool {
+        self.as_ref().is_some_and(ToWire::contains_secret)
+    }
 }
 
 impl<T: ToWire> ToWire for Vec<T> {
     fn to_wire(&self) -> Value {
         Value::Array(self.iter().map(ToWire::to_wire).collect())
+    }
+
+    fn contains_secret(&self) -> bool {
+        self.iter().any(ToWire::contains_secret)
     }
 }
 
@@ -99,11 +117,19 @@ impl<T: ToWire> ToWire for BTreeMap<String, T> {
     fn to_wire(&self) -> Value {
         Value::Object(self.iter().map(|(k, v)| (k.clone(), v.to_wire())).collect())
     }
+
+    fn contains_secret(&self) -> bool {
+        self.values().any(ToWire::contains_secret)
+    }
 }
 
 impl<T: ToWire + ?Sized> ToWire for &T {
     fn to_wire(&self) -> Value {
         (**self).to_wire()
+    }
+
+    fn contains_secret(&self) -> bool {
+        (**self).contains_secret()
     }
 }
 
@@ -122,6 +148,14 @@ impl Arg {
         Arg {
             value,
             secret: false,
+        }
+    }
+
+    /// The wire form of `value`, secret when `value` holds a [`Secret`].
+    pub fn of<T: ToWire + ?Sized>(value: &T) -> Arg {
+        Arg {
+            value: value.to_wire(),
+            secret: value.contains_secret(),
         }
     }
 
@@ -158,19 +192,28 @@ impl Arg {
         self.secret
     }
 
-    /// A list of values.
+    /// A list of values (secret when any of them holds a [`Secret`]).
     pub fn list<T, I>(items: I) -> Arg
     where
         T: ToWire,
         I: IntoIterator,
         I::Item: Into<T>,
     {
-        Arg::new(Value::Array(
-            items.into_iter().map(|x| x.into().to_wire()).collect(),
-        ))
+        let mut secret = false;
+        let value = Value::Array(
+            items
+                .into_iter()
+                .map(|x| {
+                    let x = x.into();
+                    secret |= x.contains_secret();
+                    x.to_wire()
+                })
+                .collect(),
+        );
+        Arg { value, secret }
     }
 
-    /// A map of values.
+    /// A map of values (secret when any of them holds a [`Secret`]).
     pub fn map<T, K, V, I>(entries: I) -> Arg
     where
         T: ToWire,
@@ -178,12 +221,18 @@ impl Arg {
         V: Into<T>,
         I: IntoIterator<Item = (K, V)>,
     {
-        Arg::new(Value::Object(
+        let mut secret = false;
+        let value = Value::Object(
             entries
                 .into_iter()
-                .map(|(k, v)| (k.into(), v.into().to_wire()))
+                .map(|(k, v)| {
+                    let v = v.into();
+                    secret |= v.contains_secret();
+                    (k.into(), v.to_wire())
+                })
                 .collect(),
-        ))
+        );
+        Arg { value, secret }
     }
 }
 
@@ -297,13 +346,23 @@ impl Params {
         Params::default()
     }
 
-    /// Sets `name` (replacing an earlier value of the same name).
-    pub fn set(&mut self, name: impl Into<Cow<'static, str>>, value: Arg) {
+    /// Sets `name` (replacing an earlier value of the same name). Replacing a secret value
+    /// keeps the new one secret too: an untyped `.param(name, ..)` over a typed secret
+    /// parameter is not printed either.
+    pub fn set(&mut self, name: impl Into<Cow<'static, str>>, mut value: Arg) {
         let name = name.into();
         match self.entries.iter_mut().find(|(k, _)| *k == name) {
-            Some(entry) => entry.1 = value,
+            Some(entry) => {
+                value.secret |= entry.1.secret;
+                entry.1 = value;
+            }
             None => self.entries.push((name, value)),
         }
+    }
+
+    /// Whether any value is secret (never printed by `Debug`).
+    pub fn contains_secret(&self) -> bool {
+        self.entries.iter().any(|(_, v)| v.secret)
     }
 
     /// [`set`](Self::set), by value.

@@ -673,6 +673,16 @@ fn elem_input(ty: &Ty) -> TokenStream {
     }
 }
 
+/// Whether a value of this type may hold a secret: a `secret`, or a named struct (which may
+/// have one), alone or in lists and maps.
+fn may_hold_secret(ty: &Ty) -> bool {
+    match ty {
+        Ty::Secret | Ty::Named(_) => true,
+        Ty::List(t) | Ty::Map(t) => may_hold_secret(t),
+        _ => false,
+    }
+}
+
 fn has_yn(ty: &Ty) -> bool {
     match ty {
         Ty::Yn => true,
@@ -837,6 +847,25 @@ fn emit_record(t: &TypeDef, fields: &[Field], input: bool, text: &str) -> TokenS
                 }
             }
         });
+        // Fields that may hold a secret (a `secret`, or a struct that has one): a request
+        // parameter made from this value is then not printed by `Debug`.
+        let secrets: Vec<TokenStream> = fields
+            .iter()
+            .filter(|f| may_hold_secret(&f.ty))
+            .map(|f| {
+                let ident = f.rust.ident();
+                quote!(rt::ToWire::contains_secret(&self.#ident))
+            })
+            .collect();
+        let contains_secret = if secrets.is_empty() {
+            quote!()
+        } else {
+            quote! {
+                fn contains_secret(&self) -> bool {
+                    #(#secrets)||*
+                }
+            }
+        };
         let puts = fields.iter().map(|f| {
             let ident = f.rust.ident();
             let wire = &f.wire;
@@ -862,11 +891,13 @@ fn emit_record(t: &TypeDef, fields: &[Field], input: bool, text: &str) -> TokenS
                     #(#puts)*
                     rt::Value::Object(m)
                 }
+
+                #contains_secret
             }
 
             impl rt::IntoArg<#name> for #name {
                 fn into_arg(self) -> rt::Arg {
-                    rt::Arg::new(rt::ToWire::to_wire(&self))
+                    rt::Arg::of(&self)
                 }
             }
         });
@@ -940,6 +971,10 @@ fn emit_builder(t: &TypeDef, fields: &[Field], text: &str) -> TokenStream {
         impl rt::ToWire for #name {
             fn to_wire(&self) -> rt::Value {
                 self.p.to_value()
+            }
+
+            fn contains_secret(&self) -> bool {
+                self.p.contains_secret()
             }
         }
 

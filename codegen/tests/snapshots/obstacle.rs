@@ -218,10 +218,14 @@ pub mod types {
             rt::put(&mut m, "token", &self.token);
             rt::Value::Object(m)
         }
+        fn contains_secret(&self) -> bool {
+            rt::ToWire::contains_secret(&self.kind)
+                || rt::ToWire::contains_secret(&self.token)
+        }
     }
     impl rt::IntoArg<Obstacle> for Obstacle {
         fn into_arg(self) -> rt::Arg {
-            rt::Arg::new(rt::ToWire::to_wire(&self))
+            rt::Arg::of(&self)
         }
     }
     /// Only ever sent: generated as a builder.
@@ -282,6 +286,9 @@ pub mod types {
     impl rt::ToWire for ObstacleFields {
         fn to_wire(&self) -> rt::Value {
             self.p.to_value()
+        }
+        fn contains_secret(&self) -> bool {
+            self.p.contains_secret()
         }
     }
     impl rt::IntoArg<ObstacleFields> for ObstacleFields {
@@ -360,6 +367,9 @@ pub mod types {
     impl rt::ToWire for ObstacleLocal {
         fn to_wire(&self) -> rt::Value {
             self.p.to_value()
+        }
+        fn contains_secret(&self) -> bool {
+            self.p.contains_secret()
         }
     }
     impl rt::IntoArg<ObstacleLocal> for ObstacleLocal {
