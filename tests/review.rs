@@ -54,3 +54,49 @@ fn false_is_no_value_for_optional_strings_and_structs() {
     assert_eq!(item.phones, None);
     assert_eq!(item.status.as_deref(), Some("online"));
 }
+
+/// A result that does not decode is shown as a body snippet in the error. The answer may
+/// carry credentials of its own (SIP passwords of `voximplant.sip.get`, a bot's token): the
+/// snippet must not show them, whatever the client knows about its own token.
+#[tokio::test]
+async fn decode_error_snippets_hide_credentials_of_the_answer() {
+    use bitrix24::{Access, Method, MethodMeta, Params};
+    use common::*;
+    struct SipGet(Params);
+    impl Method for SipGet {
+        const META: &'static MethodMeta = &MethodMeta::new("voximplant.sip.get", Access::Read);
+        type Output = Vec<u64>;
+        fn params(&self) -> &Params {
+            &self.0
+        }
+    }
+    let server = wiremock::MockServer::start().await;
+    mount_post(
+        &server,
+        "/rest/1/k3y/voximplant.sip.get",
+        json_response(
+            200,
+            format!(r#"{{"result":[{{"ID":"5","PASSWORD":"{SECRET}","botToken":"{SECRET}"}}]}}"#),
+        ),
+    )
+    .await;
+    mount_catch_all(&server).await;
+    let client = bitrix24::Client::webhook(format!("{}/rest/1/k3y/", server.uri())).unwrap();
+    let e = client.call(&SipGet(Params::new())).await.unwrap_err();
+    assert_eq!(e.kind(), bitrix24::ErrorKind::Decode, "{e:?}");
+    assert!(e.body_snippet().unwrap().contains("PASSWORD"), "{e:?}");
+    assert_no_secrets(&e, &[SECRET]);
+}
+
+/// A credential set through the untyped escape hatch (a method the spec gives no such param)
+/// is not printed either: `Debug` hides values of parameters named like credentials.
+#[test]
+fn credentials_set_by_name_are_not_printed() {
+    let req = bitrix24::user::UserCurrent::new()
+        .param("botToken", SECRET)
+        .param("password", SECRET);
+    let shown = format!("{req:?}");
+    assert!(!shown.contains(SECRET), "{shown}");
+    let p = bitrix24::Params::from_value(serde_json::json!({"CLIENT_ID": SECRET})).unwrap();
+    assert!(!format!("{p:?}").contains(SECRET));
+}
