@@ -975,12 +975,20 @@ fn webhook_code(base: &Url) -> String {
 }
 
 fn decode_error(method: &str, answer: &Answer, path: &str, e: impl fmt::Display) -> Error {
+    // The answer may carry credentials of its own (a SIP password, a bot token): the
+    // snippet shows their keys, not their values.
+    let masked = serde_json::from_slice::<Value>(&answer.body)
+        .ok()
+        .map(|mut v| {
+            crate::error::mask_secrets(&mut v);
+            v.to_string().into_bytes()
+        });
     Error::new(ErrorKind::Decode)
         .with_method(method)
         .with_status(200)
         .with_path(path.to_owned())
         .with_message(e.to_string())
-        .with_snippet(&answer.body, &[&answer.secret])
+        .with_snippet(masked.as_deref().unwrap_or(&answer.body), &[&answer.secret])
         .redact(&[&answer.secret])
 }
 

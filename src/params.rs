@@ -469,11 +469,29 @@ impl serde::Serialize for Params {
     }
 }
 
+/// A value shown as `[redacted]`.
+struct Redacted;
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Secret values, and the values of parameters named like credentials (`botToken`,
+/// `password`, `CLIENT_ID`... set through `.param(..)` or [`Params::from_value`]), are shown
+/// as `[redacted]`.
 impl fmt::Debug for Params {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map()
-            .entries(self.entries.iter().map(|(k, v)| (k.as_ref(), v)))
-            .finish()
+        let mut map = f.debug_map();
+        for (k, v) in &self.entries {
+            if !v.secret && crate::error::looks_secret(k) {
+                map.entry(&k.as_ref(), &Redacted);
+            } else {
+                map.entry(&k.as_ref(), v);
+            }
+        }
+        map.finish()
     }
 }
 
