@@ -171,6 +171,10 @@ impl FromWire for String {
     }
 }
 
+/// Integers up to 2^53 are exact in a float; beyond, `1e19` or `9007199254740993.0` as a
+/// float may be another integer than the one sent.
+const MAX_EXACT_FLOAT: f64 = 9_007_199_254_740_992.0;
+
 fn parse_int(v: &Value) -> Option<i128> {
     match v {
         Value::Number(n) => n
@@ -179,17 +183,23 @@ fn parse_int(v: &Value) -> Option<i128> {
             .or_else(|| n.as_u64().map(i128::from))
             .or_else(|| {
                 n.as_f64()
-                    .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e18)
+                    .filter(|f| f.fract() == 0.0 && f.abs() <= MAX_EXACT_FLOAT)
                     .map(|f| f as i128)
             }),
         Value::String(s) => {
+            // Digits, optionally with a zero fraction (`"42.00"`), read exactly; no exponents,
+            // hex or other float spellings.
             let t = s.trim();
-            t.parse::<i128>().ok().or_else(|| {
-                t.parse::<f64>()
-                    .ok()
-                    .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e18)
-                    .map(|f| f as i128)
-            })
+            let t = match t.split_once('.') {
+                Some((int, frac)) if frac.bytes().all(|b| b == b'0') => int,
+                Some(_) => return None,
+                None => t,
+            };
+            let digits = t.strip_prefix(['-', '+']).unwrap_or(t);
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            t.parse::<i128>().ok()
         }
         _ => None,
     }
@@ -538,6 +548,29 @@ mod tests {
         );
         let dt = DateTime::<FixedOffset>::from_wire(&json!("2023-12-28T14:05:48+03:00")).unwrap();
         assert_eq!(dt.offset().local_minus_utc(), 3 * 3600);
+    }
+
+    #[test]
+    fn integers_are_exact_or_refused() {
+        // Beyond 2^53 a float is not an exact integer: refuse rather than be off by one; a
+        // string with a zero fraction is read exactly.
+        assert_eq!(
+            u64::from_wire(&json!("9007199254740993.0")).unwrap(),
+            9007199254740993
+        );
+        assert!(u64::from_wire(&json!(1.0e17)).is_err());
+        assert_eq!(
+            u64::from_wire(&json!("9007199254740993")).unwrap(),
+            9007199254740993
+        );
+        assert_eq!(u64::from_wire(&json!(u64::MAX)).unwrap(), u64::MAX);
+        assert_eq!(i64::from_wire(&json!("-12.000")).unwrap(), -12);
+        assert_eq!(u64::from_wire(&json!(1e3)).unwrap(), 1000, "a JSON number");
+        for junk in ["1e3", "0x10", "12abc", "1.5", "NaN", "inf", ""] {
+            assert!(u64::from_wire(&json!(junk)).is_err(), "{junk}");
+        }
+        assert!(u64::from_wire(&json!(-1)).is_err());
+        assert!(i64::from_wire(&json!(u64::MAX)).is_err());
     }
 
     #[test]
