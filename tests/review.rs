@@ -100,3 +100,61 @@ fn credentials_set_by_name_are_not_printed() {
     let p = bitrix24::Params::from_value(serde_json::json!({"CLIENT_ID": SECRET})).unwrap();
     assert!(!format!("{p:?}").contains(SECRET));
 }
+
+/// `result` of a method, decoded as the type its request declares.
+fn decode_as<M: bitrix24::Method>(
+    result: serde_json::Value,
+) -> Result<M::Output, bitrix24::WireError> {
+    <M::Output as bitrix24::FromWire>::from_wire(&result)
+}
+
+/// The response examples of the docs pages, decoded as the generated result types: where the
+/// docs table contradicted the example (a missing wrapper key, a misspelt key, a wrong scalar
+/// type), the result either failed every call or left the typed fields empty.
+#[test]
+fn docs_response_examples_decode_into_typed_results() {
+    use bitrix24::crm::{
+        CrmCategoryAdd, CrmItemProductrowSet, CrmTimelineLogmessageAdd, CrmVatUpdate,
+    };
+    use bitrix24::tasks::{TasksTaskCountersGet, TasksTaskHistoryList};
+    use serde_json::json;
+
+    // crm.vat.update: "contains the identifier of the updated rate", `"result": 13`.
+    assert!(decode_as::<CrmVatUpdate>(json!(13)).is_ok());
+
+    let added = decode_as::<CrmTimelineLogmessageAdd>(json!({"logMessage": {
+        "id": 1, "created": "2024-04-03T10:26:32+02:00", "authorId": 1, "title": "Test title",
+        "text": "Test note", "iconCode": "info"}}))
+    .unwrap();
+    let message = added.log_message.expect("the wrapped object is typed");
+    assert_eq!(
+        (message.id, message.text.as_deref()),
+        (Some(1), Some("Test note"))
+    );
+
+    let category = decode_as::<CrmCategoryAdd>(json!({"category": {
+        "id": 5, "name": "New Default Funnel", "sort": 50, "entityTypeId": 1152, "isDefault": "Y"}}))
+    .unwrap();
+    assert_eq!(category.category.unwrap().id, Some(5));
+
+    let rows = decode_as::<CrmItemProductrowSet>(json!({"productRows": [
+        {"id": 17654, "ownerId": 13143, "ownerType": "D", "productId": 9621, "price": 99999.99}]}))
+    .unwrap();
+    assert_eq!(
+        rows.product_rows.map(|r| r.len()),
+        Some(1),
+        "{:?}",
+        rows.extra
+    );
+
+    let history = decode_as::<TasksTaskHistoryList>(json!({"list": [{
+        "id": 16359, "createdDate": "2025-09-25T14:09:45+02:00", "field": "NEW",
+        "value": {"from": null, "to": null}, "user": {"id": 503, "name": "Maria"}}]}))
+    .unwrap();
+    assert_eq!(history.list.unwrap()[0].field_value.as_deref(), Some("NEW"));
+
+    let counters = decode_as::<TasksTaskCountersGet>(json!({
+        "expired": {"counter": 1, "code": 6291456}, "new_comments": {"counter": 7, "code": 12582912}}))
+    .unwrap();
+    assert_eq!(counters["new_comments"].counter, Some(7));
+}

@@ -1023,3 +1023,79 @@ fn reads_never_look_like_writes() {
         }
     }
 }
+
+/// Results the docs table describes without the key the answer wraps them in, keyed results
+/// and misspelt result keys ([results.wrapped], [results.keyed], [results.renamed] found by
+/// comparing the pages' response examples with the generated result types); `start` of a
+/// list method is a number even where the page types it `string`.
+#[test]
+fn wrapped_keyed_and_renamed_results() {
+    let mut cx = cx();
+    let r = &mut cx.settings.results;
+    r.wrapped.insert(
+        "x.thing.list".into(),
+        import::settings::Wrapped {
+            key: "things".into(),
+            list: true,
+        },
+    );
+    r.wrapped.insert(
+        "x.thing.get".into(),
+        import::settings::Wrapped {
+            key: "thing".into(),
+            list: false,
+        },
+    );
+    r.keyed.push("x.thing.counters".into());
+    r.renamed.insert(
+        "x.row.set".into(),
+        BTreeMap::from([("row".to_owned(), "rows".to_owned())]),
+    );
+    let fields = r#"[{"name": "id", "type": "integer"}, {"name": "title", "type": "string"}]"#;
+    let list = build(
+        &cx,
+        &entry(&format!(
+            r#"{{"method": "x.thing.list", "api_version": "v2", "scope": "x", "doc": "a/b.md",
+                "params": [{{"name": "start", "type": "string"}}],
+                "result": {{"type": "object", "example_kind": "object", "fields": {fields}}}}}"#
+        )),
+    );
+    assert_eq!(list.result, "XThingListResult");
+    assert_eq!(
+        ty(&list, "XThingListResult").fields[0].ty,
+        "list<XThingListResultThings>"
+    );
+    assert_eq!(ty(&list, "XThingListResultThings").fields.len(), 2);
+    assert_eq!(list.list.as_ref().unwrap().items, "things");
+    assert_eq!(param(&list, "start").ty, "integer");
+
+    let get = build(
+        &cx,
+        &entry(&format!(
+            r#"{{"method": "x.thing.get", "api_version": "v2", "scope": "x", "doc": "a/b.md",
+                "result": {{"type": "object", "fields": {fields}}}}}"#
+        )),
+    );
+    assert_eq!(
+        ty(&get, "XThingGetResult").fields[0].ty,
+        "XThingGetResultThing"
+    );
+
+    let keyed = build(
+        &cx,
+        &entry(&format!(
+            r#"{{"method": "x.thing.counters", "api_version": "v2", "scope": "x", "doc": "a/b.md",
+                "result": {{"type": "object", "fields": {fields}}}}}"#
+        )),
+    );
+    assert_eq!(keyed.result, "map<XThingCountersResultValue>");
+
+    let renamed = build(
+        &cx,
+        &entry(
+            r#"{"method": "x.row.set", "api_version": "v2", "scope": "x", "doc": "a/b.md",
+                "result": {"type": "object", "fields": [{"name": "row", "type": "object[]"}]}}"#,
+        ),
+    );
+    assert_eq!(ty(&renamed, "XRowSetResult").fields[0].name, "rows");
+}

@@ -414,6 +414,9 @@ pub struct MethodBuilder<'a> {
     registry: &'a mut Registry,
     types: Vec<OutType>,
     is_list: bool,
+    /// A path segment the result fields sit under besides `result.` (a wrapper key, `value`
+    /// of keyed results), for finding their docs and flags.
+    result_prefix: Option<String>,
     /// What happened.
     pub notes: Notes,
 }
@@ -450,6 +453,7 @@ impl<'a> MethodBuilder<'a> {
             registry,
             types: Vec::new(),
             is_list,
+            result_prefix: None,
             notes: Notes::default(),
         }
     }
@@ -535,14 +539,27 @@ impl<'a> MethodBuilder<'a> {
             .unwrap_or_default()
     }
 
-    fn result_field_doc(&self, path: &str) -> String {
-        let Some(d) = self.docs else {
-            return String::new();
-        };
+    /// A result path as the docs name it: without `result.`/`item.` and without the wrapper
+    /// key the docs table leaves out.
+    fn result_local<'p>(&self, path: &'p str) -> &'p str {
         let local = path
             .strip_prefix("result.")
             .or_else(|| path.strip_prefix("item."))
             .unwrap_or(path);
+        match &self.result_prefix {
+            Some(p) => local
+                .strip_prefix(p.as_str())
+                .and_then(|l| l.strip_prefix('.'))
+                .unwrap_or(local),
+            None => local,
+        }
+    }
+
+    fn result_field_doc(&self, path: &str) -> String {
+        let Some(d) = self.docs else {
+            return String::new();
+        };
+        let local = self.result_local(path);
         d.result_fields
             .get(local)
             .or_else(|| d.result_fields.get(&format!("result.{local}")))
@@ -645,10 +662,7 @@ impl<'a> MethodBuilder<'a> {
         match pos {
             Pos::Param => d.flags.get(path).map(String::as_str),
             Pos::Result => {
-                let local = path
-                    .strip_prefix("result.")
-                    .or_else(|| path.strip_prefix("item."))
-                    .unwrap_or(path);
+                let local = self.result_local(path);
                 d.result_flags
                     .get(local)
                     .or_else(|| d.result_flags.get(&format!("result.{local}")))
@@ -669,6 +683,11 @@ impl<'a> MethodBuilder<'a> {
             }
             if lname == "order" && self.is_list {
                 if let Some(t) = &s.params.order {
+                    return Mapped::plain(t);
+                }
+            }
+            if lname == "start" && self.is_list {
+                if let Some(t) = &s.params.start {
                     return Mapped::plain(t);
                 }
             }
@@ -910,6 +929,25 @@ impl<'a> MethodBuilder<'a> {
             ("", Vec::new())
         };
         if !fields.is_empty() {
+            let keyed = s.results.keyed.iter().any(|m| m == &method);
+            let wrapped = s.results.wrapped.get(&method).cloned();
+            // The documented fields are those of the object under the wrapper key, or of
+            // each value of a keyed object; `result` itself is an object either way.
+            let (path, fields, arrayish) = if let Some(w) = &wrapped {
+                self.result_prefix = Some(w.key.clone());
+                let inner = Param {
+                    name: w.key.clone(),
+                    ty: Some(if w.list { "object[]" } else { "object" }.into()),
+                    fields,
+                    ..Param::default()
+                };
+                ("result", vec![inner], false)
+            } else if keyed {
+                self.result_prefix = Some("value".into());
+                ("result.value", fields, false)
+            } else {
+                (path, fields, arrayish)
+            };
             let pseudo = Param {
                 name: path.into(),
                 ty: Some("object".into()),
@@ -917,11 +955,34 @@ impl<'a> MethodBuilder<'a> {
                 ..Param::default()
             };
             let t = self.struct_for(&pseudo, path, Pos::Result);
-            let ty = if arrayish && !t.ty.starts_with("map<") {
+            if let Some(renames) = s.results.renamed.get(&method) {
+                if let Some(out) = self.types.iter_mut().find(|o| o.name == t.ty) {
+                    for f in &mut out.fields {
+                        if let Some(to) = renames.get(&f.name) {
+                            f.name = to.clone();
+                        }
+                    }
+                }
+            }
+            let ty = if keyed {
+                format!("map<{}>", t.ty)
+            } else if arrayish && !t.ty.starts_with("map<") {
                 format!("list<{}>", t.ty)
             } else {
                 t.ty
             };
+            if wrapped.is_some() || keyed {
+                self.notes.result_notes.push((
+                    method.clone(),
+                    match &wrapped {
+                        Some(w) => format!(
+                            "the documented fields are wrapped in `result.{}` (response example; [results.wrapped])",
+                            w.key
+                        ),
+                        None => "`result` is keyed by ids or codes (response example; [results.keyed])".into(),
+                    },
+                ));
+            }
             self.list_wrapper(&ty);
             return (ty, doc);
         }

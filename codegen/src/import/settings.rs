@@ -111,6 +111,9 @@ pub struct ParamRules {
     /// Spec type of `select` / `SELECT` params.
     #[serde(default)]
     pub select: Option<String>,
+    /// Spec type of `start` / `START` params of list methods (the offset; `-1` for fast scans).
+    #[serde(default)]
+    pub start: Option<String>,
     /// Names of `array` params with nested fields that are one object (a PHP associative
     /// array), not a list of objects.
     #[serde(default)]
@@ -238,4 +241,26 @@ pub struct Results {
     /// Per-method result type (wins over everything found).
     #[serde(default)]
     pub methods: BTreeMap<String, Target>,
+    /// Methods whose answer wraps the documented result fields in one key
+    /// (`{"booking": {...}}`) that the docs table leaves out.
+    #[serde(default)]
+    pub wrapped: BTreeMap<String, Wrapped>,
+    /// Methods whose result is an object keyed by ids or codes (`{"5": {...}, "6": {...}}`),
+    /// each value having the documented fields: `map<...>`.
+    #[serde(default)]
+    pub keyed: Vec<String>,
+    /// Per method, top-level result keys the docs table misspells -> the key the answer has.
+    #[serde(default)]
+    pub renamed: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+/// The key a result is wrapped in.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Wrapped {
+    /// The one key of `result`.
+    pub key: String,
+    /// Whether it holds a list of the documented objects (else one object).
+    #[serde(default)]
+    pub list: bool,
 }
