@@ -1099,3 +1099,64 @@ fn wrapped_keyed_and_renamed_results() {
     );
     assert_eq!(ty(&renamed, "XRowSetResult").fields[0].name, "rows");
 }
+
+/// A list method's `order` typed `string` by its page is the direction next to `sort`
+/// (department.get, user.search, voximplant.*.get), not a `{"FIELD": "ASC"}` map, and the
+/// list model names no order param then; alternatives the page asks one of while marking
+/// each required (`IBLOCK_ID` or `IBLOCK_CODE`) are optional with a `requires`.
+#[test]
+fn direction_orders_and_one_of_alternatives() {
+    let m = build(
+        &cx(),
+        &entry(
+            r#"{"method": "x.thing.list", "api_version": "v2", "scope": "x", "doc": "a/b.md",
+                "params": [
+                  {"name": "sort", "type": "string"}, {"name": "order", "type": "string"},
+                  {"name": "start", "type": "integer"}
+                ], "result": {"type": "array"}}"#,
+        ),
+    );
+    assert_eq!(param(&m, "order").ty, "string");
+    assert_eq!(m.list.as_ref().unwrap().order.as_deref(), Some(""));
+    let maps = build(
+        &cx(),
+        &entry(
+            r#"{"method": "x.thing.list", "api_version": "v2", "scope": "x", "doc": "a/b.md",
+                "params": [{"name": "order", "type": "object"}, {"name": "start", "type": "integer"}],
+                "result": {"type": "array"}}"#,
+        ),
+    );
+    assert_eq!(param(&maps, "order").ty, "map<string>");
+    assert_eq!(maps.list.as_ref().unwrap().order.as_deref(), Some("order"));
+
+    let m = build(
+        &cx(),
+        &entry(
+            r#"{"method": "x.element.delete", "api_version": "v2", "scope": "x", "doc": "a/b.md",
+                "params": [
+                  {"name": "IBLOCK_TYPE_ID", "type": "string", "required": true},
+                  {"name": "IBLOCK_ID", "type": "integer", "required": true},
+                  {"name": "IBLOCK_CODE", "type": "string", "required": true},
+                  {"name": "ELEMENT_ID", "type": "integer", "required": true},
+                  {"name": "ELEMENT_CODE", "type": "string", "required": true}
+                ], "result": {"type": "boolean"}}"#,
+        ),
+    );
+    assert!(param(&m, "IBLOCK_TYPE_ID").required);
+    for p in ["IBLOCK_ID", "IBLOCK_CODE", "ELEMENT_ID", "ELEMENT_CODE"] {
+        assert!(!param(&m, p).required, "{p}");
+    }
+    assert_eq!(m.requires.len(), 4);
+    assert_eq!(m.requires[1], ["IBLOCK_ID", "ELEMENT_CODE"]);
+    // Only one of them in the method, or not both required: nothing changes.
+    let m = build(
+        &cx(),
+        &entry(
+            r#"{"method": "x.element.add", "api_version": "v2", "scope": "x", "doc": "a/b.md",
+                "params": [{"name": "ELEMENT_CODE", "type": "string", "required": true}],
+                "result": {"type": "integer"}}"#,
+        ),
+    );
+    assert!(param(&m, "ELEMENT_CODE").required);
+    assert!(m.requires.is_empty());
+}

@@ -108,6 +108,8 @@ pub struct OutMethod {
     pub dynamic: Vec<String>,
     /// List model.
     pub list: Option<ListModel>,
+    /// Conditional requirements (at least one group fully set), from `[params] one_of`.
+    pub requires: Vec<Vec<String>>,
     /// Group function name, when the default collides.
     pub rust_name: Option<String>,
     /// Named types made for this method.
@@ -500,7 +502,8 @@ impl<'a> MethodBuilder<'a> {
 
         let catalog_params = Self::catalog_params(e);
         let (params, dynamic) = self.fields_of(&catalog_params, "", Pos::Param, false);
-        let params = self.dedupe_rust_names(&format!("method `{name}`"), params);
+        let mut params = self.dedupe_rust_names(&format!("method `{name}`"), params);
+        let requires = one_of(s, &mut params);
         let (result, result_doc) = self.result();
         let list = self.is_list.then(|| self.list_model(&params, &result));
         let access = access_of(s, e, &catalog_params).to_owned();
@@ -522,6 +525,7 @@ impl<'a> MethodBuilder<'a> {
             params,
             dynamic,
             list,
+            requires,
             rust_name: None,
             types,
         };
@@ -681,7 +685,11 @@ impl<'a> MethodBuilder<'a> {
                     return Mapped::plain(t);
                 }
             }
-            if lname == "order" && self.is_list {
+            // `order` of a list method is `{"FIELD": "ASC"}`, unless the page types it a
+            // string: then it is the direction next to a `sort` field (department.get,
+            // user.search, voximplant.*.get).
+            let direction = p.ty.as_deref().is_some_and(|t| t.trim() == "string");
+            if lname == "order" && self.is_list && !direction {
                 if let Some(t) = &s.params.order {
                     return Mapped::plain(t);
                 }
@@ -1105,13 +1113,25 @@ impl<'a> MethodBuilder<'a> {
             .and_then(|d| d.list_id.clone())
             .or_else(|| longest_prefix(&s.lists.id_prefix, &method))
             .unwrap_or_else(|| "ID".into());
+        // The order param of the list model takes `{"FIELD": "ASC"}`; a direction string
+        // (`order = "DESC"` next to `sort`) is not one: `order = ""` says the method has none.
+        let order = find("order").map(|n| {
+            let map = params
+                .iter()
+                .any(|p| p.name == n && (p.ty.starts_with("map<") || p.ty == "object"));
+            if map {
+                n
+            } else {
+                String::new()
+            }
+        });
         let mut model = ListModel {
             items,
             id,
             answer_id: None,
             fast_scan: s.lists.fast_scan.iter().any(|m| m == &method),
             filter: find("filter"),
-            order: find("order"),
+            order,
             select: find("select"),
             start: find("start"),
         };
@@ -1130,6 +1150,44 @@ impl<'a> MethodBuilder<'a> {
             }
         }
         model
+    }
+}
+
+/// Applies `[params] one_of`: alternatives that are all there and all marked required become
+/// optional, and the method requires one of each set (the product, for several sets:
+/// `[[IBLOCK_ID, ELEMENT_ID], [IBLOCK_ID, ELEMENT_CODE], ...]`).
+fn one_of(s: &Settings, params: &mut [OutField]) -> Vec<Vec<String>> {
+    let mut groups: Vec<Vec<String>> = vec![Vec::new()];
+    let mut any = false;
+    for alternatives in &s.params.one_of {
+        let all_required = alternatives.len() >= 2
+            && alternatives
+                .iter()
+                .all(|a| params.iter().any(|p| &p.name == a && p.required));
+        if !all_required {
+            continue;
+        }
+        any = true;
+        for p in params.iter_mut() {
+            if alternatives.contains(&p.name) {
+                p.required = false;
+            }
+        }
+        groups = groups
+            .iter()
+            .flat_map(|g| {
+                alternatives.iter().map(move |a| {
+                    let mut g = g.clone();
+                    g.push(a.clone());
+                    g
+                })
+            })
+            .collect();
+    }
+    if any {
+        groups
+    } else {
+        Vec::new()
     }
 }
 

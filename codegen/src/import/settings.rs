@@ -124,6 +124,11 @@ pub struct ParamRules {
     /// Params/fields typed `integer` whose name ends with one of these become `id`.
     #[serde(default)]
     pub id_suffixes: Vec<String>,
+    /// Alternatives the docs ask for at least one of ("At least one of the parameters must be
+    /// specified: `IBLOCK_ID` or `IBLOCK_CODE`") while marking each required: when a method
+    /// has all of them required, they become optional and the method `requires` one.
+    #[serde(default)]
+    pub one_of: Vec<Vec<String>>,
     /// Params/fields typed `string` with one of these names carry a credential and become
     /// `secret` (never printed by `Debug`).
     #[serde(default)]
