@@ -1160,3 +1160,19 @@ fn direction_orders_and_one_of_alternatives() {
     assert!(param(&m, "ELEMENT_CODE").required);
     assert!(m.requires.is_empty());
 }
+
+/// `params.IMPORT` of crm.contact.add: the page lists only `Y` ("to pass No, omit it"); the
+/// portal compares with `Y`, so a JSON `true` would not switch import mode on.
+#[test]
+fn a_flag_documented_by_its_y_value_alone_is_yn() {
+    let cx = Context::load(&repo()).unwrap();
+    let catalog = import::load_catalog(&repo().join("codegen/catalog/methods.json")).unwrap();
+    let e = catalog
+        .iter()
+        .find(|e| e.method == "crm.contact.add")
+        .unwrap();
+    let m = build(&cx, e);
+    let params = ty(&m, "CrmContactAddParams");
+    let import = params.fields.iter().find(|f| f.name == "IMPORT").unwrap();
+    assert_eq!(import.ty, "yn");
+}
