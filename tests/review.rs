@@ -158,3 +158,24 @@ fn docs_response_examples_decode_into_typed_results() {
     .unwrap();
     assert_eq!(counters["new_comments"].counter, Some(7));
 }
+
+/// Results typed `list<json>` whose answers are objects decoded as the object's *values*
+/// (`{"badges": [..]}` read as a one-element list): the answer's shape comes from the page's
+/// response example.
+#[test]
+fn object_answers_are_not_read_as_lists() {
+    use bitrix24::crm::{CrmActivityBadgeList, CrmDocumentgeneratorTemplateList};
+    use bitrix24::Method;
+    let badges = decode_as::<CrmActivityBadgeList>(serde_json::json!({
+        "badges": [{"code": "missedCall", "title": "Call Status", "value": "Missed", "type": "failure"}]
+    }))
+    .unwrap();
+    assert_eq!(badges["badges"][0]["code"], "missedCall");
+    let list = <CrmDocumentgeneratorTemplateList as Method>::META
+        .list
+        .unwrap();
+    assert_eq!(
+        list.items, "templates",
+        "`{{\"templates\": {{\"39\": {{..}}}}}}`"
+    );
+}
