@@ -449,6 +449,14 @@ impl Client {
                     .with_method(meta.name)
                     .with_message("REST 3.0 methods are not supported by this version"));
             }
+            if let Some(name) = params.unsendable() {
+                // JSON has no NaN: it would go out as `null` and clear the field.
+                return Err(Error::new(ErrorKind::InvalidInput)
+                    .with_method(meta.name)
+                    .with_message(format!(
+                        "parameter `{name}` is not a finite number (NaN or infinite)"
+                    )));
+            }
             meta.check(&params).map_err(|m| {
                 Error::new(ErrorKind::InvalidInput)
                     .with_method(meta.name)

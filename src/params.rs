@@ -140,6 +140,9 @@ impl<T: ToWire + ?Sized> ToWire for &T {
 pub struct Arg {
     value: Value,
     secret: bool,
+    /// A value that has no JSON form (a NaN or infinite float, which JSON would carry as
+    /// `null`: clearing the field): the call is refused before it is sent.
+    invalid: bool,
 }
 
 impl Arg {
@@ -148,6 +151,7 @@ impl Arg {
         Arg {
             value,
             secret: false,
+            invalid: false,
         }
     }
 
@@ -156,6 +160,7 @@ impl Arg {
         Arg {
             value: value.to_wire(),
             secret: value.contains_secret(),
+            invalid: false,
         }
     }
 
@@ -210,7 +215,11 @@ impl Arg {
                 })
                 .collect(),
         );
-        Arg { value, secret }
+        Arg {
+            value,
+            secret,
+            invalid: false,
+        }
     }
 
     /// A map of values (secret when any of them holds a [`Secret`]).
@@ -232,7 +241,11 @@ impl Arg {
                 })
                 .collect(),
         );
-        Arg { value, secret }
+        Arg {
+            value,
+            secret,
+            invalid: false,
+        }
     }
 }
 
@@ -281,7 +294,17 @@ macro_rules! into_arg_exact {
         }
     )*};
 }
-into_arg_exact!(u64, i64, f64, bool, NaiveDate);
+into_arg_exact!(u64, i64, bool, NaiveDate);
+
+impl IntoArg<f64> for f64 {
+    fn into_arg(self) -> Arg {
+        Arg {
+            value: self.to_wire(),
+            secret: false,
+            invalid: !self.is_finite(),
+        }
+    }
+}
 
 impl<S: Into<String>> IntoArg<String> for S {
     fn into_arg(self) -> Arg {
@@ -360,6 +383,15 @@ impl Params {
         }
     }
 
+    /// The first parameter whose value has no JSON form (a NaN or infinite number, also
+    /// inside a struct parameter).
+    pub(crate) fn unsendable(&self) -> Option<&str> {
+        self.entries
+            .iter()
+            .find(|(_, v)| v.invalid)
+            .map(|(k, _)| k.as_ref())
+    }
+
     /// Whether any value is secret (never printed by `Debug`).
     pub fn contains_secret(&self) -> bool {
         self.entries.iter().any(|(_, v)| v.secret)
@@ -419,6 +451,7 @@ impl Params {
     /// The parameters as the value of a parameter of struct type (secret if any part is).
     pub fn into_arg(self) -> Arg {
         let secret = self.entries.iter().any(|(_, v)| v.secret);
+        let invalid = self.entries.iter().any(|(_, v)| v.invalid);
         let object = self
             .entries
             .into_iter()
@@ -427,6 +460,7 @@ impl Params {
         Arg {
             value: Value::Object(object),
             secret,
+            invalid,
         }
     }
 

@@ -179,3 +179,22 @@ fn object_answers_are_not_read_as_lists() {
         "`{{\"templates\": {{\"39\": {{..}}}}}}`"
     );
 }
+
+/// JSON has no NaN: `serde_json` writes a NaN or infinite float as `null`, which on an update
+/// clears the field. A request holding one is refused before anything is sent.
+#[tokio::test]
+async fn a_nan_is_refused_not_sent_as_null() {
+    use bitrix24::types::CrmItemUpdateFields;
+    use common::*;
+    let server = wiremock::MockServer::start().await;
+    mount_catch_all(&server).await;
+    let client = bitrix24::Client::webhook(format!("{}/rest/1/k3y/", server.uri())).unwrap();
+    let e = client
+        .crm()
+        .item_update(2, 7, CrmItemUpdateFields::new().opportunity(f64::NAN))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), bitrix24::ErrorKind::InvalidInput, "{e:?}");
+    assert!(e.to_string().contains("fields"), "{e}");
+    assert!(requests(&server).await.is_empty(), "nothing was sent");
+}
