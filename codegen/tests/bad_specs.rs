@@ -110,3 +110,66 @@ fn override_errors_point_into_the_override() {
         assert!(first.starts_with(expected), "{patch}\n got: {first}\nwant: {expected}");
     }
 }
+
+/// Truncations and mutations of the real group files (as included files of a root that also
+/// has hand entries and overrides) give errors or code, never a panic.
+#[test]
+fn garbage_in_real_group_files_never_panics() {
+    use bitrix24_codegen::spec::{parse_files, SpecFile};
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let root = "include = [\"methods/g.toml\"]\n\n[[override]]\nmethod = \"event.bind\"\nwhy = \"w\"\nrequires = [[\"event\"]]\n\n[[type]]\nname = \"Ü\"\nkind = \"struct\"\n";
+    let mut inputs = Vec::new();
+    for f in ["event.toml", "access.toml", "app.toml", "pull.toml"] {
+        inputs.push(std::fs::read_to_string(repo.join("methods").join(f)).unwrap());
+    }
+    let im = std::fs::read_to_string(repo.join("methods/im.toml")).unwrap();
+    let cut = (0..=12_000).rev().find(|i| im.is_char_boundary(*i)).unwrap();
+    inputs.push(im[..cut].to_owned());
+    let run = |text: &str| {
+        let files = [
+            SpecFile {
+                name: "methods.toml".into(),
+                text: root.into(),
+            },
+            SpecFile {
+                name: "methods/g.toml".into(),
+                text: text.into(),
+            },
+        ];
+        if let Ok(spec) = parse_files(&files) {
+            let _ = bitrix24_codegen::render(&spec, &bitrix24_codegen::Options::default());
+        }
+    };
+    for text in &inputs {
+        let bytes = text.as_bytes();
+        for cut in (0..bytes.len()).step_by(bytes.len() / 150 + 1) {
+            if let Ok(prefix) = std::str::from_utf8(&bytes[..cut]) {
+                run(prefix);
+            }
+        }
+        for (from, to) in [
+            ("\"", ""),
+            ("=", "=="),
+            ("[", ""),
+            ("]", ""),
+            ("type = \"", "type = \"list<"),
+            ("type = \"", "type = \"map<map<"),
+            ("name = \"", "name = \"."),
+            ("name = \"", "name = \" "),
+            ("name = \"", "name = \"1"),
+            ("required = true", "required = \"yes\""),
+            ("access = \"", "access = \"x"),
+            ("list = {", "list = { bogus = 1,"),
+            ("[[method]]", "[[method]]\ninclude = [\"x\"]"),
+            ("[[method]]", "[[method.param]]"),
+            ("[[type]]", "[[type.field]]"),
+            ("param = [", "param = [{},"),
+            ("id", "ID"),
+            ("\n", "\n\n\u{feff}"),
+        ] {
+            for n in [1, 3, usize::MAX] {
+                run(&text.replacen(from, to, n));
+            }
+        }
+    }
+}
