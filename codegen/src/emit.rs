@@ -597,7 +597,10 @@ fn method_doc(m: &MethodDef, group_ty: &proc_macro2::Ident) -> String {
     if !m.result_doc.is_empty() {
         doc.push_str(&format!(": {}", clean_doc(&m.result_doc)));
     }
-    doc.push('.');
+    // Most result docs end with a sentence's full stop already ("ID of the new deal.").
+    if !doc.ends_with(['.', '!', '?']) {
+        doc.push('.');
+    }
     if let Some(l) = &m.list {
         let at = if l.items.is_empty() {
             "`result`".to_owned()

@@ -469,7 +469,7 @@ pub mod obstacle {
     ///
     /// Required: `entityTypeId` (arguments of [`new`](Self::new) and [`ObstacleMethods::type_list`]); 6 optional (setters).
     ///
-    /// Result: list of [`Obstacle`](super::types::Obstacle): The obstacles.. A list: items in `result`, 50 per page, paged by `start` (fast `start = -1` scans supported).
+    /// Result: list of [`Obstacle`](super::types::Obstacle): The obstacles. A list: items in `result`, 50 per page, paged by `start` (fast `start = -1` scans supported).
     ///
     /// # Errors
     /// Those of [`Client::call`](rt::Client::call).
