@@ -441,9 +441,12 @@ impl Client {
     pub(crate) fn start(
         self,
         meta: &'static MethodMeta,
-        params: Params,
+        mut params: Params,
     ) -> BoxFuture<'static, Result<Answer, Error>> {
         Box::pin(async move {
+            // The client attaches auth itself; a caller's `auth` (a `.param(..)`, a request
+            // of one's own) would be sent as a second key, and PHP keeps the last one.
+            params.remove("auth");
             if meta.api != ApiVersion::V2 {
                 return Err(Error::new(ErrorKind::InvalidInput)
                     .with_method(meta.name)

@@ -198,3 +198,27 @@ async fn a_nan_is_refused_not_sent_as_null() {
     assert!(e.to_string().contains("fields"), "{e}");
     assert!(requests(&server).await.is_empty(), "nothing was sent");
 }
+
+/// The client sends `auth` itself. A request of one's own (`Params::from_value`) or the
+/// `.param(..)` escape hatch holding an `auth` key must not add a second `auth` to the body
+/// (PHP keeps the last one: the call would run with the caller's value), as `call_raw`
+/// already makes sure.
+#[tokio::test]
+async fn a_params_auth_key_is_not_sent_next_to_the_clients() {
+    use common::*;
+    let api = wiremock::MockServer::start().await;
+    mount_post(&api, "/rest/user.current", json_response(200, USER_OK)).await;
+    mount_catch_all(&api).await;
+    let tokens = bitrix24::Tokens::new(OLD_ACCESS, OLD_REFRESH, rest_endpoint(&api));
+    let client = bitrix24::Client::oauth(app(), tokens).unwrap();
+    client
+        .user()
+        .current()
+        .param("auth", "forged-token-value")
+        .await
+        .unwrap();
+    let sent = requests(&api).await;
+    let body = String::from_utf8_lossy(&sent[0].body).into_owned();
+    assert_eq!(body.matches("\"auth\"").count(), 1, "{body}");
+    assert_eq!(body_json(&sent[0])["auth"], OLD_ACCESS);
+}

@@ -123,7 +123,10 @@ fn garbage_in_real_group_files_never_panics() {
         inputs.push(std::fs::read_to_string(repo.join("methods").join(f)).unwrap());
     }
     let im = std::fs::read_to_string(repo.join("methods/im.toml")).unwrap();
-    let cut = (0..=12_000).rev().find(|i| im.is_char_boundary(*i)).unwrap();
+    let cut = (0..=12_000)
+        .rev()
+        .find(|i| im.is_char_boundary(*i))
+        .unwrap();
     inputs.push(im[..cut].to_owned());
     let run = |text: &str| {
         let files = [
