@@ -441,13 +441,24 @@ impl Client {
     pub(crate) fn start(
         self,
         meta: &'static MethodMeta,
-        params: Params,
+        mut params: Params,
     ) -> BoxFuture<'static, Result<Answer, Error>> {
         Box::pin(async move {
+            // The client attaches auth itself; a caller's `auth` (a `.param(..)`, a request
+            // of one's own) would be sent as a second key, and PHP keeps the last one.
+            params.remove("auth");
             if meta.api != ApiVersion::V2 {
                 return Err(Error::new(ErrorKind::InvalidInput)
                     .with_method(meta.name)
                     .with_message("REST 3.0 methods are not supported by this version"));
+            }
+            if let Some(name) = params.unsendable() {
+                // JSON has no NaN: it would go out as `null` and clear the field.
+                return Err(Error::new(ErrorKind::InvalidInput)
+                    .with_method(meta.name)
+                    .with_message(format!(
+                        "parameter `{name}` is not a finite number (NaN or infinite)"
+                    )));
             }
             meta.check(&params).map_err(|m| {
                 Error::new(ErrorKind::InvalidInput)
@@ -975,12 +986,20 @@ fn webhook_code(base: &Url) -> String {
 }
 
 fn decode_error(method: &str, answer: &Answer, path: &str, e: impl fmt::Display) -> Error {
+    // The answer may carry credentials of its own (a SIP password, a bot token): the
+    // snippet shows their keys, not their values.
+    let masked = serde_json::from_slice::<Value>(&answer.body)
+        .ok()
+        .map(|mut v| {
+            crate::error::mask_secrets(&mut v);
+            v.to_string().into_bytes()
+        });
     Error::new(ErrorKind::Decode)
         .with_method(method)
         .with_status(200)
         .with_path(path.to_owned())
         .with_message(e.to_string())
-        .with_snippet(&answer.body, &[&answer.secret])
+        .with_snippet(masked.as_deref().unwrap_or(&answer.body), &[&answer.secret])
         .redact(&[&answer.secret])
 }
 

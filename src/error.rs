@@ -260,6 +260,36 @@ pub(crate) fn redact_text(text: &str, secrets: &[&str]) -> String {
     out
 }
 
+/// Whether a JSON key or parameter name reads like a credential: `..token` (`access_token`,
+/// `botToken`, `EVENT_TOKEN`), a password, a secret, `auth`, `CLIENT_ID` (the webhook
+/// caller's bot credential) or `HASH` (an IFRAME signing secret). Case-insensitive; a few
+/// harmless names (`BG_COLOR_TOKEN`) are caught too, which only hides them from `Debug`.
+pub(crate) fn looks_secret(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    k.ends_with("token")
+        || k.contains("password")
+        || k.contains("passwd")
+        || k.contains("secret")
+        || matches!(k.as_str(), "auth" | "client_id" | "hash")
+}
+
+/// `value` with the value of every key that [`looks_secret`] replaced by `"[redacted]"`.
+pub(crate) fn mask_secrets(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(o) => {
+            for (k, v) in o.iter_mut() {
+                if looks_secret(k) && !v.is_null() {
+                    *v = serde_json::Value::String("[redacted]".into());
+                } else {
+                    mask_secrets(v);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(mask_secrets),
+        _ => {}
+    }
+}
+
 /// At most 200 characters of `text`, whitespace collapsed.
 fn snippet(text: &str) -> String {
     let mut out = String::new();

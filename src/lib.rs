@@ -61,8 +61,10 @@ pub mod __private {
 }
 
 /// The committed snapshot of the obstacle-course spec, compiled as part of the crate so that
-/// generated code for awkward names is proven to build and behave.
+/// generated code for awkward names is proven to build and behave, without a warning (users
+/// compile it with `-D warnings`).
 #[cfg(test)]
+#[deny(warnings)]
 #[allow(dead_code, missing_docs, deprecated, unused_imports)]
 mod obstacle_snapshot {
     include!("../codegen/tests/snapshots/obstacle.rs");
@@ -124,6 +126,35 @@ mod obstacle_snapshot {
             assert_eq!(e.to_string(), "at `[1]`: missing field `id`");
             let empty = ObstacleOnly::from_wire(&json!([])).unwrap_err();
             assert_eq!(empty.message(), "missing field `id`");
+        }
+
+        #[test]
+        fn secrets_stay_secret_inside_structs_lists_and_maps() {
+            let req = ObstacleItemProductrowSet::new(true)
+                .rows([Obstacle::new(1).token("s3cr3t-1")])
+                .tokens(["s3cr3t-2"])
+                .keys([("k", "s3cr3t-3")])
+                .more([ObstacleFields::new("t").key("s3cr3t-4")]);
+            let shown = format!("{req:?}");
+            for s in ["s3cr3t-1", "s3cr3t-2", "s3cr3t-3", "s3cr3t-4"] {
+                assert!(!shown.contains(s), "{s} in {shown}");
+            }
+            assert_eq!(req.params().get("tokens"), Some(&json!(["s3cr3t-2"])));
+            assert_eq!(req.params().get("rows").unwrap()[0]["token"], "s3cr3t-1");
+            // The escape hatch replacing a typed secret does not make it printable.
+            let req = ObstacleV2ChatMessageSend::new(1, ObstacleFields::new("t"))
+                .bot_token("old")
+                .param("botToken", "s3cr3t-5");
+            assert!(!format!("{req:?}").contains("s3cr3t-5"), "{req:?}");
+            assert_eq!(req.params().get("botToken"), Some(&json!("s3cr3t-5")));
+        }
+
+        #[test]
+        fn names_like_the_generated_locals_still_work() {
+            let req = ObstacleLocalGet::new(7, ObstacleLocal::new(8));
+            assert_eq!(req.params().to_value(), json!({"p": 7, "data": {"p": 8}}));
+            let empty = ObstacleEmpty::from_wire(&json!({"x": 1})).unwrap();
+            assert_eq!(empty.extra["x"], 1);
         }
 
         #[test]

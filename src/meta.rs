@@ -238,16 +238,25 @@ impl MethodMeta {
         self
     }
 
-    /// Checks the conditional requirements against the parameters about to be sent.
+    /// Checks the conditional requirements against the parameters about to be sent. A
+    /// parameter counts when it holds a value: `null`, `""`, `[]` and `{}` are what the portal
+    /// reads as missing (`DIALOG_ID_EMPTY`), so they do not.
     ///
     /// # Errors
     /// A message naming the alternatives when no group is fully set.
     pub fn check(&self, params: &Params) -> Result<(), String> {
+        let filled = |name: &str| match params.get(name) {
+            None | Some(serde_json::Value::Null) => false,
+            Some(serde_json::Value::String(s)) => !s.is_empty(),
+            Some(serde_json::Value::Array(a)) => !a.is_empty(),
+            Some(serde_json::Value::Object(o)) => !o.is_empty(),
+            Some(_) => true,
+        };
         if self.requires.is_empty()
             || self
                 .requires
                 .iter()
-                .any(|group| group.iter().all(|name| params.is_set(name)))
+                .any(|group| group.iter().all(|name| filled(name)))
         {
             return Ok(());
         }
@@ -299,6 +308,33 @@ mod tests {
         assert!(SEND.check(&both).is_ok());
         let dialog = p.with("DIALOG_ID", IntoArg::<String>::into_arg("chat1"));
         assert!(SEND.check(&dialog).is_ok());
+    }
+
+    #[test]
+    fn empty_values_do_not_meet_a_requirement() {
+        // The portal reads `""`, `[]` and `{}` as missing (`DIALOG_ID_EMPTY`): refused here,
+        // before anything is sent.
+        for empty in [
+            serde_json::json!(""),
+            serde_json::json!([]),
+            serde_json::json!({}),
+        ] {
+            let p = Params::new().with("DIALOG_ID", Arg::new(empty.clone()));
+            assert!(SEND.check(&p).is_err(), "{empty}");
+        }
+        let p = Params::new().with("DIALOG_ID", Arg::new(serde_json::Value::Null));
+        assert!(SEND.check(&p).is_err());
+        let mut p = Params::new().with("DIALOG_ID", IntoArg::<String>::into_arg("chat1"));
+        assert!(SEND.check(&p).is_ok());
+        p.remove("DIALOG_ID");
+        assert!(SEND.check(&p).is_err(), "set, then removed");
+        let zero = Params::new()
+            .with("FROM_USER_ID", Arg::new(0.into()))
+            .with("TO_USER_ID", Arg::new(2.into()));
+        assert!(
+            SEND.check(&zero).is_ok(),
+            "numbers are values; the portal judges them"
+        );
     }
 
     #[test]

@@ -28,6 +28,12 @@ use crate::error::{Error, ErrorKind};
 pub trait ToWire {
     /// The wire form.
     fn to_wire(&self) -> Value;
+
+    /// Whether the value holds a [`Secret`] (anywhere inside): a parameter made from it is
+    /// then never printed by `Debug`.
+    fn contains_secret(&self) -> bool {
+        false
+    }
 }
 
 macro_rules! to_wire_via_from {
@@ -69,6 +75,10 @@ impl ToWire for Secret {
     fn to_wire(&self) -> Value {
         Value::String(self.expose().to_owned())
     }
+
+    fn contains_secret(&self) -> bool {
+        true
+    }
 }
 
 impl ToWire for Value {
@@ -87,11 +97,19 @@ impl<T: ToWire> ToWire for Option<T> {
     fn to_wire(&self) -> Value {
         self.as_ref().map_or(Value::Null, ToWire::to_wire)
     }
+
+    fn contains_secret(&self) -> bool {
+        self.as_ref().is_some_and(ToWire::contains_secret)
+    }
 }
 
 impl<T: ToWire> ToWire for Vec<T> {
     fn to_wire(&self) -> Value {
         Value::Array(self.iter().map(ToWire::to_wire).collect())
+    }
+
+    fn contains_secret(&self) -> bool {
+        self.iter().any(ToWire::contains_secret)
     }
 }
 
@@ -99,11 +117,19 @@ impl<T: ToWire> ToWire for BTreeMap<String, T> {
     fn to_wire(&self) -> Value {
         Value::Object(self.iter().map(|(k, v)| (k.clone(), v.to_wire())).collect())
     }
+
+    fn contains_secret(&self) -> bool {
+        self.values().any(ToWire::contains_secret)
+    }
 }
 
 impl<T: ToWire + ?Sized> ToWire for &T {
     fn to_wire(&self) -> Value {
         (**self).to_wire()
+    }
+
+    fn contains_secret(&self) -> bool {
+        (**self).contains_secret()
     }
 }
 
@@ -114,6 +140,9 @@ impl<T: ToWire + ?Sized> ToWire for &T {
 pub struct Arg {
     value: Value,
     secret: bool,
+    /// A value that has no JSON form (a NaN or infinite float, which JSON would carry as
+    /// `null`: clearing the field): the call is refused before it is sent.
+    invalid: bool,
 }
 
 impl Arg {
@@ -122,6 +151,16 @@ impl Arg {
         Arg {
             value,
             secret: false,
+            invalid: false,
+        }
+    }
+
+    /// The wire form of `value`, secret when `value` holds a [`Secret`].
+    pub fn of<T: ToWire + ?Sized>(value: &T) -> Arg {
+        Arg {
+            value: value.to_wire(),
+            secret: value.contains_secret(),
+            invalid: false,
         }
     }
 
@@ -158,19 +197,32 @@ impl Arg {
         self.secret
     }
 
-    /// A list of values.
+    /// A list of values (secret when any of them holds a [`Secret`]).
     pub fn list<T, I>(items: I) -> Arg
     where
         T: ToWire,
         I: IntoIterator,
         I::Item: Into<T>,
     {
-        Arg::new(Value::Array(
-            items.into_iter().map(|x| x.into().to_wire()).collect(),
-        ))
+        let mut secret = false;
+        let value = Value::Array(
+            items
+                .into_iter()
+                .map(|x| {
+                    let x = x.into();
+                    secret |= x.contains_secret();
+                    x.to_wire()
+                })
+                .collect(),
+        );
+        Arg {
+            value,
+            secret,
+            invalid: false,
+        }
     }
 
-    /// A map of values.
+    /// A map of values (secret when any of them holds a [`Secret`]).
     pub fn map<T, K, V, I>(entries: I) -> Arg
     where
         T: ToWire,
@@ -178,12 +230,22 @@ impl Arg {
         V: Into<T>,
         I: IntoIterator<Item = (K, V)>,
     {
-        Arg::new(Value::Object(
+        let mut secret = false;
+        let value = Value::Object(
             entries
                 .into_iter()
-                .map(|(k, v)| (k.into(), v.into().to_wire()))
+                .map(|(k, v)| {
+                    let v = v.into();
+                    secret |= v.contains_secret();
+                    (k.into(), v.to_wire())
+                })
                 .collect(),
-        ))
+        );
+        Arg {
+            value,
+            secret,
+            invalid: false,
+        }
     }
 }
 
@@ -232,7 +294,17 @@ macro_rules! into_arg_exact {
         }
     )*};
 }
-into_arg_exact!(u64, i64, f64, bool, NaiveDate);
+into_arg_exact!(u64, i64, bool, NaiveDate);
+
+impl IntoArg<f64> for f64 {
+    fn into_arg(self) -> Arg {
+        Arg {
+            value: self.to_wire(),
+            secret: false,
+            invalid: !self.is_finite(),
+        }
+    }
+}
 
 impl<S: Into<String>> IntoArg<String> for S {
     fn into_arg(self) -> Arg {
@@ -297,13 +369,32 @@ impl Params {
         Params::default()
     }
 
-    /// Sets `name` (replacing an earlier value of the same name).
-    pub fn set(&mut self, name: impl Into<Cow<'static, str>>, value: Arg) {
+    /// Sets `name` (replacing an earlier value of the same name). Replacing a secret value
+    /// keeps the new one secret too: an untyped `.param(name, ..)` over a typed secret
+    /// parameter is not printed either.
+    pub fn set(&mut self, name: impl Into<Cow<'static, str>>, mut value: Arg) {
         let name = name.into();
         match self.entries.iter_mut().find(|(k, _)| *k == name) {
-            Some(entry) => entry.1 = value,
+            Some(entry) => {
+                value.secret |= entry.1.secret;
+                entry.1 = value;
+            }
             None => self.entries.push((name, value)),
         }
+    }
+
+    /// The first parameter whose value has no JSON form (a NaN or infinite number, also
+    /// inside a struct parameter).
+    pub(crate) fn unsendable(&self) -> Option<&str> {
+        self.entries
+            .iter()
+            .find(|(_, v)| v.invalid)
+            .map(|(k, _)| k.as_ref())
+    }
+
+    /// Whether any value is secret (never printed by `Debug`).
+    pub fn contains_secret(&self) -> bool {
+        self.entries.iter().any(|(_, v)| v.secret)
     }
 
     /// [`set`](Self::set), by value.
@@ -360,6 +451,7 @@ impl Params {
     /// The parameters as the value of a parameter of struct type (secret if any part is).
     pub fn into_arg(self) -> Arg {
         let secret = self.entries.iter().any(|(_, v)| v.secret);
+        let invalid = self.entries.iter().any(|(_, v)| v.invalid);
         let object = self
             .entries
             .into_iter()
@@ -368,6 +460,7 @@ impl Params {
         Arg {
             value: Value::Object(object),
             secret,
+            invalid,
         }
     }
 
@@ -410,11 +503,29 @@ impl serde::Serialize for Params {
     }
 }
 
+/// A value shown as `[redacted]`.
+struct Redacted;
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Secret values, and the values of parameters named like credentials (`botToken`,
+/// `password`, `CLIENT_ID`... set through `.param(..)` or [`Params::from_value`]), are shown
+/// as `[redacted]`.
 impl fmt::Debug for Params {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map()
-            .entries(self.entries.iter().map(|(k, v)| (k.as_ref(), v)))
-            .finish()
+        let mut map = f.debug_map();
+        for (k, v) in &self.entries {
+            if !v.secret && crate::error::looks_secret(k) {
+                map.entry(&k.as_ref(), &Redacted);
+            } else {
+                map.entry(&k.as_ref(), v);
+            }
+        }
+        map.finish()
     }
 }
 

@@ -429,6 +429,10 @@ def flag_of(desc, code_text, name):
         return "yn"
     if re.search(r"`true`|`false`", d):
         return "bool"
+    # Only `Y` listed as a value ("`Y` — yes; to pass No, omit the parameter or pass `0`":
+    # crm.contact.add `params.IMPORT`).
+    if re.search(r"[`'\"]Y[`'\"]\s*[—–-]", d):
+        return "yn"
     if (re.search(r"`1`", d) and re.search(r"`0`", d)) or re.search(r"`[01]\|[01]`", d):
         return "01"
     if len(name) >= 3 and code_text:

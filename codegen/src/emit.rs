@@ -600,7 +600,10 @@ fn method_doc(m: &MethodDef, group_ty: &proc_macro2::Ident) -> String {
             clean_doc(m.result_doc.trim_end_matches('.'))
         ));
     }
-    doc.push('.');
+    // Most result docs end with a sentence's full stop already ("ID of the new deal.").
+    if !doc.ends_with(['.', '!', '?']) {
+        doc.push('.');
+    }
     if let Some(l) = &m.list {
         let at = if l.items.is_empty() {
             "`result`".to_owned()
@@ -673,6 +676,16 @@ fn elem_input(ty: &Ty) -> TokenStream {
         Ty::Object | Ty::Json => quote!(impl ::core::convert::Into<rt::Value>),
         Ty::Secret => quote!(impl ::core::convert::Into<rt::Secret>),
         other => arg_ty(other),
+    }
+}
+
+/// Whether a value of this type may hold a secret: a `secret`, or a named struct (which may
+/// have one), alone or in lists and maps.
+fn may_hold_secret(ty: &Ty) -> bool {
+    match ty {
+        Ty::Secret | Ty::Named(_) => true,
+        Ty::List(t) | Ty::Map(t) => may_hold_secret(t),
+        _ => false,
     }
 }
 
@@ -779,6 +792,12 @@ fn emit_record(t: &TypeDef, fields: &[Field], input: bool, text: &str) -> TokenS
             quote!(#ident: f.opt(#wire),)
         }
     });
+    // A struct without fields only collects `extra`: `f` is not mutated then.
+    let f = if fields.is_empty() {
+        quote!(f)
+    } else {
+        quote!(mut f)
+    };
     let mut out = quote! {
         #doc
         #[derive(::core::clone::Clone, ::core::fmt::Debug, ::core::cmp::PartialEq)]
@@ -791,7 +810,7 @@ fn emit_record(t: &TypeDef, fields: &[Field], input: bool, text: &str) -> TokenS
 
         impl rt::FromWire for #name {
             fn from_wire(v: &rt::Value) -> ::core::result::Result<Self, rt::WireError> {
-                let mut f = rt::Fields::new(v)?;
+                let #f = rt::Fields::new(v)?;
                 ::core::result::Result::Ok(Self {
                     #(#reads)*
                     extra: f.rest(),
@@ -834,6 +853,25 @@ fn emit_record(t: &TypeDef, fields: &[Field], input: bool, text: &str) -> TokenS
                 }
             }
         });
+        // Fields that may hold a secret (a `secret`, or a struct that has one): a request
+        // parameter made from this value is then not printed by `Debug`.
+        let secrets: Vec<TokenStream> = fields
+            .iter()
+            .filter(|f| may_hold_secret(&f.ty))
+            .map(|f| {
+                let ident = f.rust.ident();
+                quote!(rt::ToWire::contains_secret(&self.#ident))
+            })
+            .collect();
+        let contains_secret = if secrets.is_empty() {
+            quote!()
+        } else {
+            quote! {
+                fn contains_secret(&self) -> bool {
+                    #(#secrets)||*
+                }
+            }
+        };
         let puts = fields.iter().map(|f| {
             let ident = f.rust.ident();
             let wire = &f.wire;
@@ -859,11 +897,13 @@ fn emit_record(t: &TypeDef, fields: &[Field], input: bool, text: &str) -> TokenS
                     #(#puts)*
                     rt::Value::Object(m)
                 }
+
+                #contains_secret
             }
 
             impl rt::IntoArg<#name> for #name {
                 fn into_arg(self) -> rt::Arg {
-                    rt::Arg::new(rt::ToWire::to_wire(&self))
+                    rt::Arg::of(&self)
                 }
             }
         });
@@ -937,6 +977,10 @@ fn emit_builder(t: &TypeDef, fields: &[Field], text: &str) -> TokenStream {
         impl rt::ToWire for #name {
             fn to_wire(&self) -> rt::Value {
                 self.p.to_value()
+            }
+
+            fn contains_secret(&self) -> bool {
+                self.p.contains_secret()
             }
         }
 

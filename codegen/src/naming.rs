@@ -10,7 +10,8 @@
 //! - Rust keywords become raw identifiers (`type` -> `r#type`), except those that cannot be
 //!   raw (`self`, `super`, `crate`, `Self`), which get a `_` suffix;
 //! - names that would clash with the generated API itself (`new`, `send`, `client`, `extra`,
-//!   `into_future`, `field`, `param`, an enum variant `Other`) get a `_value` / `Value` suffix.
+//!   `into_future`, `field`, `param`, `p`, an enum variant `Other`) get a `_value` / `Value`
+//!   suffix.
 //!
 //! The wire name itself is always kept verbatim in `#[serde(rename = "...")]`.
 
@@ -28,8 +29,10 @@ const RAW_KEYWORDS: &[&str] = &[
 /// Keywords that cannot be raw identifiers.
 const NON_RAW_KEYWORDS: &[&str] = &["self", "super", "crate", "Self", "_"];
 
-/// Field and setter names the generated API already uses for itself.
+/// Field and setter names the generated API already uses for itself (`p` is the local the
+/// generated constructors fill: a constructor argument of that name would shadow it).
 const RESERVED_MEMBERS: &[&str] = &[
+    "p",
     "new",
     "send",
     "client",
@@ -195,6 +198,7 @@ mod tests {
         assert_eq!(m("1st"), "_1st");
         assert_eq!(m("new"), "new_value");
         assert_eq!(m("send"), "send_value");
+        assert_eq!(m("p"), "p_value");
         assert_eq!(m("fields[TITLE]"), "fields_title");
         assert_eq!(m("gen"), "r#gen");
         assert!(member("[]").is_none());

@@ -504,10 +504,12 @@ fn near_miss<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> O
         .map(|(_, c)| format!("did you mean `{c}`?"))
 }
 
-/// A value read from a table, with where it was.
+/// A value read from a table, with where it was: the file (an override's value sits in
+/// another file than the method it patches) and the byte offset in it.
 #[derive(Clone, Debug)]
 struct At<T> {
     value: T,
+    file: usize,
     offset: usize,
 }
 
@@ -542,6 +544,7 @@ impl<'t, 'f> Tab<'t, 'f> {
         match v.get_ref() {
             DeValue::String(s) => Some(At {
                 value: s.to_string(),
+                file: self.file,
                 offset: v.span().start,
             }),
             _ => {
@@ -610,6 +613,7 @@ impl<'t, 'f> Tab<'t, 'f> {
             match item.get_ref() {
                 DeValue::String(s) => out.push(At {
                     value: s.to_string(),
+                    file: self.file,
                     offset: item.span().start,
                 }),
                 _ => cx.err(
@@ -705,7 +709,6 @@ impl<'t, 'f> Tab<'t, 'f> {
 
 #[derive(Clone, Debug)]
 struct RawField {
-    file: usize,
     name: At<String>,
     ty: Option<At<String>>,
     required: Option<bool>,
@@ -857,7 +860,6 @@ fn read_field(
         tab.req_string(cx, "type")
     };
     let f = RawField {
-        file,
         name,
         ty,
         required: tab.bool(cx, "required"),
@@ -950,6 +952,7 @@ fn read_method(
         if ok {
             m.requires = Some(At {
                 value: groups,
+                file,
                 offset: v.span().start,
             });
         } else {
@@ -972,6 +975,7 @@ fn read_method(
         l.finish(cx, LIST_KEYS);
         m.list = Some(At {
             value: list,
+            file,
             offset: loff,
         });
     }
@@ -1213,7 +1217,6 @@ fn merge(cx: &mut Ctx<'_>, raw: &mut RawSpec) {
                     let target = &mut m.params[i];
                     if pf.ty.is_some() {
                         target.ty = pf.ty.clone();
-                        target.file = pf.file;
                     }
                     if pf.required.is_some() {
                         target.required = pf.required;
@@ -1450,7 +1453,7 @@ fn validate(cx: &mut Ctx<'_>, raw: &RawSpec) -> Spec {
             Some(g) => g.value.clone(),
             None => default_group(&wire).to_owned(),
         };
-        let group_at = m.group.as_ref().map_or(at, |g| g.offset);
+        let (group_file, group_at) = m.group.as_ref().map_or((file, at), |g| (g.file, g.offset));
         let group_ok = !group.is_empty()
             && group
                 .chars()
@@ -1458,7 +1461,7 @@ fn validate(cx: &mut Ctx<'_>, raw: &RawSpec) -> Spec {
             && group.starts_with(|c: char| c.is_ascii_lowercase());
         if !group_ok {
             cx.err(
-                file,
+                group_file,
                 group_at,
                 context.clone(),
                 format!("group `{group}` must be lower-case ASCII letters, digits and `_`"),
@@ -1472,13 +1475,13 @@ fn validate(cx: &mut Ctx<'_>, raw: &RawSpec) -> Spec {
         if RESERVED_GROUP_NAMES.contains(&group_module.text.as_str())
             || RESERVED_ACCESSORS.contains(&group_module.text.as_str())
         {
-            cx.err(file, group_at, context.clone(), format!("group name `{group}` is reserved: it would clash with the crate's own `bitrix24::{0}` or `Client::{0}`", group_module.text), Some("set `group = \"...\"`".into()));
+            cx.err(group_file, group_at, context.clone(), format!("group name `{group}` is reserved: it would clash with the crate's own `bitrix24::{0}` or `Client::{0}`", group_module.text), Some("set `group = \"...\"`".into()));
             continue;
         }
         match group_modules.get(&group_module.text) {
             Some(g) if g != &group => {
                 cx.err(
-                    file,
+                    group_file,
                     group_at,
                     context.clone(),
                     format!("group `{group}` collides with group `{g}` after case conversion"),
@@ -1494,9 +1497,9 @@ fn validate(cx: &mut Ctx<'_>, raw: &RawSpec) -> Spec {
             Some("write") => Access::Write,
             Some("read_with_effects") => Access::ReadWithEffects,
             Some(other) => {
-                let a = m.access.as_ref().map_or(at, |a| a.offset);
+                let (f, a) = m.access.as_ref().map_or((file, at), |a| (a.file, a.offset));
                 cx.err(
-                    file,
+                    f,
                     a,
                     context.clone(),
                     format!("unknown access `{other}`"),
@@ -1510,9 +1513,10 @@ fn validate(cx: &mut Ctx<'_>, raw: &RawSpec) -> Spec {
             None | Some("v2") => Api::V2,
             Some("v3") => Api::V3,
             Some(other) => {
+                let (f, a) = m.api.as_ref().map_or((file, at), |a| (a.file, a.offset));
                 cx.err(
-                    file,
-                    m.api.as_ref().map_or(at, |a| a.offset),
+                    f,
+                    a,
                     context.clone(),
                     format!("unknown api `{other}`"),
                     Some("expected `v2` or `v3`".into()),
@@ -1524,8 +1528,13 @@ fn validate(cx: &mut Ctx<'_>, raw: &RawSpec) -> Spec {
         let result = match parse_ty(&result_at.value, &known) {
             Ok(t) => t,
             Err((msg, help)) => {
-                let f = m.file;
-                cx.err(f, result_at.offset, format!("{context}, result"), msg, help);
+                cx.err(
+                    result_at.file,
+                    result_at.offset,
+                    format!("{context}, result"),
+                    msg,
+                    help,
+                );
                 continue;
             }
         };
@@ -1537,7 +1546,7 @@ fn validate(cx: &mut Ctx<'_>, raw: &RawSpec) -> Spec {
                 for n in g {
                     if !names.contains(&n.as_str()) {
                         cx.err(
-                            file,
+                            r.file,
                             r.offset,
                             format!("{context}, requires"),
                             format!("`{n}` is not a param of this method"),
@@ -1547,7 +1556,7 @@ fn validate(cx: &mut Ctx<'_>, raw: &RawSpec) -> Spec {
                 }
                 if g.is_empty() {
                     cx.err(
-                        file,
+                        r.file,
                         r.offset,
                         format!("{context}, requires"),
                         "an empty group is always satisfied",
@@ -1557,10 +1566,7 @@ fn validate(cx: &mut Ctx<'_>, raw: &RawSpec) -> Spec {
             }
             requires = r.value.clone();
         }
-        let list = m
-            .list
-            .as_ref()
-            .map(|l| list_def(cx, file, &context, l, &params));
+        let list = m.list.as_ref().map(|l| list_def(cx, &context, l, &params));
         if let Some(summary) = &m.summary {
             if summary.contains('\n') {
                 cx.err(
@@ -1580,7 +1586,7 @@ fn validate(cx: &mut Ctx<'_>, raw: &RawSpec) -> Spec {
                 Some(n) if n.text == r.value && !n.raw => n,
                 _ => {
                     cx.err(
-                        file,
+                        r.file,
                         r.offset,
                         context.clone(),
                         format!(
@@ -1748,13 +1754,7 @@ pub fn local_name<'a>(wire: &'a str, group: &str) -> &'a str {
     }
 }
 
-fn list_def(
-    cx: &mut Ctx<'_>,
-    file: usize,
-    context: &str,
-    l: &At<RawList>,
-    params: &[Field],
-) -> ListDef {
+fn list_def(cx: &mut Ctx<'_>, context: &str, l: &At<RawList>, params: &[Field]) -> ListDef {
     // The param spelled exactly so, else one spelled so in another letter case.
     let find = |want: &str| -> String {
         params
@@ -1792,7 +1792,7 @@ fn list_def(
     ] {
         if !name.is_empty() && !params.iter().any(|p| &p.wire == name) {
             cx.err(
-                file,
+                l.file,
                 l.offset,
                 format!("{context}, list"),
                 format!("`{key} = \"{name}\"` is not a param of this method"),
@@ -1802,7 +1802,7 @@ fn list_def(
     }
     if def.start.is_empty() {
         cx.err(
-            file,
+            l.file,
             l.offset,
             format!("{context}, list"),
             "a list method needs a `start` (or `OFFSET`) param, or `start = \"...\"` naming its paging param",
@@ -1882,7 +1882,7 @@ fn fields(
         let wire = &f.name.value;
         let context = format!("{owner}, {what} `{wire}`");
         let at = f.name.offset;
-        let file = f.file;
+        let file = f.name.file;
         if !valid_field_name(wire) {
             cx.err(
                 file,
@@ -1912,7 +1912,7 @@ fn fields(
                 Some(n) if n.text == r.value => n,
                 chosen => {
                     cx.err(
-                        file,
+                        r.file,
                         r.offset,
                         context,
                         format!(
@@ -1962,7 +1962,7 @@ fn fields(
         let ty = match parse_ty(&ty_text.value, known) {
             Ok(t) => t,
             Err((msg, help)) => {
-                cx.err(file, ty_text.offset, context, msg, help);
+                cx.err(ty_text.file, ty_text.offset, context, msg, help);
                 continue;
             }
         };

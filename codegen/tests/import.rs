@@ -1023,3 +1023,156 @@ fn reads_never_look_like_writes() {
         }
     }
 }
+
+/// Results the docs table describes without the key the answer wraps them in, keyed results
+/// and misspelt result keys ([results.wrapped], [results.keyed], [results.renamed] found by
+/// comparing the pages' response examples with the generated result types); `start` of a
+/// list method is a number even where the page types it `string`.
+#[test]
+fn wrapped_keyed_and_renamed_results() {
+    let mut cx = cx();
+    let r = &mut cx.settings.results;
+    r.wrapped.insert(
+        "x.thing.list".into(),
+        import::settings::Wrapped {
+            key: "things".into(),
+            list: true,
+        },
+    );
+    r.wrapped.insert(
+        "x.thing.get".into(),
+        import::settings::Wrapped {
+            key: "thing".into(),
+            list: false,
+        },
+    );
+    r.keyed.push("x.thing.counters".into());
+    r.renamed.insert(
+        "x.row.set".into(),
+        BTreeMap::from([("row".to_owned(), "rows".to_owned())]),
+    );
+    let fields = r#"[{"name": "id", "type": "integer"}, {"name": "title", "type": "string"}]"#;
+    let list = build(
+        &cx,
+        &entry(&format!(
+            r#"{{"method": "x.thing.list", "api_version": "v2", "scope": "x", "doc": "a/b.md",
+                "params": [{{"name": "start", "type": "string"}}],
+                "result": {{"type": "object", "example_kind": "object", "fields": {fields}}}}}"#
+        )),
+    );
+    assert_eq!(list.result, "XThingListResult");
+    assert_eq!(
+        ty(&list, "XThingListResult").fields[0].ty,
+        "list<XThingListResultThings>"
+    );
+    assert_eq!(ty(&list, "XThingListResultThings").fields.len(), 2);
+    assert_eq!(list.list.as_ref().unwrap().items, "things");
+    assert_eq!(param(&list, "start").ty, "integer");
+
+    let get = build(
+        &cx,
+        &entry(&format!(
+            r#"{{"method": "x.thing.get", "api_version": "v2", "scope": "x", "doc": "a/b.md",
+                "result": {{"type": "object", "fields": {fields}}}}}"#
+        )),
+    );
+    assert_eq!(
+        ty(&get, "XThingGetResult").fields[0].ty,
+        "XThingGetResultThing"
+    );
+
+    let keyed = build(
+        &cx,
+        &entry(&format!(
+            r#"{{"method": "x.thing.counters", "api_version": "v2", "scope": "x", "doc": "a/b.md",
+                "result": {{"type": "object", "fields": {fields}}}}}"#
+        )),
+    );
+    assert_eq!(keyed.result, "map<XThingCountersResultValue>");
+
+    let renamed = build(
+        &cx,
+        &entry(
+            r#"{"method": "x.row.set", "api_version": "v2", "scope": "x", "doc": "a/b.md",
+                "result": {"type": "object", "fields": [{"name": "row", "type": "object[]"}]}}"#,
+        ),
+    );
+    assert_eq!(ty(&renamed, "XRowSetResult").fields[0].name, "rows");
+}
+
+/// A list method's `order` typed `string` by its page is the direction next to `sort`
+/// (department.get, user.search, voximplant.*.get), not a `{"FIELD": "ASC"}` map, and the
+/// list model names no order param then; alternatives the page asks one of while marking
+/// each required (`IBLOCK_ID` or `IBLOCK_CODE`) are optional with a `requires`.
+#[test]
+fn direction_orders_and_one_of_alternatives() {
+    let m = build(
+        &cx(),
+        &entry(
+            r#"{"method": "x.thing.list", "api_version": "v2", "scope": "x", "doc": "a/b.md",
+                "params": [
+                  {"name": "sort", "type": "string"}, {"name": "order", "type": "string"},
+                  {"name": "start", "type": "integer"}
+                ], "result": {"type": "array"}}"#,
+        ),
+    );
+    assert_eq!(param(&m, "order").ty, "string");
+    assert_eq!(m.list.as_ref().unwrap().order.as_deref(), Some(""));
+    let maps = build(
+        &cx(),
+        &entry(
+            r#"{"method": "x.thing.list", "api_version": "v2", "scope": "x", "doc": "a/b.md",
+                "params": [{"name": "order", "type": "object"}, {"name": "start", "type": "integer"}],
+                "result": {"type": "array"}}"#,
+        ),
+    );
+    assert_eq!(param(&maps, "order").ty, "map<string>");
+    assert_eq!(maps.list.as_ref().unwrap().order.as_deref(), Some("order"));
+
+    let m = build(
+        &cx(),
+        &entry(
+            r#"{"method": "x.element.delete", "api_version": "v2", "scope": "x", "doc": "a/b.md",
+                "params": [
+                  {"name": "IBLOCK_TYPE_ID", "type": "string", "required": true},
+                  {"name": "IBLOCK_ID", "type": "integer", "required": true},
+                  {"name": "IBLOCK_CODE", "type": "string", "required": true},
+                  {"name": "ELEMENT_ID", "type": "integer", "required": true},
+                  {"name": "ELEMENT_CODE", "type": "string", "required": true}
+                ], "result": {"type": "boolean"}}"#,
+        ),
+    );
+    assert!(param(&m, "IBLOCK_TYPE_ID").required);
+    for p in ["IBLOCK_ID", "IBLOCK_CODE", "ELEMENT_ID", "ELEMENT_CODE"] {
+        assert!(!param(&m, p).required, "{p}");
+    }
+    assert_eq!(m.requires.len(), 4);
+    assert_eq!(m.requires[1], ["IBLOCK_ID", "ELEMENT_CODE"]);
+    // Only one of them in the method, or not both required: nothing changes.
+    let m = build(
+        &cx(),
+        &entry(
+            r#"{"method": "x.element.add", "api_version": "v2", "scope": "x", "doc": "a/b.md",
+                "params": [{"name": "ELEMENT_CODE", "type": "string", "required": true}],
+                "result": {"type": "integer"}}"#,
+        ),
+    );
+    assert!(param(&m, "ELEMENT_CODE").required);
+    assert!(m.requires.is_empty());
+}
+
+/// `params.IMPORT` of crm.contact.add: the page lists only `Y` ("to pass No, omit it"); the
+/// portal compares with `Y`, so a JSON `true` would not switch import mode on.
+#[test]
+fn a_flag_documented_by_its_y_value_alone_is_yn() {
+    let cx = Context::load(&repo()).unwrap();
+    let catalog = import::load_catalog(&repo().join("codegen/catalog/methods.json")).unwrap();
+    let e = catalog
+        .iter()
+        .find(|e| e.method == "crm.contact.add")
+        .unwrap();
+    let m = build(&cx, e);
+    let params = ty(&m, "CrmContactAddParams");
+    let import = params.fields.iter().find(|f| f.name == "IMPORT").unwrap();
+    assert_eq!(import.ty, "yn");
+}

@@ -68,6 +68,9 @@ fn obstacle_names_are_sanitized() {
             "generated code lacks `{expected}`"
         );
     }
+    // A result doc that ends a sentence gets no second full stop.
+    assert!(generated.contains("The obstacles. A list:"));
+    assert!(!generated.contains(".. "), "a doubled full stop");
     // A type only read gets no builder; a type only sent gets no public fields.
     let only = generated.split("pub struct ObstacleOnly").nth(1).unwrap();
     let only = &only[..only.find("pub struct").unwrap_or(only.len())];

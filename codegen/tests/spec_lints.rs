@@ -205,3 +205,87 @@ fn every_group_has_its_cargo_feature_and_full_has_them_all() {
     assert_eq!(groups.len(), 46);
     assert_eq!(spec.methods.len(), 1565);
 }
+
+/// Whether a wire name carries a credential: anything ending in `token`, a password, a
+/// secret, `HASH` (the IFRAME signing secret of `imbot.app.register`) and `CLIENT_ID` (the
+/// webhook caller's bot/app credential of classic `imbot.*`, `im.notify.*`,
+/// `imopenlines.*`: whoever has it with the webhook acts as the bot). Not secret: colour and
+/// paging tokens, the `SMTP_PASSWORD_AS_IMAP` flag, the OAuth app's public `client_id`.
+fn is_secret_name(wire: &str) -> bool {
+    const NOT_SECRET: &[&str] = &[
+        "bg_color_token",
+        "sync_token",
+        "page_token",
+        "smtp_password_as_imap",
+    ];
+    let l = wire.to_ascii_lowercase();
+    if NOT_SECRET.contains(&l.as_str()) {
+        return false;
+    }
+    l.ends_with("token")
+        || l.contains("password")
+        || l.contains("secret")
+        || wire == "HASH"
+        || wire == "CLIENT_ID"
+}
+
+fn leaf(ty: &spec::Ty) -> &spec::Ty {
+    match ty {
+        spec::Ty::List(t) | spec::Ty::Map(t) => leaf(t),
+        other => other,
+    }
+}
+
+fn secrets_not_typed_secret(spec: &Spec) -> Vec<String> {
+    let mut bad = Vec::new();
+    let mut check = |owner: String, f: &spec::Field| {
+        if is_secret_name(&f.wire) && *leaf(&f.ty) != spec::Ty::Secret {
+            bad.push(format!("{owner}: `{}` is `{}`", f.wire, f.ty_text));
+        }
+    };
+    for m in &spec.methods {
+        for p in &m.params {
+            check(format!("method {} ({})", m.wire, m.file), p);
+        }
+    }
+    for t in &spec.types {
+        if let spec::TypeKind::Struct(fields) = &t.kind {
+            for f in fields {
+                check(format!("type {}", t.name), f);
+            }
+        }
+    }
+    bad
+}
+
+/// Requests derive `Debug` and results print their fields: a credential typed `string` is
+/// printed by `{:?}` (logs, panics, error reports); typed `secret` it shows `[redacted]`.
+#[test]
+fn every_credential_is_typed_secret() {
+    let bad = secrets_not_typed_secret(&real_spec());
+    assert!(
+        bad.is_empty(),
+        "{} credentials not typed `secret`:\n{}",
+        bad.len(),
+        bad.join("\n")
+    );
+}
+
+#[test]
+fn the_lint_catches_credentials_typed_string() {
+    let text = r#"
+[[method]]
+name = "imbot.v2.Bot.update"
+scope = "imbot"
+access = "write"
+result = "boolean"
+param = [
+  { name = "botToken", type = "string" },
+  { name = "CLIENT_ID", type = "secret" },
+  { name = "BG_COLOR_TOKEN", type = "string" },
+  { name = "PASSWORDS", type = "list<string>" },
+]
+"#;
+    let bad = secrets_not_typed_secret(&spec::parse("lint.toml", text).unwrap());
+    assert_eq!(bad.len(), 2, "{bad:?}");
+}

@@ -38,6 +38,11 @@ pub trait FromWire: Sized {
     /// PHP's way of saying "nothing" (for a struct, a number...). `Option<T>` reads `[]` as
     /// `None` unless this is `true`.
     const COLLECTION: bool = false;
+
+    /// Whether JSON `false` is a value of this type (a flag, any JSON) rather than PHP's way
+    /// of saying "nothing" (for a string, a struct...). `Option<T>` reads `false` as `None`
+    /// unless this (or [`COLLECTION`](Self::COLLECTION)) is `true`.
+    const FLAG: bool = false;
 }
 
 /// A decode failure: what was expected, what came, and where.
@@ -166,6 +171,10 @@ impl FromWire for String {
     }
 }
 
+/// Integers up to 2^53 are exact in a float; beyond, `1e19` or `9007199254740993.0` as a
+/// float may be another integer than the one sent.
+const MAX_EXACT_FLOAT: f64 = 9_007_199_254_740_992.0;
+
 fn parse_int(v: &Value) -> Option<i128> {
     match v {
         Value::Number(n) => n
@@ -174,17 +183,23 @@ fn parse_int(v: &Value) -> Option<i128> {
             .or_else(|| n.as_u64().map(i128::from))
             .or_else(|| {
                 n.as_f64()
-                    .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e18)
+                    .filter(|f| f.fract() == 0.0 && f.abs() <= MAX_EXACT_FLOAT)
                     .map(|f| f as i128)
             }),
         Value::String(s) => {
+            // Digits, optionally with a zero fraction (`"42.00"`), read exactly; no exponents,
+            // hex or other float spellings.
             let t = s.trim();
-            t.parse::<i128>().ok().or_else(|| {
-                t.parse::<f64>()
-                    .ok()
-                    .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e18)
-                    .map(|f| f as i128)
-            })
+            let t = match t.split_once('.') {
+                Some((int, frac)) if frac.bytes().all(|b| b == b'0') => int,
+                Some(_) => return None,
+                None => t,
+            };
+            let digits = t.strip_prefix(['-', '+']).unwrap_or(t);
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            t.parse::<i128>().ok()
         }
         _ => None,
     }
@@ -218,6 +233,8 @@ impl FromWire for f64 {
 }
 
 impl FromWire for bool {
+    const FLAG: bool = true;
+
     fn from_wire(v: &Value) -> Result<Self, WireError> {
         match v {
             Value::Bool(b) => Some(*b),
@@ -272,6 +289,7 @@ impl FromWire for Secret {
 
 impl FromWire for Value {
     const COLLECTION: bool = true;
+    const FLAG: bool = true;
 
     fn from_wire(v: &Value) -> Result<Self, WireError> {
         Ok(v.clone())
@@ -330,6 +348,8 @@ impl<T: FromWire> FromWire for Option<T> {
             Value::Null => Ok(None),
             Value::String(s) if s.is_empty() => Ok(None),
             Value::Array(a) if a.is_empty() && !T::COLLECTION => Ok(None),
+            // `"idle": false`: no value, not the text "N" nor a struct with nothing set.
+            Value::Bool(false) if !T::FLAG && !T::COLLECTION => Ok(None),
             _ => match T::from_wire(v) {
                 Ok(t) => Ok(Some(t)),
                 // `false` or `[]` where a value was expected: PHP's way of saying "none".
@@ -387,6 +407,7 @@ impl<T: FromWire> FromWire for BTreeMap<String, T> {
 
 impl<T: FromWire> FromWire for Box<T> {
     const COLLECTION: bool = T::COLLECTION;
+    const FLAG: bool = T::FLAG;
 
     fn from_wire(v: &Value) -> Result<Self, WireError> {
         T::from_wire(v).map(Box::new)
@@ -404,6 +425,9 @@ impl<T: FromWire> FromWire for Box<T> {
 pub struct Serde<T>(pub T);
 
 impl<T: serde::de::DeserializeOwned> FromWire for Serde<T> {
+    // Strict serde rules: `false` goes to `T`'s own `Deserialize`.
+    const FLAG: bool = true;
+
     fn from_wire(v: &Value) -> Result<Self, WireError> {
         T::deserialize(v)
             .map(Serde)
@@ -462,7 +486,8 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// An optional field: absent, `null`, `""` (and `false`/`[]` for non-flags) read as `None`.
+    /// An optional field: absent, `null`, `""` (and `false`/`[]` where they are not values of
+    /// `T`) read as `None`.
     /// A value that does not fit `T` also reads as `None` and stays in [`rest`](Self::rest).
     pub fn opt<T: FromWire>(&mut self, key: &str) -> Option<T> {
         let (k, v) = self.take(key)?;
@@ -526,6 +551,29 @@ mod tests {
     }
 
     #[test]
+    fn integers_are_exact_or_refused() {
+        // Beyond 2^53 a float is not an exact integer: refuse rather than be off by one; a
+        // string with a zero fraction is read exactly.
+        assert_eq!(
+            u64::from_wire(&json!("9007199254740993.0")).unwrap(),
+            9007199254740993
+        );
+        assert!(u64::from_wire(&json!(1.0e17)).is_err());
+        assert_eq!(
+            u64::from_wire(&json!("9007199254740993")).unwrap(),
+            9007199254740993
+        );
+        assert_eq!(u64::from_wire(&json!(u64::MAX)).unwrap(), u64::MAX);
+        assert_eq!(i64::from_wire(&json!("-12.000")).unwrap(), -12);
+        assert_eq!(u64::from_wire(&json!(1e3)).unwrap(), 1000, "a JSON number");
+        for junk in ["1e3", "0x10", "12abc", "1.5", "NaN", "inf", ""] {
+            assert!(u64::from_wire(&json!(junk)).is_err(), "{junk}");
+        }
+        assert!(u64::from_wire(&json!(-1)).is_err());
+        assert!(i64::from_wire(&json!(u64::MAX)).is_err());
+    }
+
+    #[test]
     fn empty_spellings_are_none_and_php_arrays_are_maps() {
         assert_eq!(Option::<u64>::from_wire(&json!("")).unwrap(), None);
         assert_eq!(Option::<u64>::from_wire(&json!(null)).unwrap(), None);
@@ -544,6 +592,31 @@ mod tests {
             Vec::<u64>::from_wire(&json!({"0": "1", "1": 2})).unwrap(),
             vec![1, 2]
         );
+    }
+
+    #[test]
+    fn false_is_nothing_unless_the_type_holds_flags() {
+        assert_eq!(Option::<String>::from_wire(&json!(false)).unwrap(), None);
+        assert_eq!(Option::<Secret>::from_wire(&json!(false)).unwrap(), None);
+        assert_eq!(
+            Option::<bool>::from_wire(&json!(false)).unwrap(),
+            Some(false)
+        );
+        assert_eq!(
+            Option::<Value>::from_wire(&json!(false)).unwrap(),
+            Some(json!(false)),
+            "any JSON keeps `false`"
+        );
+        assert_eq!(
+            Option::<String>::from_wire(&json!(true))
+                .unwrap()
+                .as_deref(),
+            Some("Y")
+        );
+        let v = json!({"idle": false});
+        let mut f = Fields::new(&v).unwrap();
+        assert_eq!(f.opt::<String>("idle"), None);
+        assert!(f.rest().is_empty(), "`false` is nothing, not a misfit");
     }
 
     #[test]

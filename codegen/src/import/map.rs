@@ -108,6 +108,8 @@ pub struct OutMethod {
     pub dynamic: Vec<String>,
     /// List model.
     pub list: Option<ListModel>,
+    /// Conditional requirements (at least one group fully set), from `[params] one_of`.
+    pub requires: Vec<Vec<String>>,
     /// Group function name, when the default collides.
     pub rust_name: Option<String>,
     /// Named types made for this method.
@@ -414,6 +416,9 @@ pub struct MethodBuilder<'a> {
     registry: &'a mut Registry,
     types: Vec<OutType>,
     is_list: bool,
+    /// A path segment the result fields sit under besides `result.` (a wrapper key, `value`
+    /// of keyed results), for finding their docs and flags.
+    result_prefix: Option<String>,
     /// What happened.
     pub notes: Notes,
 }
@@ -450,6 +455,7 @@ impl<'a> MethodBuilder<'a> {
             registry,
             types: Vec::new(),
             is_list,
+            result_prefix: None,
             notes: Notes::default(),
         }
     }
@@ -496,7 +502,8 @@ impl<'a> MethodBuilder<'a> {
 
         let catalog_params = Self::catalog_params(e);
         let (params, dynamic) = self.fields_of(&catalog_params, "", Pos::Param, false);
-        let params = self.dedupe_rust_names(&format!("method `{name}`"), params);
+        let mut params = self.dedupe_rust_names(&format!("method `{name}`"), params);
+        let requires = one_of(s, &mut params);
         let (result, result_doc) = self.result();
         let list = self.is_list.then(|| self.list_model(&params, &result));
         let access = access_of(s, e, &catalog_params).to_owned();
@@ -518,6 +525,7 @@ impl<'a> MethodBuilder<'a> {
             params,
             dynamic,
             list,
+            requires,
             rust_name: None,
             types,
         };
@@ -535,14 +543,27 @@ impl<'a> MethodBuilder<'a> {
             .unwrap_or_default()
     }
 
-    fn result_field_doc(&self, path: &str) -> String {
-        let Some(d) = self.docs else {
-            return String::new();
-        };
+    /// A result path as the docs name it: without `result.`/`item.` and without the wrapper
+    /// key the docs table leaves out.
+    fn result_local<'p>(&self, path: &'p str) -> &'p str {
         let local = path
             .strip_prefix("result.")
             .or_else(|| path.strip_prefix("item."))
             .unwrap_or(path);
+        match &self.result_prefix {
+            Some(p) => local
+                .strip_prefix(p.as_str())
+                .and_then(|l| l.strip_prefix('.'))
+                .unwrap_or(local),
+            None => local,
+        }
+    }
+
+    fn result_field_doc(&self, path: &str) -> String {
+        let Some(d) = self.docs else {
+            return String::new();
+        };
+        let local = self.result_local(path);
         d.result_fields
             .get(local)
             .or_else(|| d.result_fields.get(&format!("result.{local}")))
@@ -600,6 +621,9 @@ impl<'a> MethodBuilder<'a> {
             if mapped.ty == "integer" && self.cx.settings.params.is_id_name(name) {
                 mapped.ty = "id".into();
             }
+            if mapped.ty == "string" && self.cx.settings.params.is_secret_name(name) {
+                mapped.ty = "secret".into();
+            }
             self.count(p, &path, &mapped, pos);
             let doc = match pos {
                 Pos::Param => self.param_doc(&path),
@@ -642,10 +666,7 @@ impl<'a> MethodBuilder<'a> {
         match pos {
             Pos::Param => d.flags.get(path).map(String::as_str),
             Pos::Result => {
-                let local = path
-                    .strip_prefix("result.")
-                    .or_else(|| path.strip_prefix("item."))
-                    .unwrap_or(path);
+                let local = self.result_local(path);
                 d.result_flags
                     .get(local)
                     .or_else(|| d.result_flags.get(&format!("result.{local}")))
@@ -664,8 +685,17 @@ impl<'a> MethodBuilder<'a> {
                     return Mapped::plain(t);
                 }
             }
-            if lname == "order" && self.is_list {
+            // `order` of a list method is `{"FIELD": "ASC"}`, unless the page types it a
+            // string: then it is the direction next to a `sort` field (department.get,
+            // user.search, voximplant.*.get).
+            let direction = p.ty.as_deref().is_some_and(|t| t.trim() == "string");
+            if lname == "order" && self.is_list && !direction {
                 if let Some(t) = &s.params.order {
+                    return Mapped::plain(t);
+                }
+            }
+            if lname == "start" && self.is_list {
+                if let Some(t) = &s.params.start {
                     return Mapped::plain(t);
                 }
             }
@@ -907,6 +937,25 @@ impl<'a> MethodBuilder<'a> {
             ("", Vec::new())
         };
         if !fields.is_empty() {
+            let keyed = s.results.keyed.iter().any(|m| m == &method);
+            let wrapped = s.results.wrapped.get(&method).cloned();
+            // The documented fields are those of the object under the wrapper key, or of
+            // each value of a keyed object; `result` itself is an object either way.
+            let (path, fields, arrayish) = if let Some(w) = &wrapped {
+                self.result_prefix = Some(w.key.clone());
+                let inner = Param {
+                    name: w.key.clone(),
+                    ty: Some(if w.list { "object[]" } else { "object" }.into()),
+                    fields,
+                    ..Param::default()
+                };
+                ("result", vec![inner], false)
+            } else if keyed {
+                self.result_prefix = Some("value".into());
+                ("result.value", fields, false)
+            } else {
+                (path, fields, arrayish)
+            };
             let pseudo = Param {
                 name: path.into(),
                 ty: Some("object".into()),
@@ -914,11 +963,34 @@ impl<'a> MethodBuilder<'a> {
                 ..Param::default()
             };
             let t = self.struct_for(&pseudo, path, Pos::Result);
-            let ty = if arrayish && !t.ty.starts_with("map<") {
+            if let Some(renames) = s.results.renamed.get(&method) {
+                if let Some(out) = self.types.iter_mut().find(|o| o.name == t.ty) {
+                    for f in &mut out.fields {
+                        if let Some(to) = renames.get(&f.name) {
+                            f.name = to.clone();
+                        }
+                    }
+                }
+            }
+            let ty = if keyed {
+                format!("map<{}>", t.ty)
+            } else if arrayish && !t.ty.starts_with("map<") {
                 format!("list<{}>", t.ty)
             } else {
                 t.ty
             };
+            if wrapped.is_some() || keyed {
+                self.notes.result_notes.push((
+                    method.clone(),
+                    match &wrapped {
+                        Some(w) => format!(
+                            "the documented fields are wrapped in `result.{}` (response example; [results.wrapped])",
+                            w.key
+                        ),
+                        None => "`result` is keyed by ids or codes (response example; [results.keyed])".into(),
+                    },
+                ));
+            }
             self.list_wrapper(&ty);
             return (ty, doc);
         }
@@ -1041,13 +1113,25 @@ impl<'a> MethodBuilder<'a> {
             .and_then(|d| d.list_id.clone())
             .or_else(|| longest_prefix(&s.lists.id_prefix, &method))
             .unwrap_or_else(|| "ID".into());
+        // The order param of the list model takes `{"FIELD": "ASC"}`; a direction string
+        // (`order = "DESC"` next to `sort`) is not one: `order = ""` says the method has none.
+        let order = find("order").map(|n| {
+            let map = params
+                .iter()
+                .any(|p| p.name == n && (p.ty.starts_with("map<") || p.ty == "object"));
+            if map {
+                n
+            } else {
+                String::new()
+            }
+        });
         let mut model = ListModel {
             items,
             id,
             answer_id: None,
             fast_scan: s.lists.fast_scan.iter().any(|m| m == &method),
             filter: find("filter"),
-            order: find("order"),
+            order,
             select: find("select"),
             start: find("start"),
         };
@@ -1066,6 +1150,44 @@ impl<'a> MethodBuilder<'a> {
             }
         }
         model
+    }
+}
+
+/// Applies `[params] one_of`: alternatives that are all there and all marked required become
+/// optional, and the method requires one of each set (the product, for several sets:
+/// `[[IBLOCK_ID, ELEMENT_ID], [IBLOCK_ID, ELEMENT_CODE], ...]`).
+fn one_of(s: &Settings, params: &mut [OutField]) -> Vec<Vec<String>> {
+    let mut groups: Vec<Vec<String>> = vec![Vec::new()];
+    let mut any = false;
+    for alternatives in &s.params.one_of {
+        let all_required = alternatives.len() >= 2
+            && alternatives
+                .iter()
+                .all(|a| params.iter().any(|p| &p.name == a && p.required));
+        if !all_required {
+            continue;
+        }
+        any = true;
+        for p in params.iter_mut() {
+            if alternatives.contains(&p.name) {
+                p.required = false;
+            }
+        }
+        groups = groups
+            .iter()
+            .flat_map(|g| {
+                alternatives.iter().map(move |a| {
+                    let mut g = g.clone();
+                    g.push(a.clone());
+                    g
+                })
+            })
+            .collect();
+    }
+    if any {
+        groups
+    } else {
+        Vec::new()
     }
 }
 

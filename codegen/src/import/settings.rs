@@ -111,6 +111,9 @@ pub struct ParamRules {
     /// Spec type of `select` / `SELECT` params.
     #[serde(default)]
     pub select: Option<String>,
+    /// Spec type of `start` / `START` params of list methods (the offset; `-1` for fast scans).
+    #[serde(default)]
+    pub start: Option<String>,
     /// Names of `array` params with nested fields that are one object (a PHP associative
     /// array), not a list of objects.
     #[serde(default)]
@@ -121,6 +124,15 @@ pub struct ParamRules {
     /// Params/fields typed `integer` whose name ends with one of these become `id`.
     #[serde(default)]
     pub id_suffixes: Vec<String>,
+    /// Alternatives the docs ask for at least one of ("At least one of the parameters must be
+    /// specified: `IBLOCK_ID` or `IBLOCK_CODE`") while marking each required: when a method
+    /// has all of them required, they become optional and the method `requires` one.
+    #[serde(default)]
+    pub one_of: Vec<Vec<String>>,
+    /// Params/fields typed `string` with one of these names carry a credential and become
+    /// `secret` (never printed by `Debug`).
+    #[serde(default)]
+    pub secret_names: Vec<String>,
 }
 
 impl ParamRules {
@@ -128,6 +140,11 @@ impl ParamRules {
     pub fn is_id_name(&self, name: &str) -> bool {
         self.id_names.iter().any(|n| n == name)
             || self.id_suffixes.iter().any(|s| name.ends_with(s.as_str()))
+    }
+
+    /// Whether a `string` param/field of this name is a credential.
+    pub fn is_secret_name(&self, name: &str) -> bool {
+        self.secret_names.iter().any(|n| n == name)
     }
 }
 
@@ -229,4 +246,26 @@ pub struct Results {
     /// Per-method result type (wins over everything found).
     #[serde(default)]
     pub methods: BTreeMap<String, Target>,
+    /// Methods whose answer wraps the documented result fields in one key
+    /// (`{"booking": {...}}`) that the docs table leaves out.
+    #[serde(default)]
+    pub wrapped: BTreeMap<String, Wrapped>,
+    /// Methods whose result is an object keyed by ids or codes (`{"5": {...}, "6": {...}}`),
+    /// each value having the documented fields: `map<...>`.
+    #[serde(default)]
+    pub keyed: Vec<String>,
+    /// Per method, top-level result keys the docs table misspells -> the key the answer has.
+    #[serde(default)]
+    pub renamed: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+/// The key a result is wrapped in.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Wrapped {
+    /// The one key of `result`.
+    pub key: String,
+    /// Whether it holds a list of the documented objects (else one object).
+    #[serde(default)]
+    pub list: bool,
 }

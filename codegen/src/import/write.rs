@@ -122,6 +122,17 @@ fn method_block(out: &mut String, m: &OutMethod) {
     if let Some(l) = &m.list {
         let _ = writeln!(out, "list = {}", list_inline(l));
     }
+    if !m.requires.is_empty() {
+        let groups: Vec<String> = m
+            .requires
+            .iter()
+            .map(|g| {
+                let names: Vec<String> = g.iter().map(|n| quote(n)).collect();
+                format!("[{}]", names.join(", "))
+            })
+            .collect();
+        let _ = writeln!(out, "requires = [{}]", groups.join(", "));
+    }
     if !m.dynamic.is_empty() {
         let names: Vec<String> = m.dynamic.iter().map(|d| format!("`{d}`")).collect();
         let _ = writeln!(

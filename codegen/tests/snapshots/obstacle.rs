@@ -48,6 +48,8 @@ pub mod types {
         pub kind: ::core::option::Option<super::types::Weird>,
         /// The name of the builder's escape hatch: becomes `field_value`. (`field`, string)
         pub field_value: ::core::option::Option<::std::string::String>,
+        /// A credential in a struct that is read and sent. (`token`, secret string)
+        pub token: ::core::option::Option<rt::Secret>,
         /// Everything else the portal sent, by wire name.
         pub extra: rt::Map<::std::string::String, rt::Value>,
     }
@@ -69,6 +71,7 @@ pub mod types {
                 order_lower: f.opt("order"),
                 kind: f.opt("kind"),
                 field_value: f.opt("field"),
+                token: f.opt("token"),
                 extra: f.rest(),
             })
         }
@@ -91,6 +94,7 @@ pub mod types {
                 order_lower: ::core::option::Option::None,
                 kind: ::core::option::Option::None,
                 field_value: ::core::option::Option::None,
+                token: ::core::option::Option::None,
                 extra: rt::Map::new(),
             }
         }
@@ -188,6 +192,11 @@ pub mod types {
             self.field_value = ::core::option::Option::Some(value.into());
             self
         }
+        /// Sets [`token`](Self::token).
+        pub fn token(mut self, value: impl ::core::convert::Into<rt::Secret>) -> Self {
+            self.token = ::core::option::Option::Some(value.into());
+            self
+        }
     }
     impl rt::ToWire for Obstacle {
         fn to_wire(&self) -> rt::Value {
@@ -206,12 +215,17 @@ pub mod types {
             rt::put(&mut m, "order", &self.order_lower);
             rt::put(&mut m, "kind", &self.kind);
             rt::put(&mut m, "field", &self.field_value);
+            rt::put(&mut m, "token", &self.token);
             rt::Value::Object(m)
+        }
+        fn contains_secret(&self) -> bool {
+            rt::ToWire::contains_secret(&self.kind)
+                || rt::ToWire::contains_secret(&self.token)
         }
     }
     impl rt::IntoArg<Obstacle> for Obstacle {
         fn into_arg(self) -> rt::Arg {
-            rt::Arg::new(rt::ToWire::to_wire(&self))
+            rt::Arg::of(&self)
         }
     }
     /// Only ever sent: generated as a builder.
@@ -253,6 +267,11 @@ pub mod types {
             self.p.set("param", rt::IntoArg::<i64>::into_arg(value));
             self
         }
+        /// (`key`, secret string)
+        pub fn key(mut self, value: impl rt::IntoArg<rt::Secret>) -> Self {
+            self.p.set("key", rt::IntoArg::<rt::Secret>::into_arg(value));
+            self
+        }
         /// Sets any field by its wire name: a custom field (`UF_CRM_...`) or one the
         /// spec does not list.
         pub fn field(
@@ -267,6 +286,9 @@ pub mod types {
     impl rt::ToWire for ObstacleFields {
         fn to_wire(&self) -> rt::Value {
             self.p.to_value()
+        }
+        fn contains_secret(&self) -> bool {
+            self.p.contains_secret()
         }
     }
     impl rt::IntoArg<ObstacleFields> for ObstacleFields {
@@ -298,6 +320,61 @@ pub mod types {
                 when: f.opt("when"),
                 extra: f.rest(),
             })
+        }
+    }
+    /// A result with no documented fields: everything lands in `extra`.
+    ///
+    /// Keys the spec does not list (custom fields, newer additions) and optional values that did not fit their type are kept, as sent, in [`extra`](Self::extra).
+    #[derive(::core::clone::Clone, ::core::fmt::Debug, ::core::cmp::PartialEq)]
+    #[non_exhaustive]
+    pub struct ObstacleEmpty {
+        /// Everything else the portal sent, by wire name.
+        pub extra: rt::Map<::std::string::String, rt::Value>,
+    }
+    impl rt::FromWire for ObstacleEmpty {
+        fn from_wire(v: &rt::Value) -> ::core::result::Result<Self, rt::WireError> {
+            let f = rt::Fields::new(v)?;
+            ::core::result::Result::Ok(Self { extra: f.rest() })
+        }
+    }
+    /// Only sent; a required field named like the generated constructor's local.
+    ///
+    /// Built with [`new`](Self::new) (required fields) and setters; any other field (custom fields) with [`field`](Self::field).
+    #[derive(::core::clone::Clone, ::core::fmt::Debug, ::core::cmp::PartialEq)]
+    #[must_use]
+    pub struct ObstacleLocal {
+        p: rt::Params,
+    }
+    impl ObstacleLocal {
+        /// A value from its required parameters:
+        /// - `p_value`: (`p`, id)
+        pub fn new(p_value: impl rt::IntoArg<u64>) -> Self {
+            let mut p = rt::Params::new();
+            p.set("p", rt::IntoArg::<u64>::into_arg(p_value));
+            Self { p }
+        }
+        /// Sets any field by its wire name: a custom field (`UF_CRM_...`) or one the
+        /// spec does not list.
+        pub fn field(
+            mut self,
+            name: impl ::core::convert::Into<::std::string::String>,
+            value: impl ::core::convert::Into<rt::Value>,
+        ) -> Self {
+            self.p.set(name.into(), rt::Arg::new(value.into()));
+            self
+        }
+    }
+    impl rt::ToWire for ObstacleLocal {
+        fn to_wire(&self) -> rt::Value {
+            self.p.to_value()
+        }
+        fn contains_secret(&self) -> bool {
+            self.p.contains_secret()
+        }
+    }
+    impl rt::IntoArg<ObstacleLocal> for ObstacleLocal {
+        fn into_arg(self) -> rt::Arg {
+            self.p.into_arg()
         }
     }
     /// Enum values that are awkward as variants.
@@ -371,7 +448,7 @@ pub mod types {
         }
     }
 }
-/// Methods of group `obstacle` (4 methods, 1 deprecated by Bitrix24): a request type per method and [`ObstacleMethods`](obstacle::ObstacleMethods), the group bound to a client (`client.obstacle()`).
+/// Methods of group `obstacle` (5 methods, 1 deprecated by Bitrix24): a request type per method and [`ObstacleMethods`](obstacle::ObstacleMethods), the group bound to a client (`client.obstacle()`).
 ///
 /// Cargo feature `obstacle`.
 #[cfg_attr(docsrs, doc(cfg(feature = "obstacle")))]
@@ -514,7 +591,7 @@ pub mod obstacle {
     ///
     /// **Deprecated by Bitrix24:** use `obstacle.v2.Chat.Message.send` instead.
     ///
-    /// Required: `UF_CRM_1476661442` (arguments of [`new`](Self::new) and [`ObstacleMethods::item_productrow_set`]); 7 optional (setters).
+    /// Required: `UF_CRM_1476661442` (arguments of [`new`](Self::new) and [`ObstacleMethods::item_productrow_set`]); 10 optional (setters).
     ///
     /// Result: boolean. Not allowed inside `batch`.
     ///
@@ -594,6 +671,37 @@ pub mod obstacle {
         #[deprecated(note = "deprecated by Bitrix24")]
         pub fn old(mut self, value: impl rt::IntoArg<::std::string::String>) -> Self {
             self.p.set("OLD", rt::IntoArg::<::std::string::String>::into_arg(value));
+            self
+        }
+        /// (`tokens`, list of secret string)
+        pub fn tokens(
+            mut self,
+            value: impl ::core::iter::IntoIterator<
+                Item = impl ::core::convert::Into<rt::Secret>,
+            >,
+        ) -> Self {
+            self.p.set("tokens", rt::Arg::list::<rt::Secret, _>(value));
+            self
+        }
+        /// (`keys`, map of secret string)
+        pub fn keys(
+            mut self,
+            value: impl ::core::iter::IntoIterator<
+                Item = (
+                    impl ::core::convert::Into<::std::string::String>,
+                    impl ::core::convert::Into<rt::Secret>,
+                ),
+            >,
+        ) -> Self {
+            self.p.set("keys", rt::Arg::map::<rt::Secret, _, _, _>(value));
+            self
+        }
+        /// (`more`, list of [`ObstacleFields`](super::types::ObstacleFields))
+        pub fn more(
+            mut self,
+            value: impl ::core::iter::IntoIterator<Item = super::types::ObstacleFields>,
+        ) -> Self {
+            self.p.set("more", rt::Arg::list::<super::types::ObstacleFields, _>(value));
             self
         }
         /// Sets any parameter by its wire name (one the spec does not list); replaces a
@@ -729,6 +837,73 @@ pub mod obstacle {
             ::core::future::IntoFuture::into_future(self)
         }
     }
+    /// A required param named like the constructor's local; a result without fields.
+    ///
+    /// `obstacle.local.get` · read · scope `obstacle`
+    ///
+    /// Required: `p`, `data` (arguments of [`new`](Self::new) and [`ObstacleMethods::local_get`]).
+    ///
+    /// Result: [`ObstacleEmpty`](super::types::ObstacleEmpty).
+    ///
+    /// # Errors
+    /// Those of [`Client::call`](rt::Client::call).
+    #[derive(::core::clone::Clone, ::core::fmt::Debug)]
+    #[must_use = "a request does nothing until it is awaited, `.send()` or passed to `Client::call`"]
+    pub struct ObstacleLocalGet<C = ()> {
+        client: C,
+        p: rt::Params,
+    }
+    impl ObstacleLocalGet {
+        /// The request, not bound to a client (send it with [`Client::call`](rt::Client::call)), from its required parameters:
+        /// - `p_value`: (`p`, id)
+        /// - `data`: (`data`, [`ObstacleLocal`](super::types::ObstacleLocal))
+        pub fn new(
+            p_value: impl rt::IntoArg<u64>,
+            data: impl rt::IntoArg<super::types::ObstacleLocal>,
+        ) -> Self {
+            let mut p = rt::Params::new();
+            p.set("p", rt::IntoArg::<u64>::into_arg(p_value));
+            p.set("data", rt::IntoArg::<super::types::ObstacleLocal>::into_arg(data));
+            Self { client: (), p }
+        }
+    }
+    impl<C> ObstacleLocalGet<C> {
+        /// Sets any parameter by its wire name (one the spec does not list); replaces a
+        /// value set before.
+        pub fn param(
+            mut self,
+            name: impl ::core::convert::Into<::std::string::String>,
+            value: impl ::core::convert::Into<rt::Value>,
+        ) -> Self {
+            self.p.set(name.into(), rt::Arg::new(value.into()));
+            self
+        }
+    }
+    impl<C> rt::Method for ObstacleLocalGet<C> {
+        const META: &'static rt::MethodMeta = &rt::MethodMeta::new(
+                "obstacle.local.get",
+                rt::Access::Read,
+            )
+            .group("obstacle")
+            .scope("obstacle");
+        type Output = super::types::ObstacleEmpty;
+        fn params(&self) -> &rt::Params {
+            &self.p
+        }
+    }
+    impl ::core::future::IntoFuture for ObstacleLocalGet<rt::Client> {
+        type Output = ::core::result::Result<super::types::ObstacleEmpty, rt::Error>;
+        type IntoFuture = rt::ResponseFuture<super::types::ObstacleEmpty>;
+        fn into_future(self) -> Self::IntoFuture {
+            rt::send(self.client, <Self as rt::Method>::META, self.p)
+        }
+    }
+    impl ObstacleLocalGet<rt::Client> {
+        /// Sends the request through the client it came from; the same as `.await`ing it.
+        pub fn send(self) -> rt::ResponseFuture<super::types::ObstacleEmpty> {
+            ::core::future::IntoFuture::into_future(self)
+        }
+    }
     /// A group function named `new`.
     ///
     /// `obstacle.new` · write · scope `obstacle`
@@ -853,6 +1028,18 @@ pub mod obstacle {
         ) -> ObstacleV2ChatMessageSend<rt::Client> {
             let r = ObstacleV2ChatMessageSend::new(bot_id, fields);
             ObstacleV2ChatMessageSend {
+                client: self.client.clone(),
+                p: r.p,
+            }
+        }
+        /// A required param named like the constructor's local; a result without fields. `obstacle.local.get`: see [`ObstacleLocalGet`].
+        pub fn local_get(
+            &self,
+            p_value: impl rt::IntoArg<u64>,
+            data: impl rt::IntoArg<super::types::ObstacleLocal>,
+        ) -> ObstacleLocalGet<rt::Client> {
+            let r = ObstacleLocalGet::new(p_value, data);
+            ObstacleLocalGet {
                 client: self.client.clone(),
                 p: r.p,
             }
