@@ -139,20 +139,26 @@ mod obstacle_snapshot {
             for s in ["s3cr3t-1", "s3cr3t-2", "s3cr3t-3", "s3cr3t-4"] {
                 assert!(!shown.contains(s), "{s} in {shown}");
             }
-            assert_eq!(req.params().get("tokens"), Some(&json!(["s3cr3t-2"])));
-            assert_eq!(req.params().get("rows").unwrap()[0]["token"], "s3cr3t-1");
+            assert_eq!(req.wire_params().get("tokens"), Some(&json!(["s3cr3t-2"])));
+            assert_eq!(
+                req.wire_params().get("rows").unwrap()[0]["token"],
+                "s3cr3t-1"
+            );
             // The escape hatch replacing a typed secret does not make it printable.
             let req = ObstacleV2ChatMessageSend::new(1, ObstacleFields::new("t"))
                 .bot_token("old")
                 .param("botToken", "s3cr3t-5");
             assert!(!format!("{req:?}").contains("s3cr3t-5"), "{req:?}");
-            assert_eq!(req.params().get("botToken"), Some(&json!("s3cr3t-5")));
+            assert_eq!(req.wire_params().get("botToken"), Some(&json!("s3cr3t-5")));
         }
 
         #[test]
         fn names_like_the_generated_locals_still_work() {
             let req = ObstacleLocalGet::new(7, ObstacleLocal::new(8));
-            assert_eq!(req.params().to_value(), json!({"p": 7, "data": {"p": 8}}));
+            assert_eq!(
+                req.wire_params().to_value(),
+                json!({"p": 7, "data": {"p": 8}})
+            );
             let empty = ObstacleEmpty::from_wire(&json!({"x": 1})).unwrap();
             assert_eq!(empty.extra["x"], 1);
         }

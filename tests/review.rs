@@ -66,7 +66,7 @@ async fn decode_error_snippets_hide_credentials_of_the_answer() {
     impl Method for SipGet {
         const META: &'static MethodMeta = &MethodMeta::new("voximplant.sip.get", Access::Read);
         type Output = Vec<u64>;
-        fn params(&self) -> &Params {
+        fn wire_params(&self) -> &Params {
             &self.0
         }
     }

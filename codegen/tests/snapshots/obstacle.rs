@@ -887,7 +887,7 @@ pub mod obstacle {
             .group("obstacle")
             .scope("obstacle");
         type Output = super::types::ObstacleEmpty;
-        fn params(&self) -> &rt::Params {
+        fn wire_params(&self) -> &rt::Params {
             &self.p
         }
     }
