@@ -33,13 +33,11 @@ pub use params::{Arg, IntoArg, Params, ToWire};
 pub use receive::{receive_event, ReceiveError, VerifiedEvent};
 pub use wire::{FromWire, Time, WireError};
 
-/// The generated API: one module per scope (`imbot`, `user`, ...) with request types and
-/// a group reachable from the client (`client.imbot()`), plus [`types`] shared by them.
-#[allow(missing_docs)]
-mod generated {
-    include!(concat!(env!("OUT_DIR"), "/methods.rs"));
-}
-pub use generated::*;
+// The generated API, at the crate root: one module per method group (`crm`, `imbot`, ...)
+// with request types and a group reachable from the client (`client.crm()`), `types` shared
+// by them, and `events`. A group whose feature is off is declared but configured out, so
+// that naming it makes rustc point at the feature.
+include!(concat!(env!("OUT_DIR"), "/methods.rs"));
 
 /// Items the code `bitrix24-codegen` emits relies on, in this crate and in users' crates
 /// that generate methods from their own spec. Not part of the public API: it changes with

@@ -132,6 +132,15 @@ pub fn emit(spec: &Spec, opts: &Options) -> TokenStream {
     let mut accessors = Vec::new();
     for (group, module) in spec.groups() {
         if !opts.enabled(group) {
+            if opts.inside_runtime {
+                // A disabled group is declared but configured out, so that using it makes
+                // rustc say which feature to turn on.
+                let module_ident = module.ident();
+                modules.push(quote! {
+                    #[cfg(feature = #group)]
+                    pub mod #module_ident {}
+                });
+            }
             continue;
         }
         let methods: Vec<&MethodDef> = spec.methods.iter().filter(|m| m.group == group).collect();
@@ -365,7 +374,7 @@ fn emit_events(spec: &Spec, rt: &TokenStream) -> TokenStream {
                     let (code, tree) = decode_body(content_type, body, limits)?;
                     ::core::result::Result::Ok(match code.as_str() {
                         #(#arms)*
-                        _ => Event::Unknown(UnknownEvent { event: code, raw: tree }),
+                        _ => Event::Unknown(UnknownEvent::new(code, tree)),
                     })
                 }
 
@@ -486,8 +495,14 @@ pub fn clean_doc(text: &str) -> String {
     out
 }
 
-/// A short human name of a spec type for docs.
+/// A short human name of a spec type for docs, as seen from a group module (links go to
+/// `super::types::X`).
 fn ty_doc(ty: &Ty) -> String {
+    ty_doc_in(ty, false)
+}
+
+/// [`ty_doc`] from inside the `types` module itself (`[`X`]` resolves there as it is).
+fn ty_doc_in(ty: &Ty, in_types: bool) -> String {
     match ty {
         Ty::String => "string".into(),
         Ty::Integer => "integer".into(),
@@ -500,19 +515,20 @@ fn ty_doc(ty: &Ty) -> String {
         Ty::Object => "JSON object".into(),
         Ty::Json => "JSON value".into(),
         Ty::Secret => "secret string".into(),
-        Ty::List(t) => format!("list of {}", ty_doc(t)),
-        Ty::Map(t) => format!("map of {}", ty_doc(t)),
+        Ty::List(t) => format!("list of {}", ty_doc_in(t, in_types)),
+        Ty::Map(t) => format!("map of {}", ty_doc_in(t, in_types)),
+        Ty::Named(n) if in_types => format!("[`{n}`]"),
         Ty::Named(n) => format!("[`{n}`](super::types::{n})"),
     }
 }
 
-fn field_doc(f: &Field) -> String {
+fn field_doc(f: &Field, in_types: bool) -> String {
     let mut doc = String::new();
     if !f.doc.is_empty() {
         doc.push_str(&clean_doc(&f.doc));
         doc.push(' ');
     }
-    doc.push_str(&format!("(`{}`, {}", f.wire, ty_doc(&f.ty)));
+    doc.push_str(&format!("(`{}`, {}", f.wire, ty_doc_in(&f.ty, in_types)));
     if f.deprecated {
         doc.push_str(", deprecated by Bitrix24");
     }
@@ -563,15 +579,20 @@ fn method_doc(m: &MethodDef, group_ty: &proc_macro2::Ident) -> String {
         .map(|p| format!("`{}`", p.wire))
         .collect();
     let optional = m.params.iter().filter(|p| !p.required).count();
-    doc.push_str("\n\n");
+    let group_module = &m.group_module.text;
+    let link = if m.fn_name.raw {
+        String::new()
+    } else {
+        format!(" ([`{group_ty}::{}`])", m.fn_name.text)
+    };
+    doc.push_str(&format!(
+        "\n\nCall it as `client.{group_module}().{}(..)`{link}, or build it with [`new`](Self::new) and send it with `Client::call`. ",
+        m.fn_name.source(),
+    ));
     if required.is_empty() {
         doc.push_str("No required parameters");
     } else {
-        doc.push_str(&format!(
-            "Required: {} (arguments of [`new`](Self::new) and [`{group_ty}::{}`])",
-            required.join(", "),
-            m.fn_name.text
-        ));
+        doc.push_str(&format!("Required: {}", required.join(", ")));
     }
     if optional > 0 {
         doc.push_str(&format!("; {optional} optional (setters)"));
@@ -780,7 +801,7 @@ fn emit_record(t: &TypeDef, fields: &[Field], input: bool, text: &str) -> TokenS
         } else {
             quote!(::core::option::Option<#t>)
         };
-        let doc = doc_lines(&field_doc(f));
+        let doc = doc_lines(&field_doc(f, true));
         quote!(#doc pub #ident: #t,)
     });
     let reads = fields.iter().map(|f| {
@@ -941,13 +962,13 @@ fn emit_builder(t: &TypeDef, fields: &[Field], text: &str) -> TokenStream {
     doc.push_str(") with [`field`](Self::field).");
     let doc = doc_lines(&doc);
     let (args, sets_new) = constructor(fields);
-    let sets = setters(fields);
+    let sets = setters(fields, true);
     let default = if fields.iter().all(|f| !f.required) {
         quote!(::core::default::Default,)
     } else {
         quote!()
     };
-    let new_doc = doc_lines(&constructor_doc("A value", fields));
+    let new_doc = doc_lines(&constructor_doc("A value", fields, true));
     let new_body = new_body(&sets_new);
     quote! {
         #doc
@@ -1069,14 +1090,18 @@ fn emit_enum(t: &TypeDef, values: &[(String, RustName)], text: &str) -> TokenStr
 // Methods
 // ---------------------------------------------------------------------------------------
 
-fn constructor_doc(what: &str, fields: &[Field]) -> String {
+fn constructor_doc(what: &str, fields: &[Field], in_types: bool) -> String {
     let required: Vec<&Field> = fields.iter().filter(|f| f.required).collect();
     if required.is_empty() {
         return format!("{what} with no parameters set yet.");
     }
     let mut doc = format!("{what} from its required parameters:");
     for f in required {
-        doc.push_str(&format!("\n- `{}`: {}", f.rust.source(), field_doc(f)));
+        doc.push_str(&format!(
+            "\n- `{}`: {}",
+            f.rust.source(),
+            field_doc(f, in_types)
+        ));
     }
     doc
 }
@@ -1108,7 +1133,7 @@ fn constructor(fields: &[Field]) -> (Vec<TokenStream>, Vec<TokenStream>) {
 }
 
 /// One setter per optional parameter.
-fn setters(fields: &[Field]) -> Vec<TokenStream> {
+fn setters(fields: &[Field], in_types: bool) -> Vec<TokenStream> {
     let value = format_ident!("value");
     fields
         .iter()
@@ -1117,7 +1142,7 @@ fn setters(fields: &[Field]) -> Vec<TokenStream> {
             let ident = f.rust.ident();
             let wire = &f.wire;
             let (input, make) = arg_input(&f.ty, &value);
-            let doc = doc_lines(&field_doc(f));
+            let doc = doc_lines(&field_doc(f, in_types));
             let deprecated = if f.deprecated {
                 quote!(#[deprecated(note = "deprecated by Bitrix24")])
             } else {
@@ -1201,7 +1226,7 @@ fn emit_method(m: &MethodDef, group_ty: &proc_macro2::Ident) -> TokenStream {
         quote!(#[deprecated(note = #note)])
     });
     let (args, sets_new) = constructor(&m.params);
-    let sets = setters(&m.params);
+    let sets = setters(&m.params, false);
     let output = out_ty(&m.result);
     let meta = meta(m);
     let default = if m.params.iter().all(|f| !f.required) {
@@ -1219,10 +1244,13 @@ fn emit_method(m: &MethodDef, group_ty: &proc_macro2::Ident) -> TokenStream {
     let new_doc = doc_lines(&constructor_doc(
         "The request, not bound to a client (send it with [`Client::call`](rt::Client::call)),",
         &m.params,
+        false,
     ));
+    let alias = &m.wire;
     quote! {
         #doc
         #deprecated
+        #[doc(alias = #alias)]
         #[derive(::core::clone::Clone, ::core::fmt::Debug)]
         #[must_use = "a request does nothing until it is awaited, `.send()` or passed to `Client::call`"]
         pub struct #name<C = ()> {
@@ -1302,9 +1330,15 @@ fn emit_group_fn(m: &MethodDef) -> TokenStream {
         let note = deprecation_note(d);
         quote!(#[deprecated(note = #note)])
     });
+    // rustdoc refuses an alias equal to the item's own name (`profile`).
+    let alias = (m.wire != m.fn_name.text).then(|| {
+        let wire = &m.wire;
+        quote!(#[doc(alias = #wire)])
+    });
     quote! {
         #doc
         #deprecated
+        #alias
         pub fn #f(&self, #(#args),*) -> #name<rt::Client> {
             let r = #name::new(#(#arg_names),*);
             #name { client: self.client.clone(), p: r.p }

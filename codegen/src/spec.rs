@@ -1465,7 +1465,16 @@ fn validate(cx: &mut Ctx<'_>, raw: &RawSpec) -> Spec {
                 group_at,
                 context.clone(),
                 format!("group `{group}` must be lower-case ASCII letters, digits and `_`"),
-                Some("set `group = \"...\"`".into()),
+                Some(if m.group.is_some() {
+                    format!(
+                        "try `group = \"{}\"`",
+                        group
+                            .to_ascii_lowercase()
+                            .replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+                    )
+                } else {
+                    "set `group = \"...\"`".into()
+                }),
             );
             continue;
         }
@@ -1566,7 +1575,15 @@ fn validate(cx: &mut Ctx<'_>, raw: &RawSpec) -> Spec {
             }
             requires = r.value.clone();
         }
-        let list = m.list.as_ref().map(|l| list_def(cx, &context, l, &params));
+        // A paging param whose own entry was refused is reported once, not again here.
+        let paging_refused = m.params.iter().any(|p| {
+            let n = p.name.value.to_ascii_lowercase();
+            (n == "start" || n == "offset") && !params.iter().any(|q| q.wire == p.name.value)
+        });
+        let list = m
+            .list
+            .as_ref()
+            .map(|l| list_def(cx, &context, l, &params, paging_refused));
         if let Some(summary) = &m.summary {
             if summary.contains('\n') {
                 cx.err(
@@ -1754,7 +1771,13 @@ pub fn local_name<'a>(wire: &'a str, group: &str) -> &'a str {
     }
 }
 
-fn list_def(cx: &mut Ctx<'_>, context: &str, l: &At<RawList>, params: &[Field]) -> ListDef {
+fn list_def(
+    cx: &mut Ctx<'_>,
+    context: &str,
+    l: &At<RawList>,
+    params: &[Field],
+    paging_refused: bool,
+) -> ListDef {
     // The param spelled exactly so, else one spelled so in another letter case.
     let find = |want: &str| -> String {
         params
@@ -1800,7 +1823,7 @@ fn list_def(cx: &mut Ctx<'_>, context: &str, l: &At<RawList>, params: &[Field]) 
             );
         }
     }
-    if def.start.is_empty() {
+    if def.start.is_empty() && !paging_refused {
         cx.err(
             l.file,
             l.offset,

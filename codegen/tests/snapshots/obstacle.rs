@@ -44,7 +44,7 @@ pub mod types {
         >,
         /// (`order`, list of id)
         pub order_lower: ::core::option::Option<::std::vec::Vec<u64>>,
-        /// (`kind`, [`Weird`](super::types::Weird))
+        /// (`kind`, [`Weird`])
         pub kind: ::core::option::Option<super::types::Weird>,
         /// The name of the builder's escape hatch: becomes `field_value`. (`field`, string)
         pub field_value: ::core::option::Option<::std::string::String>,
@@ -257,7 +257,7 @@ pub mod types {
             self.p.set("CONTACT_IDS", rt::Arg::list::<u64, _>(value));
             self
         }
-        /// (`type`, [`Weird`](super::types::Weird))
+        /// (`type`, [`Weird`])
         pub fn r#type(mut self, value: impl rt::IntoArg<super::types::Weird>) -> Self {
             self.p.set("type", rt::IntoArg::<super::types::Weird>::into_arg(value));
             self
@@ -304,7 +304,7 @@ pub mod types {
     pub struct ObstacleOnly {
         /// (`id`, id)
         pub id: u64,
-        /// A nested struct that may come as `[]`. (`user`, [`Obstacle`](super::types::Obstacle))
+        /// A nested struct that may come as `[]`. (`user`, [`Obstacle`])
         pub user: ::core::option::Option<super::types::Obstacle>,
         /// (`when`, ISO 8601 date-time)
         pub when: ::core::option::Option<rt::chrono::DateTime<rt::chrono::FixedOffset>>,
@@ -467,12 +467,13 @@ pub mod obstacle {
     ///
     /// `obstacle.type.list` · read · scope `obstacle` · [Bitrix24 docs](https://apidocs.bitrix24.com/api-reference/crm/universal/user-defined-object-types/crm-type-list.html)
     ///
-    /// Required: `entityTypeId` (arguments of [`new`](Self::new) and [`ObstacleMethods::type_list`]); 7 optional (setters).
+    /// Call it as `client.obstacle().type_list(..)` ([`ObstacleMethods::type_list`]), or build it with [`new`](Self::new) and send it with `Client::call`. Required: `entityTypeId`; 7 optional (setters).
     ///
     /// Result: list of [`Obstacle`](super::types::Obstacle): The obstacles. A list: items in `result`, 50 per page, paged by `start` (fast `start = -1` scans supported).
     ///
     /// # Errors
     /// Those of [`Client::call`](rt::Client::call).
+    #[doc(alias = "obstacle.type.list")]
     #[derive(::core::clone::Clone, ::core::fmt::Debug)]
     #[must_use = "a request does nothing until it is awaited, `.send()` or passed to `Client::call`"]
     pub struct ObstacleTypeList<C = ()> {
@@ -591,13 +592,14 @@ pub mod obstacle {
     ///
     /// **Deprecated by Bitrix24:** use `obstacle.v2.Chat.Message.send` instead.
     ///
-    /// Required: `UF_CRM_1476661442` (arguments of [`new`](Self::new) and [`ObstacleMethods::item_productrow_set`]); 10 optional (setters).
+    /// Call it as `client.obstacle().item_productrow_set(..)` ([`ObstacleMethods::item_productrow_set`]), or build it with [`new`](Self::new) and send it with `Client::call`. Required: `UF_CRM_1476661442`; 10 optional (setters).
     ///
     /// Result: boolean. Not allowed inside `batch`.
     ///
     /// # Errors
     /// Those of [`Client::call`](rt::Client::call).
     #[deprecated(note = "use `obstacle.v2.Chat.Message.send` instead.")]
+    #[doc(alias = "obstacle.item.productrow.set")]
     #[derive(::core::clone::Clone, ::core::fmt::Debug)]
     #[must_use = "a request does nothing until it is awaited, `.send()` or passed to `Client::call`"]
     pub struct ObstacleItemProductrowSet<C = ()> {
@@ -746,12 +748,13 @@ pub mod obstacle {
     ///
     /// `obstacle.v2.Chat.Message.send` · write · scope `obstacle`
     ///
-    /// Required: `botId`, `fields` (arguments of [`new`](Self::new) and [`ObstacleMethods::v2_chat_message_send`]); 4 optional (setters). Also needs `dialogId`, or `fromUserId` with `toUserId`: a request without them is refused before it is sent.
+    /// Call it as `client.obstacle().v2_chat_message_send(..)` ([`ObstacleMethods::v2_chat_message_send`]), or build it with [`new`](Self::new) and send it with `Client::call`. Required: `botId`, `fields`; 4 optional (setters). Also needs `dialogId`, or `fromUserId` with `toUserId`: a request without them is refused before it is sent.
     ///
     /// Result: [`ObstacleOnly`](super::types::ObstacleOnly).
     ///
     /// # Errors
     /// Those of [`Client::call`](rt::Client::call).
+    #[doc(alias = "obstacle.v2.Chat.Message.send")]
     #[derive(::core::clone::Clone, ::core::fmt::Debug)]
     #[must_use = "a request does nothing until it is awaited, `.send()` or passed to `Client::call`"]
     pub struct ObstacleV2ChatMessageSend<C = ()> {
@@ -841,12 +844,13 @@ pub mod obstacle {
     ///
     /// `obstacle.local.get` · read · scope `obstacle`
     ///
-    /// Required: `p`, `data` (arguments of [`new`](Self::new) and [`ObstacleMethods::local_get`]).
+    /// Call it as `client.obstacle().local_get(..)` ([`ObstacleMethods::local_get`]), or build it with [`new`](Self::new) and send it with `Client::call`. Required: `p`, `data`.
     ///
     /// Result: [`ObstacleEmpty`](super::types::ObstacleEmpty).
     ///
     /// # Errors
     /// Those of [`Client::call`](rt::Client::call).
+    #[doc(alias = "obstacle.local.get")]
     #[derive(::core::clone::Clone, ::core::fmt::Debug)]
     #[must_use = "a request does nothing until it is awaited, `.send()` or passed to `Client::call`"]
     pub struct ObstacleLocalGet<C = ()> {
@@ -908,12 +912,13 @@ pub mod obstacle {
     ///
     /// `obstacle.new` · write · scope `obstacle`
     ///
-    /// No required parameters; 1 optional (setters).
+    /// Call it as `client.obstacle().new(..)` ([`ObstacleMethods::new`]), or build it with [`new`](Self::new) and send it with `Client::call`. No required parameters; 1 optional (setters).
     ///
     /// Result: id.
     ///
     /// # Errors
     /// Those of [`Client::call`](rt::Client::call).
+    #[doc(alias = "obstacle.new")]
     #[derive(::core::clone::Clone, ::core::fmt::Debug)]
     #[must_use = "a request does nothing until it is awaited, `.send()` or passed to `Client::call`"]
     pub struct ObstacleNew<C = ()> {
@@ -998,6 +1003,7 @@ pub mod obstacle {
     }
     impl<'c> ObstacleMethods<'c> {
         /// Lists obstacles. `obstacle.type.list`: see [`ObstacleTypeList`].
+        #[doc(alias = "obstacle.type.list")]
         pub fn type_list(
             &self,
             entity_type_id: impl rt::IntoArg<u64>,
@@ -1010,6 +1016,7 @@ pub mod obstacle {
         }
         /// Sets product rows. `obstacle.item.productrow.set`: see [`ObstacleItemProductrowSet`].
         #[deprecated(note = "use `obstacle.v2.Chat.Message.send` instead.")]
+        #[doc(alias = "obstacle.item.productrow.set")]
         pub fn item_productrow_set(
             &self,
             uf_crm_1476661442: impl rt::IntoArg<bool>,
@@ -1021,6 +1028,7 @@ pub mod obstacle {
             }
         }
         /// Sends a message, v2 style; needs a dialog or a user pair. `obstacle.v2.Chat.Message.send`: see [`ObstacleV2ChatMessageSend`].
+        #[doc(alias = "obstacle.v2.Chat.Message.send")]
         pub fn v2_chat_message_send(
             &self,
             bot_id: impl rt::IntoArg<u64>,
@@ -1033,6 +1041,7 @@ pub mod obstacle {
             }
         }
         /// A required param named like the constructor's local; a result without fields. `obstacle.local.get`: see [`ObstacleLocalGet`].
+        #[doc(alias = "obstacle.local.get")]
         pub fn local_get(
             &self,
             p_value: impl rt::IntoArg<u64>,
@@ -1045,6 +1054,7 @@ pub mod obstacle {
             }
         }
         /// A group function named `new`. `obstacle.new`: see [`ObstacleNew`].
+        #[doc(alias = "obstacle.new")]
         pub fn new(&self) -> ObstacleNew<rt::Client> {
             let r = ObstacleNew::new();
             ObstacleNew {
@@ -1073,12 +1083,13 @@ pub mod obstacle_type {
     ///
     /// `obstacle.type` · read · scope `obstacle`
     ///
-    /// No required parameters.
+    /// Call it as `client.obstacle_type().obstacle_type(..)` ([`ObstacleTypeMethods::obstacle_type`]), or build it with [`new`](Self::new) and send it with `Client::call`. No required parameters.
     ///
     /// Result: map of [`Obstacle`](super::types::Obstacle).
     ///
     /// # Errors
     /// Those of [`Client::call`](rt::Client::call).
+    #[doc(alias = "obstacle.type")]
     #[derive(::core::clone::Clone, ::core::fmt::Debug)]
     #[must_use = "a request does nothing until it is awaited, `.send()` or passed to `Client::call`"]
     pub struct ObstacleType<C = ()> {
@@ -1150,12 +1161,13 @@ pub mod obstacle_type {
     ///
     /// `obstacle.events.get` · read that changes state · scope `obstacle`
     ///
-    /// No required parameters; 2 optional (setters).
+    /// Call it as `client.obstacle_type().obstacle_events_get(..)` ([`ObstacleTypeMethods::obstacle_events_get`]), or build it with [`new`](Self::new) and send it with `Client::call`. No required parameters; 2 optional (setters).
     ///
     /// Result: JSON value. A list: items in `result.events`, 50 per page, paged by `START`.
     ///
     /// # Errors
     /// Those of [`Client::call`](rt::Client::call).
+    #[doc(alias = "obstacle.events.get")]
     #[derive(::core::clone::Clone, ::core::fmt::Debug)]
     #[must_use = "a request does nothing until it is awaited, `.send()` or passed to `Client::call`"]
     pub struct ObstacleEventsGet<C = ()> {
@@ -1226,12 +1238,13 @@ pub mod obstacle_type {
     ///
     /// `obstacle.next.get` · read · scope `obstacle` · REST 3.0
     ///
-    /// No required parameters.
+    /// Call it as `client.obstacle_type().obstacle_next_get(..)` ([`ObstacleTypeMethods::obstacle_next_get`]), or build it with [`new`](Self::new) and send it with `Client::call`. No required parameters.
     ///
     /// Result: JSON value.
     ///
     /// # Errors
     /// Those of [`Client::call`](rt::Client::call).
+    #[doc(alias = "obstacle.next.get")]
     #[derive(::core::clone::Clone, ::core::fmt::Debug)]
     #[must_use = "a request does nothing until it is awaited, `.send()` or passed to `Client::call`"]
     pub struct ObstacleNextGet<C = ()> {
@@ -1300,6 +1313,7 @@ pub mod obstacle_type {
     }
     impl<'c> ObstacleTypeMethods<'c> {
         /// A method named like its group: keeps its full name. `obstacle.type`: see [`ObstacleType`].
+        #[doc(alias = "obstacle.type")]
         pub fn obstacle_type(&self) -> ObstacleType<rt::Client> {
             let r = ObstacleType::new();
             ObstacleType {
@@ -1308,6 +1322,7 @@ pub mod obstacle_type {
             }
         }
         /// A read that changes state (clears what it returns). `obstacle.events.get`: see [`ObstacleEventsGet`].
+        #[doc(alias = "obstacle.events.get")]
         pub fn obstacle_events_get(&self) -> ObstacleEventsGet<rt::Client> {
             let r = ObstacleEventsGet::new();
             ObstacleEventsGet {
@@ -1316,6 +1331,7 @@ pub mod obstacle_type {
             }
         }
         /// A REST 3.0 method. `obstacle.next.get`: see [`ObstacleNextGet`].
+        #[doc(alias = "obstacle.next.get")]
         pub fn obstacle_next_get(&self) -> ObstacleNextGet<rt::Client> {
             let r = ObstacleNextGet::new();
             ObstacleNextGet {
@@ -1368,12 +1384,7 @@ pub mod events {
             ::core::result::Result::Ok(
                 match code.as_str() {
                     "ONOBSTACLEADD" => Event::ObstacleAdd(rt::typed_event(&code, tree)?),
-                    _ => {
-                        Event::Unknown(UnknownEvent {
-                            event: code,
-                            raw: tree,
-                        })
-                    }
+                    _ => Event::Unknown(UnknownEvent::new(code, tree)),
                 },
             )
         }

@@ -31,3 +31,19 @@ async fn own_methods_are_typed_and_use_the_shared_call_path() {
     group.server_time().await.unwrap();
     assert!(portal.requests().len() >= 4);
 }
+
+#[test]
+fn own_events_parse_into_their_variant() {
+    use own_methods::events::Event;
+    let body = b"event=ONCRMDEALADD&event_handler_id=3&data%5BFIELDS%5D%5BID%5D=42&ts=1700000000&auth%5Bdomain%5D=acme.bitrix24.com&auth%5Bapplication_token%5D=tok";
+    match Event::parse("application/x-www-form-urlencoded", body).unwrap() {
+        Event::DealAdd(e) => {
+            assert_eq!(e.data.fields.id, 42);
+            assert_eq!(e.event_handler_id, Some(3));
+            assert_eq!(e.auth.unwrap().domain.as_deref(), Some("acme.bitrix24.com"));
+        }
+        other => panic!("{other:?}"),
+    }
+    let other = Event::parse("application/json", br#"{"event":"ONCRMLEADADD","data":{}}"#).unwrap();
+    assert!(matches!(other, Event::Unknown(u) if u.event == "ONCRMLEADADD"));
+}
