@@ -261,8 +261,8 @@ async fn list_fixtures_decode() {
         time.date_finish.as_deref(),
         Some("2026-08-20T11:52:22+02:00")
     );
-    // The spec has no typed deal yet (only `types::Contact`, `types::User`...): the deal
-    // items stay raw JSON here.
+    // The raw view of the page; tests/typed_results.rs decodes the same fixture into
+    // `types::Deal`s.
 
     let (client, _s) = replaying(
         "crm.item.list",
