@@ -11,7 +11,7 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-use crate::wire::{As, Int, Opt, Str};
+use crate::wire::{As, FromWire, Int, Opt, Str};
 
 /// A boxed `Send` future, as returned by [`TokenStore`] methods.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -244,10 +244,7 @@ impl TokenResponse {
                 _ => None,
             }
         };
-        let int = |key: &str| -> Option<i64> {
-            let v = json.get(key)?;
-            <Int as serde_with::DeserializeAs<i64>>::deserialize_as(v).ok()
-        };
+        let int = |key: &str| -> Option<i64> { i64::from_wire(json.get(key)?).ok() };
         Some(TokenResponse {
             access_token: Secret::new(text("access_token")?),
             refresh_token: Secret::new(text("refresh_token")?),

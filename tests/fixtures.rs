@@ -5,7 +5,6 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use bitrix24::wire::{DeserializeAs, Map, Same};
 use bitrix24::{Client, ErrorKind, Time, Tokens};
 use common::*;
 use serde_json::{json, Value};
@@ -323,19 +322,11 @@ async fn batch_responses_decode() {
     assert_eq!(r["result_error"]["new_deal"]["error"], "insufficient_scope");
     for key in ["result", "result_total", "result_next", "result_time"] {
         assert_eq!(r[key], json!([]), "{key} is PHP's empty array");
-        // The wire adapter for maps reads `[]` as an empty map.
-        let m: BTreeMap<String, Value> = <Map<Same> as DeserializeAs<
-            '_,
-            BTreeMap<String, Value>,
-        >>::deserialize_as(r[key].clone())
-        .unwrap();
+        // A map reads `[]` as an empty map.
+        let m: BTreeMap<String, Value> = bitrix24::wire::decode(&r[key]).unwrap();
         assert!(m.is_empty(), "{key}");
     }
-    let errors: BTreeMap<String, Value> = <Map<Same> as DeserializeAs<
-        '_,
-        BTreeMap<String, Value>,
-    >>::deserialize_as(r["result_error"].clone())
-    .unwrap();
+    let errors: BTreeMap<String, Value> = bitrix24::wire::decode(&r["result_error"]).unwrap();
     assert_eq!(errors.keys().collect::<Vec<_>>(), ["new_deal"]);
     assert!(
         page.time.unwrap().operating.is_none(),

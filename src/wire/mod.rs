@@ -1,19 +1,19 @@
-//! Bitrix24 value conventions on the wire: the one place that knows how values are encoded.
+//! Bitrix24 value conventions on the wire: the one place that knows how values are read.
 //!
-//! Generated code names these adapters in `#[serde(with = "As::<...>")]` attributes; they
-//! are `serde_with` `SerializeAs`/`DeserializeAs` types, so they nest (`Opt<List<Int>>`).
-//!
+//! [`FromWire`] reads every value the spec's types describe (generated result types use it).
 //! Decoding is tolerant, because portals are (PROTOCOL.md 2.4, 11): numbers may come as
 //! strings (`"42"`), flags as `"Y"`/`"N"`, `true`/`false`, `"1"`/`"0"` or `1`/`0`, absent values
-//! as `""` or `null`, and empty maps as `[]`. Encoding is exact: integers as JSON numbers,
-//! Y/N flags as `"Y"`/`"N"`, booleans as JSON booleans.
+//! as `""`, `null` or `false`, and empty maps as `[]`.
+//!
+//! The `serde_with` adapters below ([`Str`], [`Int`], [`Num`], [`Bool`], [`Yn`], [`Opt`])
+//! apply the same rules, by calling [`FromWire`], inside hand-written serde types
+//! (`#[serde(with = "As::<Opt<Int>>")]`): one set of rules for both. Encoding is exact:
+//! integers as JSON numbers, Y/N flags as `"Y"`/`"N"`, booleans as JSON booleans.
 
-use std::collections::BTreeMap;
-use std::fmt;
 use std::marker::PhantomData;
 
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde::ser::{SerializeMap, SerializeSeq, Serializer};
+use serde::de::{self, Deserializer};
+use serde::ser::Serializer;
 use serde_json::Value;
 pub use serde_with::{As, DeserializeAs, Same, SerializeAs};
 
@@ -30,234 +30,44 @@ pub struct Num;
 pub struct Bool;
 /// A `"Y"`/`"N"` flag on the wire; reads like [`Bool`], writes `"Y"`/`"N"`.
 pub struct Yn;
-/// A free JSON object; `[]` (PHP's empty array) reads as `{}`.
-pub struct Obj;
-/// `Option<T>`: `null`, `""` and an absent key read as `None`.
+/// `Option<T>`: read as [`FromWire`] reads an `Option` (`null`, `""`, `[]` and, for
+/// anything but a flag, `false` are `None`); written with the adapter `T`.
 pub struct Opt<T>(PhantomData<T>);
-/// `Vec<T>`: reads an array, an object keyed by position, or `null`/`""`/`false` as empty.
-pub struct List<T>(PhantomData<T>);
-/// `BTreeMap<String, T>`: reads an object, or an array (keys `"0"`, `"1"`...; `[]` is empty).
-pub struct Map<T>(PhantomData<T>);
 
-// ---------------------------------------------------------------------------------------
-// Scalars
-// ---------------------------------------------------------------------------------------
-
-impl SerializeAs<String> for Str {
-    fn serialize_as<S: Serializer>(v: &String, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(v)
-    }
+/// Reads a `T` through [`FromWire`], from whatever the deserializer holds.
+fn via_wire<'de, T: FromWire, D: Deserializer<'de>>(d: D) -> Result<T, D::Error> {
+    let v: Value = serde::Deserialize::deserialize(d)?;
+    T::from_wire(&v).map_err(de::Error::custom)
 }
 
-impl<'de> DeserializeAs<'de, String> for Str {
-    fn deserialize_as<D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = String;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
-                Ok(v.to_owned())
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<String, E> {
-                Ok(v)
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<String, E> {
-                Ok(v.to_string())
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<String, E> {
-                Ok(v.to_string())
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<String, E> {
-                Ok(v.to_string())
-            }
-            fn visit_bool<E: de::Error>(self, v: bool) -> Result<String, E> {
-                Ok(if v { "Y" } else { "N" }.to_owned())
+macro_rules! adapter {
+    ($adapter:ty => $($t:ty),*) => {$(
+        impl<'de> DeserializeAs<'de, $t> for $adapter {
+            fn deserialize_as<D: Deserializer<'de>>(d: D) -> Result<$t, D::Error> {
+                via_wire(d)
             }
         }
-        d.deserialize_any(V)
-    }
-}
-
-macro_rules! int_as {
-    ($($t:ty),*) => {$(
-        impl SerializeAs<$t> for Int {
+        impl SerializeAs<$t> for $adapter {
             fn serialize_as<S: Serializer>(v: &$t, s: S) -> Result<S::Ok, S::Error> {
                 serde::Serialize::serialize(v, s)
             }
         }
-        impl<'de> DeserializeAs<'de, $t> for Int {
-            fn deserialize_as<D: Deserializer<'de>>(d: D) -> Result<$t, D::Error> {
-                struct V;
-                impl Visitor<'_> for V {
-                    type Value = $t;
-                    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                        write!(f, "an integer ({}) or a string holding one", stringify!($t))
-                    }
-                    fn visit_i64<E: de::Error>(self, v: i64) -> Result<$t, E> {
-                        <$t>::try_from(v).map_err(|_| E::invalid_value(de::Unexpected::Signed(v), &self))
-                    }
-                    fn visit_u64<E: de::Error>(self, v: u64) -> Result<$t, E> {
-                        <$t>::try_from(v).map_err(|_| E::invalid_value(de::Unexpected::Unsigned(v), &self))
-                    }
-                    fn visit_f64<E: de::Error>(self, v: f64) -> Result<$t, E> {
-                        if v.fract() == 0.0 && v >= <$t>::MIN as f64 && v <= <$t>::MAX as f64 {
-                            Ok(v as $t)
-                        } else {
-                            Err(E::invalid_value(de::Unexpected::Float(v), &self))
-                        }
-                    }
-                    fn visit_str<E: de::Error>(self, v: &str) -> Result<$t, E> {
-                        let t = v.trim();
-                        if let Ok(n) = t.parse::<$t>() {
-                            return Ok(n);
-                        }
-                        match t.parse::<f64>() {
-                            Ok(f) => self.visit_f64(f),
-                            Err(_) => Err(E::invalid_value(de::Unexpected::Str(v), &self)),
-                        }
-                    }
-                }
-                d.deserialize_any(V)
-            }
-        }
     )*};
 }
-int_as!(i64, u64);
+adapter!(Str => String);
+adapter!(Int => i64, u64);
+adapter!(Num => f64);
+adapter!(Bool => bool);
 
-impl SerializeAs<f64> for Num {
-    fn serialize_as<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_f64(*v)
-    }
-}
-
-impl<'de> DeserializeAs<'de, f64> for Num {
-    fn deserialize_as<D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = f64;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a number or a string holding one")
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<f64, E> {
-                Ok(v as f64)
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<f64, E> {
-                Ok(v as f64)
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<f64, E> {
-                Ok(v)
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<f64, E> {
-                v.trim()
-                    .parse()
-                    .map_err(|_| E::invalid_value(de::Unexpected::Str(v), &self))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-/// Reads any of Bitrix24's boolean spellings.
-struct FlagVisitor;
-
-impl Visitor<'_> for FlagVisitor {
-    type Value = bool;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a flag: true/false, \"Y\"/\"N\", \"1\"/\"0\" or 1/0")
-    }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<bool, E> {
-        Ok(v)
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<bool, E> {
-        match v {
-            0 => Ok(false),
-            1 => Ok(true),
-            _ => Err(E::invalid_value(de::Unexpected::Signed(v), &self)),
-        }
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<bool, E> {
-        match v {
-            0 => Ok(false),
-            1 => Ok(true),
-            _ => Err(E::invalid_value(de::Unexpected::Unsigned(v), &self)),
-        }
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<bool, E> {
-        match v.trim() {
-            "Y" | "y" | "1" | "true" | "TRUE" | "True" => Ok(true),
-            "N" | "n" | "0" | "false" | "FALSE" | "False" | "" => Ok(false),
-            _ => Err(E::invalid_value(de::Unexpected::Str(v), &self)),
-        }
-    }
-}
-
-impl SerializeAs<bool> for Bool {
-    fn serialize_as<S: Serializer>(v: &bool, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bool(*v)
-    }
-}
-
-impl<'de> DeserializeAs<'de, bool> for Bool {
+impl<'de> DeserializeAs<'de, bool> for Yn {
     fn deserialize_as<D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-        d.deserialize_any(FlagVisitor)
+        via_wire(d)
     }
 }
 
 impl SerializeAs<bool> for Yn {
     fn serialize_as<S: Serializer>(v: &bool, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(if *v { "Y" } else { "N" })
-    }
-}
-
-impl<'de> DeserializeAs<'de, bool> for Yn {
-    fn deserialize_as<D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-        d.deserialize_any(FlagVisitor)
-    }
-}
-
-impl SerializeAs<Value> for Obj {
-    fn serialize_as<S: Serializer>(v: &Value, s: S) -> Result<S::Ok, S::Error> {
-        serde::Serialize::serialize(v, s)
-    }
-}
-
-impl<'de> DeserializeAs<'de, Value> for Obj {
-    fn deserialize_as<D: Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
-        let v: Value = serde::Deserialize::deserialize(d)?;
-        Ok(match v {
-            Value::Array(a) if a.is_empty() => Value::Object(Default::default()),
-            other => other,
-        })
-    }
-}
-
-/// Reads an enum's wire value as a string (numbers are accepted and turned into text).
-pub fn enum_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    <Str as DeserializeAs<'de, String>>::deserialize_as(d)
-}
-
-// ---------------------------------------------------------------------------------------
-// Containers
-// ---------------------------------------------------------------------------------------
-
-/// Deserializes one `T` through the adapter `U`.
-struct AsSeed<T, U>(PhantomData<(T, U)>);
-
-impl<'de, T, U: DeserializeAs<'de, T>> DeserializeSeed<'de> for AsSeed<T, U> {
-    type Value = T;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<T, D::Error> {
-        U::deserialize_as(d)
-    }
-}
-
-/// Serializes one `&T` through the adapter `U`.
-struct AsRef<'a, T, U>(&'a T, PhantomData<U>);
-
-impl<T, U: SerializeAs<T>> serde::Serialize for AsRef<'_, T, U> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        U::serialize_as(self.0, s)
     }
 }
 
@@ -270,114 +80,9 @@ impl<T, U: SerializeAs<T>> SerializeAs<Option<T>> for Opt<U> {
     }
 }
 
-impl<'de, T, U: DeserializeAs<'de, T>> DeserializeAs<'de, Option<T>> for Opt<U> {
+impl<'de, T: FromWire, U> DeserializeAs<'de, Option<T>> for Opt<U> {
     fn deserialize_as<D: Deserializer<'de>>(d: D) -> Result<Option<T>, D::Error> {
-        // Buffer the value once, so that "absent" spellings can be recognised first.
-        let v: Value = serde::Deserialize::deserialize(d)?;
-        match &v {
-            Value::Null => Ok(None),
-            Value::String(s) if s.is_empty() => Ok(None),
-            _ => U::deserialize_as(v).map(Some).map_err(de::Error::custom),
-        }
-    }
-}
-
-impl<T, U: SerializeAs<T>> SerializeAs<Vec<T>> for List<U> {
-    fn serialize_as<S: Serializer>(v: &Vec<T>, s: S) -> Result<S::Ok, S::Error> {
-        let mut seq = s.serialize_seq(Some(v.len()))?;
-        for item in v {
-            seq.serialize_element(&AsRef::<T, U>(item, PhantomData))?;
-        }
-        seq.end()
-    }
-}
-
-impl<'de, T, U: DeserializeAs<'de, T>> DeserializeAs<'de, Vec<T>> for List<U> {
-    fn deserialize_as<D: Deserializer<'de>>(d: D) -> Result<Vec<T>, D::Error> {
-        struct V<T, U>(PhantomData<(T, U)>);
-        impl<'de, T, U: DeserializeAs<'de, T>> Visitor<'de> for V<T, U> {
-            type Value = Vec<T>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a list")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
-                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
-                while let Some(item) = seq.next_element_seed(AsSeed::<T, U>(PhantomData))? {
-                    out.push(item);
-                }
-                Ok(out)
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Vec<T>, A::Error> {
-                let mut out = Vec::new();
-                while let Some((_, item)) =
-                    map.next_entry_seed(PhantomData::<de::IgnoredAny>, AsSeed::<T, U>(PhantomData))?
-                {
-                    out.push(item);
-                }
-                Ok(out)
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Vec<T>, E> {
-                Ok(Vec::new())
-            }
-            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Vec<T>, E> {
-                if v {
-                    Err(E::invalid_type(de::Unexpected::Bool(v), &self))
-                } else {
-                    Ok(Vec::new())
-                }
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Vec<T>, E> {
-                if v.is_empty() {
-                    Ok(Vec::new())
-                } else {
-                    Err(E::invalid_type(de::Unexpected::Str(v), &self))
-                }
-            }
-        }
-        d.deserialize_any(V::<T, U>(PhantomData))
-    }
-}
-
-impl<T, U: SerializeAs<T>> SerializeAs<BTreeMap<String, T>> for Map<U> {
-    fn serialize_as<S: Serializer>(v: &BTreeMap<String, T>, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(v.len()))?;
-        for (k, item) in v {
-            map.serialize_entry(k, &AsRef::<T, U>(item, PhantomData))?;
-        }
-        map.end()
-    }
-}
-
-impl<'de, T, U: DeserializeAs<'de, T>> DeserializeAs<'de, BTreeMap<String, T>> for Map<U> {
-    fn deserialize_as<D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, T>, D::Error> {
-        struct V<T, U>(PhantomData<(T, U)>);
-        impl<'de, T, U: DeserializeAs<'de, T>> Visitor<'de> for V<T, U> {
-            type Value = BTreeMap<String, T>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a map (an object, or `[]` for an empty one)")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut out = BTreeMap::new();
-                while let Some(key) = map.next_key::<String>()? {
-                    let value = map.next_value_seed(AsSeed::<T, U>(PhantomData))?;
-                    out.insert(key, value);
-                }
-                Ok(out)
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let mut out = BTreeMap::new();
-                let mut i = 0usize;
-                while let Some(item) = seq.next_element_seed(AsSeed::<T, U>(PhantomData))? {
-                    out.insert(i.to_string(), item);
-                    i += 1;
-                }
-                Ok(out)
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(BTreeMap::new())
-            }
-        }
-        d.deserialize_any(V::<T, U>(PhantomData))
+        via_wire(d)
     }
 }
 
@@ -488,16 +193,12 @@ impl<'a> Envelope<'a> {
 
     /// `total`, when it is a non-negative integer (or a string holding one).
     pub fn total(&self) -> Option<u64> {
-        self.total
-            .as_ref()
-            .and_then(|v| <Int as DeserializeAs<u64>>::deserialize_as(v).ok())
+        self.total.as_ref().and_then(|v| u64::from_wire(v).ok())
     }
 
     /// `next`, when it is a non-negative integer (or a string holding one).
     pub fn next(&self) -> Option<u64> {
-        self.next
-            .as_ref()
-            .and_then(|v| <Int as DeserializeAs<u64>>::deserialize_as(v).ok())
+        self.next.as_ref().and_then(|v| u64::from_wire(v).ok())
     }
 
     /// `time`, when it is an object of the documented shape.
@@ -584,20 +285,37 @@ mod tests {
 
     #[test]
     fn maps_and_lists_accept_php_arrays() {
-        assert!(de::<BTreeMap<String, u64>, Map<Int>>(json!([]))
+        // The list and map rules live in FromWire (generated types use them directly).
+        use std::collections::BTreeMap;
+        assert!(BTreeMap::<String, u64>::from_wire(&json!([]))
             .unwrap()
             .is_empty());
-        let m = de::<BTreeMap<String, u64>, Map<Int>>(json!({"41": "7"})).unwrap();
+        let m = BTreeMap::<String, u64>::from_wire(&json!({"41": "7"})).unwrap();
         assert_eq!(m["41"], 7);
         assert_eq!(
-            de::<Vec<u64>, List<Int>>(json!({"0": "1", "1": 2})).unwrap(),
+            Vec::<u64>::from_wire(&json!({"0": "1", "1": 2})).unwrap(),
             vec![1, 2]
         );
         assert_eq!(
-            de::<Vec<u64>, List<Int>>(json!(false)).unwrap(),
+            Vec::<u64>::from_wire(&json!(false)).unwrap(),
             Vec::<u64>::new()
         );
-        assert_eq!(de::<Value, Obj>(json!([])).unwrap(), json!({}));
+        assert_eq!(
+            serde_json::Map::<String, Value>::from_wire(&json!([])).unwrap(),
+            serde_json::Map::new()
+        );
+    }
+
+    #[test]
+    fn adapters_and_from_wire_agree() {
+        // PHP's `false` for an absent string: no value, as in generated types.
+        assert_eq!(de::<Option<String>, Opt<Str>>(json!(false)).unwrap(), None);
+        assert_eq!(
+            de::<Option<bool>, Opt<Yn>>(json!(false)).unwrap(),
+            Some(false)
+        );
+        assert_eq!(de::<String, Str>(json!(5)).unwrap(), "5");
+        assert_eq!(de::<f64, Num>(json!("19999.99")).unwrap(), 19999.99);
     }
 
     #[test]
