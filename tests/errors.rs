@@ -5,19 +5,10 @@
 
 mod common;
 
-use bitrix24::{Client, Error, ErrorKind};
+use bitrix24::{Error, ErrorKind};
 use common::*;
 use serde_json::json;
-use wiremock::{MockServer, ResponseTemplate};
-
-/// A webhook client whose portal answers `POST /rest/1/k3y/{method}` with `answer`.
-async fn answering(method: &str, answer: ResponseTemplate) -> (Client, MockServer) {
-    let server = MockServer::start().await;
-    mount_post(&server, &format!("/rest/1/k3y/{method}"), answer).await;
-    mount_catch_all(&server).await;
-    let client = Client::webhook(format!("{}/rest/1/k3y/", server.uri())).unwrap();
-    (client, server)
-}
+use wiremock::ResponseTemplate;
 
 async fn user_current_error(answer: ResponseTemplate) -> Error {
     let (client, server) = answering("user.current", answer).await;

@@ -163,16 +163,7 @@ fn token_responses_decode() {
 
 /// A webhook client whose portal answers `POST /rest/1/k3y/{method}` with the fixture.
 async fn replaying(method: &str, fixture_name: &str) -> (Client, MockServer) {
-    let server = MockServer::start().await;
-    mount_post(
-        &server,
-        &format!("/rest/1/k3y/{method}"),
-        fixture_response(fixture_name),
-    )
-    .await;
-    mount_catch_all(&server).await;
-    let client = Client::webhook(format!("{}/rest/1/k3y/", server.uri())).unwrap();
-    (client, server)
+    answering(method, fixture_response(fixture_name)).await
 }
 
 #[tokio::test]

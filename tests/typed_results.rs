@@ -7,15 +7,6 @@ use bitrix24::types::{CrmItemListResult, Deal, TaskResult};
 use bitrix24::{Access, Client, ErrorKind, Method, MethodMeta, Params};
 use common::*;
 use serde_json::json;
-use wiremock::{MockServer, ResponseTemplate};
-
-async fn answering(method: &str, answer: ResponseTemplate) -> (Client, MockServer) {
-    let server = MockServer::start().await;
-    mount_post(&server, &format!("/rest/1/k3y/{method}"), answer).await;
-    mount_catch_all(&server).await;
-    let client = Client::webhook(format!("{}/rest/1/k3y/", server.uri())).unwrap();
-    (client, server)
-}
 
 #[tokio::test]
 #[allow(deprecated)] // crm.deal.list: Bitrix24 points to crm.item.list

@@ -423,3 +423,13 @@ pub fn assert_no_secrets(e: &bitrix24::Error, secrets: &[&str]) {
         assert!(!debug.contains(s), "Debug leaks {s:?}: {debug}");
     }
 }
+
+/// A webhook client (`/rest/1/k3y/`) whose portal answers `POST /rest/1/k3y/{method}` with
+/// `answer`, and any other request with a loud 500 (`mount_catch_all`).
+pub async fn answering(method: &str, answer: ResponseTemplate) -> (Client, MockServer) {
+    let server = MockServer::start().await;
+    mount_post(&server, &format!("/rest/1/k3y/{method}"), answer).await;
+    mount_catch_all(&server).await;
+    let client = Client::webhook(format!("{}/rest/1/k3y/", server.uri())).unwrap();
+    (client, server)
+}
