@@ -32,6 +32,10 @@ pub const ERROR_BATCH_LENGTH_EXCEEDED: &str = "ERROR_BATCH_LENGTH_EXCEEDED";
 pub const ERROR_BATCH_METHOD_NOT_ALLOWED: &str = "ERROR_BATCH_METHOD_NOT_ALLOWED";
 /// Server error (500).
 pub const INTERNAL_SERVER_ERROR: &str = "INTERNAL_SERVER_ERROR";
+/// 500: the server returned an unexpected answer.
+pub const ERROR_UNEXPECTED_ANSWER: &str = "ERROR_UNEXPECTED_ANSWER";
+/// 500 (410 seen too): the portal was deleted or its public part closed.
+pub const PORTAL_DELETED: &str = "PORTAL_DELETED";
 /// `event.bind` for an unknown event (400).
 pub const ERROR_EVENT_NOT_FOUND: &str = "ERROR_EVENT_NOT_FOUND";
 /// Bad parameter value (400).

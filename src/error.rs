@@ -46,7 +46,84 @@ pub enum ErrorKind {
     /// Bad input from the caller: an unusable webhook URL or endpoint, parameters that do not
     /// serialize to a JSON object, an OAuth client without tokens.
     InvalidInput,
+    /// The portal answers REST calls with a redirect that is not a rename: to its own host, or
+    /// to a page that is not a REST path (an expired self-hosted license sends every call to
+    /// a coupon page). Nothing ran; [`Error::location`] is where it pointed. Sent once, never
+    /// followed.
+    PortalUnavailable,
+    /// The answer is larger than the client's cap
+    /// ([`max_response_bytes`](crate::ClientBuilder::max_response_bytes), 64 MiB by default).
+    /// The call ran.
+    TooLarge,
 }
+
+/// What the client may do after a failure, decided once for every error
+/// ([`Error::retry_class`]). Whether a write is repeated also depends on
+/// [`Error::maybe_executed`].
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RetryClass {
+    /// The portal refused the request before running it (`QUERY_LIMIT_EXCEEDED`, or a 429
+    /// page): safe to send again after a pause, reads and writes alike.
+    Throttled,
+    /// The method is blocked by its operating-time budget (`OPERATION_TIME_LIMIT`) until
+    /// [`Error::operating_reset_at`]; the request did not run.
+    OperatingLimit,
+    /// A transient failure: a timeout, a lost connection, a 5xx answer. The request may have
+    /// run ([`Error::maybe_executed`]), so only reads are repeated, and writes only when
+    /// the connection never opened.
+    Transient,
+    /// Never retried: `OVERLOAD_LIMIT` (a manual block by Bitrix24 support), auth errors,
+    /// `ACCESS_DENIED`, `ERROR_METHOD_NOT_FOUND`, other 4xx, decode errors, bad input.
+    Never,
+}
+
+/// The typed cause behind an [`Error`], from [`std::error::Error::source`]: what failed
+/// below the call (connecting, waiting, reading the answer, the token store). Its text has
+/// every secret the client knows of removed.
+#[derive(Clone, Debug)]
+pub struct Cause {
+    kind: CauseKind,
+    text: String,
+}
+
+/// What kind of failure a [`Cause`] is.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CauseKind {
+    /// The connection could not be opened (DNS, refused, TLS): nothing was sent.
+    Connect,
+    /// No answer within the request's timeout: the request may have run.
+    Timeout,
+    /// The answer was cut off or unreadable after the request went out.
+    Body,
+    /// Another failure of the HTTP request.
+    Request,
+    /// The [`TokenStore`](crate::TokenStore) failed; the text is the store's own, redacted.
+    TokenStore,
+}
+
+impl Cause {
+    pub(crate) fn new(kind: CauseKind, text: impl Into<String>) -> Cause {
+        Cause {
+            kind,
+            text: text.into(),
+        }
+    }
+
+    /// What failed.
+    pub fn kind(&self) -> CauseKind {
+        self.kind
+    }
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl StdError for Cause {}
 
 /// An error from a Bitrix24 call, a token refresh or the client's configuration.
 ///
@@ -68,6 +145,11 @@ struct Inner {
     path: Option<String>,
     snippet: Option<String>,
     message: Option<String>,
+    location: Option<String>,
+    operating_reset_at: Option<i64>,
+    /// Set where the layers know better than the kind and code whether the request ran.
+    executed: Option<bool>,
+    cause: Option<Cause>,
 }
 
 impl Error {
@@ -82,6 +164,10 @@ impl Error {
                 path: None,
                 snippet: None,
                 message: None,
+                location: None,
+                operating_reset_at: None,
+                executed: None,
+                cause: None,
             }),
         }
     }
@@ -126,17 +212,40 @@ impl Error {
         self.inner.message = Some(message.into());
         self
     }
+    pub(crate) fn with_location(mut self, location: String) -> Self {
+        self.inner.location = Some(location);
+        self
+    }
+    pub(crate) fn with_operating_reset_at(mut self, unix_seconds: i64) -> Self {
+        self.inner.operating_reset_at = Some(unix_seconds);
+        self
+    }
+    /// Marks the request as possibly run when `maybe` (an earlier attempt may have run),
+    /// keeping what the error itself says otherwise.
+    pub(crate) fn or_maybe_executed(mut self, maybe: bool) -> Self {
+        self.inner.executed = Some(self.maybe_executed() || maybe);
+        self
+    }
+    pub(crate) fn with_cause(mut self, cause: Cause) -> Self {
+        self.inner.cause = Some(cause);
+        self
+    }
     /// Replaces every secret in `secrets` wherever it appears in the texts this error carries.
     pub(crate) fn redact(mut self, secrets: &[&str]) -> Self {
+        let i = &mut *self.inner;
         for field in [
-            &mut self.inner.code,
-            &mut self.inner.description,
-            &mut self.inner.snippet,
-            &mut self.inner.message,
+            &mut i.code,
+            &mut i.description,
+            &mut i.snippet,
+            &mut i.message,
+            &mut i.location,
         ] {
             if let Some(text) = field.as_mut() {
                 *text = redact_text(text, secrets);
             }
+        }
+        if let Some(c) = i.cause.as_mut() {
+            c.text = redact_text(&c.text, secrets);
         }
         self
     }
@@ -241,6 +350,96 @@ impl Error {
     /// A transport failure or timeout: nothing usable came back.
     pub fn is_transport(&self) -> bool {
         matches!(self.kind(), ErrorKind::Transport | ErrorKind::Timeout)
+    }
+
+    /// The record or object does not exist: `NOT_FOUND`, `ERROR_NOT_FOUND`,
+    /// `ERROR_ENTITY_NOT_FOUND`, or an empty code whose description says "Not found" (as
+    /// `crm.deal.get` answers,
+    /// <https://apidocs.bitrix24.com/api-reference/crm/deals/crm-deal-get.html>).
+    pub fn is_not_found(&self) -> bool {
+        if self.kind() != ErrorKind::Api {
+            return false;
+        }
+        match self.code() {
+            Some("") => self
+                .description()
+                .is_some_and(|d| d.to_ascii_lowercase().contains("not found")),
+            Some(_) => ["NOT_FOUND", "ERROR_NOT_FOUND", "ERROR_ENTITY_NOT_FOUND"]
+                .iter()
+                .any(|c| self.is_code(c)),
+            None => false,
+        }
+    }
+
+    /// Where the portal redirected to, for [`ErrorKind::PortalUnavailable`] (with any
+    /// secret removed).
+    pub fn location(&self) -> Option<&str> {
+        self.inner.location.as_deref()
+    }
+
+    /// For `OPERATION_TIME_LIMIT`: when the method may be called again, unix time in seconds
+    /// (the portal's `time.operating_reset_at`, or the client's estimate when the portal
+    /// sent none).
+    pub fn operating_reset_at(&self) -> Option<i64> {
+        self.inner.operating_reset_at
+    }
+
+    /// What the client does after this error (decided here, for every error, once); see
+    /// [`RetryClass`]. By the time the caller sees an error, the client already retried what
+    /// this allowed.
+    pub fn retry_class(&self) -> RetryClass {
+        let status = self.status().unwrap_or(0);
+        match self.kind() {
+            ErrorKind::Api => {
+                if self.is_code(codes::QUERY_LIMIT_EXCEEDED) {
+                    RetryClass::Throttled
+                } else if self.is_code(codes::OPERATION_TIME_LIMIT) {
+                    RetryClass::OperatingLimit
+                } else if self.is_code(codes::INTERNAL_SERVER_ERROR)
+                    || self.is_code(codes::ERROR_UNEXPECTED_ANSWER)
+                {
+                    RetryClass::Transient
+                } else {
+                    RetryClass::Never
+                }
+            }
+            ErrorKind::Http if status == 429 => RetryClass::Throttled,
+            ErrorKind::Http if status >= 500 => RetryClass::Transient,
+            ErrorKind::Transport | ErrorKind::Timeout => RetryClass::Transient,
+            _ => RetryClass::Never,
+        }
+    }
+
+    /// Whether the portal may have run the request: `false` only when it certainly did not
+    /// (a refusal before running it, a connection that never opened, bad input, an auth
+    /// error), so that sending a write again cannot duplicate it. `true` after a timeout, a
+    /// lost connection, a 5xx or non-JSON answer, or a result that did not decode.
+    pub fn maybe_executed(&self) -> bool {
+        if let Some(e) = self.inner.executed {
+            return e;
+        }
+        let status = self.status().unwrap_or(0);
+        match self.kind() {
+            ErrorKind::Api => {
+                status >= 500
+                    && ![
+                        codes::QUERY_LIMIT_EXCEEDED,
+                        codes::OPERATION_TIME_LIMIT,
+                        codes::OVERLOAD_LIMIT,
+                        codes::PORTAL_DELETED,
+                    ]
+                    .iter()
+                    .any(|c| self.is_code(c))
+            }
+            ErrorKind::Http => status >= 500 || (200..300).contains(&status),
+            ErrorKind::Decode | ErrorKind::TooLarge | ErrorKind::Timeout => true,
+            ErrorKind::Transport => self
+                .inner
+                .cause
+                .as_ref()
+                .is_none_or(|c| c.kind != CauseKind::Connect),
+            _ => false,
+        }
     }
 }
 
@@ -394,6 +593,14 @@ impl fmt::Display for Error {
             }
             ErrorKind::TokenStore => f.write_str("token store failed")?,
             ErrorKind::InvalidInput => f.write_str("invalid input")?,
+            ErrorKind::PortalUnavailable => {
+                f.write_str("portal unavailable")?;
+                status(f)?;
+                if let Some(l) = &i.location {
+                    write!(f, " to {l}")?;
+                }
+            }
+            ErrorKind::TooLarge => f.write_str("answer too large")?,
         }
         if !matches!(i.kind, ErrorKind::Api | ErrorKind::OAuthServer) {
             if let Some(m) = &i.message {
@@ -433,10 +640,24 @@ impl fmt::Debug for Error {
         if let Some(v) = &i.message {
             d.field("message", v);
         }
+        if let Some(v) = &i.location {
+            d.field("location", v);
+        }
+        if let Some(v) = &i.operating_reset_at {
+            d.field("operating_reset_at", v);
+        }
+        if let Some(v) = &i.cause {
+            d.field("cause", v);
+        }
         d.finish()
     }
 }
 
-/// Causes (transport errors, token store errors) are folded into the message, with secrets
-/// removed, rather than kept as `source()`: a foreign error's text could carry a token.
-impl StdError for Error {}
+/// `source()` is a [`Cause`] for transport and token-store failures: typed, with secrets
+/// removed. Foreign error values (reqwest's, a store's) are not kept, as their text could
+/// carry a token.
+impl StdError for Error {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.inner.cause.as_ref().map(|c| c as _)
+    }
+}

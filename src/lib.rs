@@ -21,9 +21,11 @@ pub use auth::{
 };
 pub use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 pub use client::{
-    Client, ClientBuilder, RawResponse, ResponseFuture, DEFAULT_OAUTH_SERVER, DEFAULT_TIMEOUT,
+    Client, ClientBuilder, ClientPool, RateLimit, RawCall, RawResponse, Response, ResponseFuture,
+    Retry, DEFAULT_CALL_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_OAUTH_SERVER,
+    DEFAULT_OPERATING_BUDGET, DEFAULT_TIMEOUT,
 };
-pub use error::{Error, ErrorKind};
+pub use error::{Cause, CauseKind, Error, ErrorKind, RetryClass};
 pub use install::{
     token_store_for, verify, verify_application_token, FileInstallationStore, InstallError,
     Installation, InstallationStore, MemoryInstallationStore,
@@ -44,7 +46,7 @@ include!(concat!(env!("OUT_DIR"), "/methods.rs"));
 /// the generator, which is released together with this crate.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::client::send;
+    pub use crate::client::{send, send_with_meta};
     pub use crate::event_body::{
         decode_body, typed as typed_event, EventAuth, EventError, EventOf, UnknownEvent,
     };
@@ -53,6 +55,7 @@ pub mod __private {
     pub use crate::php::Limits;
     pub use crate::wire::{enum_str, Fields, FromWire, WireError};
     pub use crate::{Client, Error, ResponseFuture, Secret};
+    pub use crate::{Response, Retry};
     pub use chrono;
     pub use serde_json;
     pub use serde_json::{Map, Value};
@@ -145,7 +148,7 @@ mod obstacle_snapshot {
             // The escape hatch replacing a typed secret does not make it printable.
             let req = ObstacleV2ChatMessageSend::new(1, ObstacleFields::new("t"))
                 .bot_token("old")
-                .param("botToken", "s3cr3t-5");
+                .extra("botToken", "s3cr3t-5");
             assert!(!format!("{req:?}").contains("s3cr3t-5"), "{req:?}");
             assert_eq!(req.wire_params().get("botToken"), Some(&json!("s3cr3t-5")));
         }
@@ -194,7 +197,7 @@ mod obstacle_snapshot {
                 .self_(when.with_timezone(&chrono::Utc))
                 .new_value([("a", 1u64)])
                 .field_value(json!({"k": [1]}))
-                .param("EXTRA", 5);
+                .extra("EXTRA", 5);
             assert_eq!(
                 req.wire_params().to_value(),
                 json!({"UF_CRM_1476661442": "N", "send": "NEW", "1st": "2024-05-01",
@@ -205,7 +208,7 @@ mod obstacle_snapshot {
                 .opened(true)
                 .contact_ids([1, 2])
                 .r#type(Weird::Type)
-                .param_value(4)
+                .param(4)
                 .field("UF_CRM_5", "custom");
             let req = ObstacleV2ChatMessageSend::new(39, fields)
                 .bot_token("s3cr3t")

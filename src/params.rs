@@ -361,6 +361,8 @@ pub fn put_yn<T: ToWire + ?Sized>(object: &mut Map<String, Value>, key: &str, va
 #[derive(Clone, Default, PartialEq)]
 pub struct Params {
     entries: Vec<(Cow<'static, str>, Arg)>,
+    /// Per-request call settings (retry, deadline); not sent.
+    options: Option<Box<crate::client::CallOptions>>,
 }
 
 impl Params {
@@ -370,7 +372,7 @@ impl Params {
     }
 
     /// Sets `name` (replacing an earlier value of the same name). Replacing a secret value
-    /// keeps the new one secret too: an untyped `.param(name, ..)` over a typed secret
+    /// keeps the new one secret too: an untyped `.extra(name, ..)` over a typed secret
     /// parameter is not printed either.
     pub fn set(&mut self, name: impl Into<Cow<'static, str>>, mut value: Arg) {
         let name = name.into();
@@ -381,6 +383,23 @@ impl Params {
             }
             None => self.entries.push((name, value)),
         }
+    }
+
+    /// How the call carrying these parameters is retried, instead of the client's
+    /// [`Retry`](crate::Retry). Not sent to the portal.
+    pub fn set_retry(&mut self, retry: crate::Retry) {
+        self.options.get_or_insert_with(Default::default).retry = Some(retry);
+    }
+
+    /// The deadline of the whole call carrying these parameters (waits and retries included),
+    /// instead of the client's [`call_timeout`](crate::ClientBuilder::call_timeout). Not sent
+    /// to the portal.
+    pub fn set_timeout(&mut self, timeout: std::time::Duration) {
+        self.options.get_or_insert_with(Default::default).timeout = Some(timeout);
+    }
+
+    pub(crate) fn take_options(&mut self) -> crate::client::CallOptions {
+        self.options.take().map(|o| *o).unwrap_or_default()
     }
 
     /// The first parameter whose value has no JSON form (a NaN or infinite number, also
@@ -476,6 +495,7 @@ impl Params {
                     .into_iter()
                     .map(|(k, v)| (Cow::Owned(k), Arg::new(v)))
                     .collect(),
+                options: None,
             }),
             _ => Err(Error::new(ErrorKind::InvalidInput)
                 .with_message("parameters must be a JSON object")),
@@ -513,7 +533,7 @@ impl fmt::Debug for Redacted {
 }
 
 /// Secret values, and the values of parameters named like credentials (`botToken`,
-/// `password`, `CLIENT_ID`... set through `.param(..)` or [`Params::from_value`]), are shown
+/// `password`, `CLIENT_ID`... set through `.extra(..)` or [`Params::from_value`]), are shown
 /// as `[redacted]`.
 impl fmt::Debug for Params {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

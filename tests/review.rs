@@ -93,8 +93,8 @@ async fn decode_error_snippets_hide_credentials_of_the_answer() {
 #[test]
 fn credentials_set_by_name_are_not_printed() {
     let req = bitrix24::user::UserCurrent::new()
-        .param("botToken", SECRET)
-        .param("password", SECRET);
+        .extra("botToken", SECRET)
+        .extra("password", SECRET);
     let shown = format!("{req:?}");
     assert!(!shown.contains(SECRET), "{shown}");
     let p = bitrix24::Params::from_value(serde_json::json!({"CLIENT_ID": SECRET})).unwrap();
@@ -200,7 +200,7 @@ async fn a_nan_is_refused_not_sent_as_null() {
 }
 
 /// The client sends `auth` itself. A request of one's own (`Params::from_value`) or the
-/// `.param(..)` escape hatch holding an `auth` key must not add a second `auth` to the body
+/// `.extra(..)` escape hatch holding an `auth` key must not add a second `auth` to the body
 /// (PHP keeps the last one: the call would run with the caller's value), as `call_raw`
 /// already makes sure.
 #[tokio::test]
@@ -214,7 +214,7 @@ async fn a_params_auth_key_is_not_sent_next_to_the_clients() {
     client
         .user()
         .current()
-        .param("auth", "forged-token-value")
+        .extra("auth", "forged-token-value")
         .await
         .unwrap();
     let sent = requests(&api).await;

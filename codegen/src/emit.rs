@@ -1271,10 +1271,23 @@ fn emit_method(m: &MethodDef, group_ty: &proc_macro2::Ident) -> TokenStream {
         impl<C> #name<C> {
             #(#sets)*
 
-            /// Sets any parameter by its wire name (one the spec does not list); replaces a
-            /// value set before.
-            pub fn param(mut self, name: impl ::core::convert::Into<::std::string::String>, value: impl ::core::convert::Into<rt::Value>) -> Self {
+            /// Sets a top-level parameter the spec does not list (`auth_connector` for
+            /// offline events...) by its wire name; replaces a value set before.
+            pub fn extra(mut self, name: impl ::core::convert::Into<::std::string::String>, value: impl ::core::convert::Into<rt::Value>) -> Self {
                 self.p.set(name.into(), rt::Arg::new(value.into()));
+                self
+            }
+
+            /// How this call is retried, instead of the client's policy.
+            pub fn retry(mut self, retry: rt::Retry) -> Self {
+                self.p.set_retry(retry);
+                self
+            }
+
+            /// The deadline of this whole call (waits and retries included), instead of the
+            /// client's.
+            pub fn timeout(mut self, timeout: ::core::time::Duration) -> Self {
+                self.p.set_timeout(timeout);
                 self
             }
         }
@@ -1301,6 +1314,12 @@ fn emit_method(m: &MethodDef, group_ty: &proc_macro2::Ident) -> TokenStream {
             /// Sends the request through the client it came from; the same as `.await`ing it.
             pub fn send(self) -> rt::ResponseFuture<#output> {
                 ::core::future::IntoFuture::into_future(self)
+            }
+
+            /// Sends the request; answers with the result and the envelope's `total`, `next`
+            /// and `time`.
+            pub fn send_with_meta(self) -> rt::ResponseFuture<rt::Response<#output>> {
+                rt::send_with_meta(self.client, <Self as rt::Method>::META, self.p)
             }
         }
     }

@@ -39,7 +39,9 @@ const RESERVED_MEMBERS: &[&str] = &[
     "extra",
     "into_future",
     "field",
-    "param",
+    "retry",
+    "timeout",
+    "send_with_meta",
 ];
 
 /// A Rust identifier chosen for a wire name.

@@ -30,10 +30,12 @@ pub const RESERVED_GROUP_NAMES: &[&str] = &[
     "prelude",
 ];
 
-/// Group accessor names that would clash with `Client`'s own methods.
+/// Group accessor names that would clash with `Client`'s own public methods (and `batch`,
+/// reserved for it). The client's private helpers live off `Client`, so they need no entry.
 pub const RESERVED_ACCESSORS: &[&str] = &[
     "call",
     "call_raw",
+    "call_with_meta",
     "tokens",
     "builder",
     "webhook",
@@ -41,20 +43,22 @@ pub const RESERVED_ACCESSORS: &[&str] = &[
     "clone",
     "fmt",
     "batch",
-    "execute",
-    "post",
-    "refresh",
-    "refresh_flight",
-    "request_tokens",
-    "portal_moved",
-    "start",
 ];
 
 /// Deepest `list<map<...>>` nesting accepted.
 const MAX_TYPE_DEPTH: usize = 8;
 
 /// Names the generated API of a struct or request uses besides its fields' setters.
-const STRUCT_METHODS: &[&str] = &["new", "send", "field", "param", "into_future"];
+const STRUCT_METHODS: &[&str] = &[
+    "new",
+    "send",
+    "send_with_meta",
+    "field",
+    "extra",
+    "retry",
+    "timeout",
+    "into_future",
+];
 
 pub(super) fn validate(cx: &mut Ctx<'_>, raw: &RawSpec) -> Spec {
     // Named types first, so that fields and params can refer to them in any order.

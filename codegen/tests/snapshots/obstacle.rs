@@ -263,8 +263,13 @@ pub mod types {
             self
         }
         /// (`param`, integer)
-        pub fn param_value(mut self, value: impl rt::IntoArg<i64>) -> Self {
+        pub fn param(mut self, value: impl rt::IntoArg<i64>) -> Self {
             self.p.set("param", rt::IntoArg::<i64>::into_arg(value));
+            self
+        }
+        /// (`timeout`, integer)
+        pub fn timeout_value(mut self, value: impl rt::IntoArg<i64>) -> Self {
+            self.p.set("timeout", rt::IntoArg::<i64>::into_arg(value));
             self
         }
         /// (`key`, secret string)
@@ -541,14 +546,25 @@ pub mod obstacle {
             self.p.set("params", rt::IntoArg::<rt::Value>::into_arg(value));
             self
         }
-        /// Sets any parameter by its wire name (one the spec does not list); replaces a
-        /// value set before.
-        pub fn param(
+        /// Sets a top-level parameter the spec does not list (`auth_connector` for
+        /// offline events...) by its wire name; replaces a value set before.
+        pub fn extra(
             mut self,
             name: impl ::core::convert::Into<::std::string::String>,
             value: impl ::core::convert::Into<rt::Value>,
         ) -> Self {
             self.p.set(name.into(), rt::Arg::new(value.into()));
+            self
+        }
+        /// How this call is retried, instead of the client's policy.
+        pub fn retry(mut self, retry: rt::Retry) -> Self {
+            self.p.set_retry(retry);
+            self
+        }
+        /// The deadline of this whole call (waits and retries included), instead of the
+        /// client's.
+        pub fn timeout(mut self, timeout: ::core::time::Duration) -> Self {
+            self.p.set_timeout(timeout);
             self
         }
     }
@@ -584,6 +600,13 @@ pub mod obstacle {
             self,
         ) -> rt::ResponseFuture<::std::vec::Vec<super::types::Obstacle>> {
             ::core::future::IntoFuture::into_future(self)
+        }
+        /// Sends the request; answers with the result and the envelope's `total`, `next`
+        /// and `time`.
+        pub fn send_with_meta(
+            self,
+        ) -> rt::ResponseFuture<rt::Response<::std::vec::Vec<super::types::Obstacle>>> {
+            rt::send_with_meta(self.client, <Self as rt::Method>::META, self.p)
         }
     }
     /// Sets product rows.
@@ -706,14 +729,25 @@ pub mod obstacle {
             self.p.set("more", rt::Arg::list::<super::types::ObstacleFields, _>(value));
             self
         }
-        /// Sets any parameter by its wire name (one the spec does not list); replaces a
-        /// value set before.
-        pub fn param(
+        /// Sets a top-level parameter the spec does not list (`auth_connector` for
+        /// offline events...) by its wire name; replaces a value set before.
+        pub fn extra(
             mut self,
             name: impl ::core::convert::Into<::std::string::String>,
             value: impl ::core::convert::Into<rt::Value>,
         ) -> Self {
             self.p.set(name.into(), rt::Arg::new(value.into()));
+            self
+        }
+        /// How this call is retried, instead of the client's policy.
+        pub fn retry(mut self, retry: rt::Retry) -> Self {
+            self.p.set_retry(retry);
+            self
+        }
+        /// The deadline of this whole call (waits and retries included), instead of the
+        /// client's.
+        pub fn timeout(mut self, timeout: ::core::time::Duration) -> Self {
+            self.p.set_timeout(timeout);
             self
         }
     }
@@ -742,6 +776,11 @@ pub mod obstacle {
         /// Sends the request through the client it came from; the same as `.await`ing it.
         pub fn send(self) -> rt::ResponseFuture<bool> {
             ::core::future::IntoFuture::into_future(self)
+        }
+        /// Sends the request; answers with the result and the envelope's `total`, `next`
+        /// and `time`.
+        pub fn send_with_meta(self) -> rt::ResponseFuture<rt::Response<bool>> {
+            rt::send_with_meta(self.client, <Self as rt::Method>::META, self.p)
         }
     }
     /// Sends a message, v2 style; needs a dialog or a user pair.
@@ -803,14 +842,25 @@ pub mod obstacle {
             self.p.set("toUserId", rt::IntoArg::<u64>::into_arg(value));
             self
         }
-        /// Sets any parameter by its wire name (one the spec does not list); replaces a
-        /// value set before.
-        pub fn param(
+        /// Sets a top-level parameter the spec does not list (`auth_connector` for
+        /// offline events...) by its wire name; replaces a value set before.
+        pub fn extra(
             mut self,
             name: impl ::core::convert::Into<::std::string::String>,
             value: impl ::core::convert::Into<rt::Value>,
         ) -> Self {
             self.p.set(name.into(), rt::Arg::new(value.into()));
+            self
+        }
+        /// How this call is retried, instead of the client's policy.
+        pub fn retry(mut self, retry: rt::Retry) -> Self {
+            self.p.set_retry(retry);
+            self
+        }
+        /// The deadline of this whole call (waits and retries included), instead of the
+        /// client's.
+        pub fn timeout(mut self, timeout: ::core::time::Duration) -> Self {
+            self.p.set_timeout(timeout);
             self
         }
     }
@@ -838,6 +888,13 @@ pub mod obstacle {
         /// Sends the request through the client it came from; the same as `.await`ing it.
         pub fn send(self) -> rt::ResponseFuture<super::types::ObstacleOnly> {
             ::core::future::IntoFuture::into_future(self)
+        }
+        /// Sends the request; answers with the result and the envelope's `total`, `next`
+        /// and `time`.
+        pub fn send_with_meta(
+            self,
+        ) -> rt::ResponseFuture<rt::Response<super::types::ObstacleOnly>> {
+            rt::send_with_meta(self.client, <Self as rt::Method>::META, self.p)
         }
     }
     /// A required param named like the constructor's local; a result without fields.
@@ -872,14 +929,25 @@ pub mod obstacle {
         }
     }
     impl<C> ObstacleLocalGet<C> {
-        /// Sets any parameter by its wire name (one the spec does not list); replaces a
-        /// value set before.
-        pub fn param(
+        /// Sets a top-level parameter the spec does not list (`auth_connector` for
+        /// offline events...) by its wire name; replaces a value set before.
+        pub fn extra(
             mut self,
             name: impl ::core::convert::Into<::std::string::String>,
             value: impl ::core::convert::Into<rt::Value>,
         ) -> Self {
             self.p.set(name.into(), rt::Arg::new(value.into()));
+            self
+        }
+        /// How this call is retried, instead of the client's policy.
+        pub fn retry(mut self, retry: rt::Retry) -> Self {
+            self.p.set_retry(retry);
+            self
+        }
+        /// The deadline of this whole call (waits and retries included), instead of the
+        /// client's.
+        pub fn timeout(mut self, timeout: ::core::time::Duration) -> Self {
+            self.p.set_timeout(timeout);
             self
         }
     }
@@ -906,6 +974,13 @@ pub mod obstacle {
         /// Sends the request through the client it came from; the same as `.await`ing it.
         pub fn send(self) -> rt::ResponseFuture<super::types::ObstacleEmpty> {
             ::core::future::IntoFuture::into_future(self)
+        }
+        /// Sends the request; answers with the result and the envelope's `total`, `next`
+        /// and `time`.
+        pub fn send_with_meta(
+            self,
+        ) -> rt::ResponseFuture<rt::Response<super::types::ObstacleEmpty>> {
+            rt::send_with_meta(self.client, <Self as rt::Method>::META, self.p)
         }
     }
     /// A group function named `new`.
@@ -955,14 +1030,25 @@ pub mod obstacle {
                 );
             self
         }
-        /// Sets any parameter by its wire name (one the spec does not list); replaces a
-        /// value set before.
-        pub fn param(
+        /// Sets a top-level parameter the spec does not list (`auth_connector` for
+        /// offline events...) by its wire name; replaces a value set before.
+        pub fn extra(
             mut self,
             name: impl ::core::convert::Into<::std::string::String>,
             value: impl ::core::convert::Into<rt::Value>,
         ) -> Self {
             self.p.set(name.into(), rt::Arg::new(value.into()));
+            self
+        }
+        /// How this call is retried, instead of the client's policy.
+        pub fn retry(mut self, retry: rt::Retry) -> Self {
+            self.p.set_retry(retry);
+            self
+        }
+        /// The deadline of this whole call (waits and retries included), instead of the
+        /// client's.
+        pub fn timeout(mut self, timeout: ::core::time::Duration) -> Self {
+            self.p.set_timeout(timeout);
             self
         }
     }
@@ -989,6 +1075,11 @@ pub mod obstacle {
         /// Sends the request through the client it came from; the same as `.await`ing it.
         pub fn send(self) -> rt::ResponseFuture<u64> {
             ::core::future::IntoFuture::into_future(self)
+        }
+        /// Sends the request; answers with the result and the envelope's `total`, `next`
+        /// and `time`.
+        pub fn send_with_meta(self) -> rt::ResponseFuture<rt::Response<u64>> {
+            rt::send_with_meta(self.client, <Self as rt::Method>::META, self.p)
         }
     }
     /// The methods of group `obstacle`, bound to a client: each function takes the method's required parameters and returns its request, which takes optional parameters as setters and is then `.await`ed (or `.send()`).
@@ -1109,14 +1200,25 @@ pub mod obstacle_type {
         }
     }
     impl<C> ObstacleType<C> {
-        /// Sets any parameter by its wire name (one the spec does not list); replaces a
-        /// value set before.
-        pub fn param(
+        /// Sets a top-level parameter the spec does not list (`auth_connector` for
+        /// offline events...) by its wire name; replaces a value set before.
+        pub fn extra(
             mut self,
             name: impl ::core::convert::Into<::std::string::String>,
             value: impl ::core::convert::Into<rt::Value>,
         ) -> Self {
             self.p.set(name.into(), rt::Arg::new(value.into()));
+            self
+        }
+        /// How this call is retried, instead of the client's policy.
+        pub fn retry(mut self, retry: rt::Retry) -> Self {
+            self.p.set_retry(retry);
+            self
+        }
+        /// The deadline of this whole call (waits and retries included), instead of the
+        /// client's.
+        pub fn timeout(mut self, timeout: ::core::time::Duration) -> Self {
+            self.p.set_timeout(timeout);
             self
         }
     }
@@ -1155,6 +1257,20 @@ pub mod obstacle_type {
             ::std::collections::BTreeMap<::std::string::String, super::types::Obstacle>,
         > {
             ::core::future::IntoFuture::into_future(self)
+        }
+        /// Sends the request; answers with the result and the envelope's `total`, `next`
+        /// and `time`.
+        pub fn send_with_meta(
+            self,
+        ) -> rt::ResponseFuture<
+            rt::Response<
+                ::std::collections::BTreeMap<
+                    ::std::string::String,
+                    super::types::Obstacle,
+                >,
+            >,
+        > {
+            rt::send_with_meta(self.client, <Self as rt::Method>::META, self.p)
         }
     }
     /// A read that changes state (clears what it returns).
@@ -1197,14 +1313,25 @@ pub mod obstacle_type {
             self.p.set("START", rt::IntoArg::<i64>::into_arg(value));
             self
         }
-        /// Sets any parameter by its wire name (one the spec does not list); replaces a
-        /// value set before.
-        pub fn param(
+        /// Sets a top-level parameter the spec does not list (`auth_connector` for
+        /// offline events...) by its wire name; replaces a value set before.
+        pub fn extra(
             mut self,
             name: impl ::core::convert::Into<::std::string::String>,
             value: impl ::core::convert::Into<rt::Value>,
         ) -> Self {
             self.p.set(name.into(), rt::Arg::new(value.into()));
+            self
+        }
+        /// How this call is retried, instead of the client's policy.
+        pub fn retry(mut self, retry: rt::Retry) -> Self {
+            self.p.set_retry(retry);
+            self
+        }
+        /// The deadline of this whole call (waits and retries included), instead of the
+        /// client's.
+        pub fn timeout(mut self, timeout: ::core::time::Duration) -> Self {
+            self.p.set_timeout(timeout);
             self
         }
     }
@@ -1232,6 +1359,11 @@ pub mod obstacle_type {
         /// Sends the request through the client it came from; the same as `.await`ing it.
         pub fn send(self) -> rt::ResponseFuture<rt::Value> {
             ::core::future::IntoFuture::into_future(self)
+        }
+        /// Sends the request; answers with the result and the envelope's `total`, `next`
+        /// and `time`.
+        pub fn send_with_meta(self) -> rt::ResponseFuture<rt::Response<rt::Value>> {
+            rt::send_with_meta(self.client, <Self as rt::Method>::META, self.p)
         }
     }
     /// A REST 3.0 method.
@@ -1264,14 +1396,25 @@ pub mod obstacle_type {
         }
     }
     impl<C> ObstacleNextGet<C> {
-        /// Sets any parameter by its wire name (one the spec does not list); replaces a
-        /// value set before.
-        pub fn param(
+        /// Sets a top-level parameter the spec does not list (`auth_connector` for
+        /// offline events...) by its wire name; replaces a value set before.
+        pub fn extra(
             mut self,
             name: impl ::core::convert::Into<::std::string::String>,
             value: impl ::core::convert::Into<rt::Value>,
         ) -> Self {
             self.p.set(name.into(), rt::Arg::new(value.into()));
+            self
+        }
+        /// How this call is retried, instead of the client's policy.
+        pub fn retry(mut self, retry: rt::Retry) -> Self {
+            self.p.set_retry(retry);
+            self
+        }
+        /// The deadline of this whole call (waits and retries included), instead of the
+        /// client's.
+        pub fn timeout(mut self, timeout: ::core::time::Duration) -> Self {
+            self.p.set_timeout(timeout);
             self
         }
     }
@@ -1299,6 +1442,11 @@ pub mod obstacle_type {
         /// Sends the request through the client it came from; the same as `.await`ing it.
         pub fn send(self) -> rt::ResponseFuture<rt::Value> {
             ::core::future::IntoFuture::into_future(self)
+        }
+        /// Sends the request; answers with the result and the envelope's `total`, `next`
+        /// and `time`.
+        pub fn send_with_meta(self) -> rt::ResponseFuture<rt::Response<rt::Value>> {
+            rt::send_with_meta(self.client, <Self as rt::Method>::META, self.p)
         }
     }
     /// The methods of group `obstacle_type`, bound to a client: each function takes the method's required parameters and returns its request, which takes optional parameters as setters and is then `.await`ed (or `.send()`).

@@ -1,0 +1,461 @@
+//! The auth layer: attaches the access token (or uses the webhook base), refreshes an expired
+//! OAuth token once in a single flight (one request to the OAuth server for any number of
+//! waiting calls, persisted before it is used) and follows a renamed portal.
+
+use std::sync::{Arc, RwLock};
+
+use serde_json::Value;
+use url::Url;
+
+use super::decode::Answer;
+use super::policy::Progress;
+use super::{builder, transport, unix_now, Call, Inner, DEFAULT_OAUTH_SERVER};
+use crate::auth::{OAuthApp, TokenResponse, TokenStore, Tokens};
+use crate::codes;
+use crate::error::{Cause, CauseKind, Error, ErrorKind};
+
+/// How calls are authorized.
+pub(super) enum AuthState {
+    Webhook { base: RwLock<Url> },
+    OAuth(OAuthState),
+}
+
+pub(super) struct OAuthState {
+    pub(super) app: OAuthApp,
+    /// The current tokens and their generation (bumped on every change).
+    pub(super) tokens: RwLock<(u64, Arc<Tokens>)>,
+    /// Held while a refresh is in flight: the single-flight gate.
+    pub(super) refresh: tokio::sync::Mutex<()>,
+    pub(super) store: Arc<dyn TokenStore>,
+    /// Overrides the OAuth server taken from `server_endpoint`.
+    pub(super) oauth_server: Option<Url>,
+    /// Refresh attempts finished so far, and the error of the last one if it failed: calls
+    /// that waited for a refresh that failed get its error instead of trying again at once.
+    pub(super) attempts: std::sync::Mutex<(u64, Option<Error>)>,
+    /// The token generation made by a refresh that `invalid_token` triggered: if that token
+    /// is refused as invalid too, refreshing again would not help.
+    pub(super) invalid_token_generation: std::sync::Mutex<Option<u64>>,
+}
+
+impl OAuthState {
+    pub(super) fn current(&self) -> (u64, Arc<Tokens>) {
+        let g = self.tokens.read().unwrap_or_else(|e| e.into_inner());
+        (g.0, g.1.clone())
+    }
+
+    /// Installs a new token pair: bumps the generation, so that calls that failed with the
+    /// old pair know a refresh already happened.
+    fn replace(&self, tokens: Tokens) -> u64 {
+        let mut g = self.tokens.write().unwrap_or_else(|e| e.into_inner());
+        *g = (g.0 + 1, Arc::new(tokens));
+        g.0
+    }
+
+    fn invalid_token_generation(&self) -> Option<u64> {
+        *self
+            .invalid_token_generation
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn set_invalid_token_generation(&self, generation: u64) {
+        *self
+            .invalid_token_generation
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(generation);
+    }
+
+    /// Changes fields other than the token pair (the portal address).
+    fn set_keeping_generation(&self, tokens: Tokens) {
+        let mut g = self.tokens.write().unwrap_or_else(|e| e.into_inner());
+        g.1 = Arc::new(tokens);
+    }
+}
+
+/// Sends `call` with auth (the access token in the body, or the webhook base), following
+/// renames; on `expired_token` (or, once, `invalid_token`) refreshes the token and sends again
+/// once.
+pub(super) async fn send(
+    inner: &Arc<Inner>,
+    call: &Call,
+    progress: &mut Progress,
+) -> Result<Answer, Error> {
+    let method: &str = &call.method;
+    let params: &[u8] = &call.body;
+    let mut refreshed = false;
+    loop {
+        let (url, body, generation, secret) = match &inner.auth {
+            AuthState::Webhook { base } => {
+                let base = base.read().unwrap_or_else(|e| e.into_inner()).clone();
+                let code = webhook_code(&base);
+                (
+                    transport::join_method(&base, method)?,
+                    params.to_vec(),
+                    0,
+                    code,
+                )
+            }
+            AuthState::OAuth(o) => {
+                let (generation, tokens) = o.current();
+                if !refreshed && tokens.expired_at(unix_now()) {
+                    tracing::debug!(
+                        method,
+                        "access token expired locally; refreshing before the call"
+                    );
+                    refresh(inner, generation, method, false).await?;
+                    refreshed = true;
+                    continue;
+                }
+                let base = builder::parse_endpoint(&tokens.client_endpoint, "client_endpoint")?;
+                let body = with_auth(params, tokens.access_token.expose()).ok_or_else(|| {
+                    Error::new(ErrorKind::InvalidInput)
+                        .with_method(method)
+                        .with_message("params must be a JSON object")
+                })?;
+                let token = tokens.access_token.expose().to_owned();
+                (
+                    transport::join_method(&base, method)?,
+                    body,
+                    generation,
+                    token,
+                )
+            }
+        };
+        let posted = transport::post(inner, method, url.clone(), body, &secret, progress).await?;
+        let result = transport::classify(method, posted.status, posted.body, &secret);
+        // A redirect is adopted only once a Bitrix24 envelope came back from its target:
+        // a login page or captive portal must not move the client.
+        let is_envelope = match &result {
+            Ok(_) => true,
+            Err(e) => e.kind() == ErrorKind::Api,
+        };
+        if let (Some(to), true) = (&posted.moved_to, is_envelope) {
+            portal_moved(inner, &url, to).await;
+        }
+        match result {
+            Ok(answer) => return Ok(answer),
+            Err(e) => {
+                let AuthState::OAuth(o) = &inner.auth else {
+                    return Err(e);
+                };
+                let invalid_token = e.is_code(codes::INVALID_TOKEN);
+                if refreshed || !(e.is_expired_token() || invalid_token) {
+                    return Err(e);
+                }
+                if invalid_token && o.invalid_token_generation() == Some(generation) {
+                    // This token came from a refresh made for `invalid_token` and is
+                    // refused the same way: another refresh would not help.
+                    return Err(e);
+                }
+                tracing::debug!(
+                    method,
+                    code = e.code().unwrap_or(""),
+                    "refreshing the access token and retrying once"
+                );
+                refresh(inner, generation, method, invalid_token).await?;
+                refreshed = true;
+            }
+        }
+    }
+}
+
+/// POSTs `body` to `url`; on 301/302/303/307/308 re-POSTs the same body to `Location`
+/// (never from https down to http).
+
+/// Moves the base address to the scheme, host and port of `to` after a redirect whose
+/// target answered like a Bitrix24 portal.
+async fn portal_moved(inner: &Inner, from: &Url, to: &Url) {
+    if from.origin() == to.origin() {
+        return;
+    }
+    tracing::warn!(
+        old_host = from.host_str().unwrap_or(""),
+        new_host = to.host_str().unwrap_or(""),
+        "Bitrix24 portal moved; using the new address from now on"
+    );
+    let rebase = |u: &mut Url| {
+        let _ = u.set_scheme(to.scheme());
+        let _ = u.set_host(to.host_str());
+        let _ = u.set_port(to.port());
+    };
+    match &inner.auth {
+        AuthState::Webhook { base } => {
+            let mut base = base.write().unwrap_or_else(|e| e.into_inner());
+            if base.origin() == from.origin() {
+                rebase(&mut base);
+            }
+        }
+        AuthState::OAuth(o) => {
+            // Under the refresh gate, so that a refresh in flight is not overwritten with
+            // the old (spent) pair; the generation stays, as the token did not change.
+            let _gate = o.refresh.lock().await;
+            let (_, tokens) = o.current();
+            let Ok(mut endpoint) = Url::parse(&tokens.client_endpoint) else {
+                return;
+            };
+            if endpoint.origin() != from.origin() {
+                return;
+            }
+            rebase(&mut endpoint);
+            let mut moved = (*tokens).clone();
+            moved.client_endpoint = endpoint.to_string();
+            if let Some(host) = to.host_str() {
+                moved.domain = Some(host.to_owned());
+            }
+            if let Err(e) = o.store.save(&moved).await {
+                let secrets = [moved.access_token.expose(), moved.refresh_token.expose()];
+                tracing::warn!(
+                    error = %crate::error::redact_text(&e.to_string(), &secrets),
+                    "could not save the portal's new address in the token store"
+                );
+            }
+            o.set_keeping_generation(moved);
+        }
+    }
+}
+
+/// Refreshes the access token unless another call already did since `seen` (single
+/// flight: one request to the OAuth server however many calls wait here). The refresh
+/// runs in its own task, so that cancelling the waiting call cannot lose a rotated pair.
+async fn refresh(
+    inner: &Arc<Inner>,
+    seen: u64,
+    method: &str,
+    invalid_token: bool,
+) -> Result<(), Error> {
+    let inner = inner.clone();
+    let owned = method.to_owned();
+    let task =
+        tokio::spawn(async move { refresh_flight(&inner, seen, &owned, invalid_token).await });
+    match task.await {
+        Ok(result) => result,
+        Err(e) => Err(Error::new(ErrorKind::OAuthServer)
+            .with_method(method)
+            .with_message(format!("the token refresh task failed: {e}"))),
+    }
+}
+
+async fn refresh_flight(
+    inner: &Inner,
+    seen: u64,
+    method: &str,
+    invalid_token: bool,
+) -> Result<(), Error> {
+    let AuthState::OAuth(o) = &inner.auth else {
+        return Ok(());
+    };
+    let attempts_before = o.attempts.lock().unwrap_or_else(|e| e.into_inner()).0;
+    let _gate = o.refresh.lock().await;
+    let (generation, current) = o.current();
+    if generation != seen {
+        return Ok(());
+    }
+    {
+        let attempts = o.attempts.lock().unwrap_or_else(|e| e.into_inner());
+        if attempts.0 != attempts_before {
+            if let Some(e) = &attempts.1 {
+                return Err(e.clone().with_method(method));
+            }
+        }
+    }
+    let secrets = [
+        o.app.client_secret.expose(),
+        current.refresh_token.expose(),
+        current.access_token.expose(),
+    ];
+    let result = request_tokens(inner, o, &current, method)
+        .await
+        .map_err(|e| e.redact(&secrets));
+    {
+        let mut attempts = o.attempts.lock().unwrap_or_else(|e| e.into_inner());
+        attempts.0 += 1;
+        attempts.1 = result.as_ref().err().cloned();
+    }
+    let fresh = match result {
+        Ok(fresh) => fresh,
+        Err(e) => {
+            if e.kind() == ErrorKind::InvalidGrant {
+                // Another process may have rotated the pair: use what the store has now.
+                if let Ok(Some(stored)) = o.store.load().await {
+                    if stored.refresh_token != current.refresh_token {
+                        tracing::info!(
+                            method,
+                            "refresh token was rotated elsewhere; using the stored pair"
+                        );
+                        o.replace(stored);
+                        return Ok(());
+                    }
+                }
+            }
+            return Err(e);
+        }
+    };
+    let saved = o.store.save(&fresh).await;
+    let all_secrets = [
+        secrets[0],
+        secrets[1],
+        secrets[2],
+        fresh.access_token.expose(),
+        fresh.refresh_token.expose(),
+    ];
+    let saved = saved.map_err(|e| {
+        Error::new(ErrorKind::TokenStore)
+            .with_method(method)
+            .with_message(format!("refreshed tokens could not be saved: {e}"))
+            .with_cause(Cause::new(CauseKind::TokenStore, store_error_text(&*e)))
+            .redact(&all_secrets)
+    });
+    let new_generation = o.replace(fresh);
+    if invalid_token {
+        o.set_invalid_token_generation(new_generation);
+    }
+    saved
+}
+
+/// The refresh request itself: POST form `grant_type=refresh_token` to `{server}/oauth/token/`.
+async fn request_tokens(
+    inner: &Inner,
+    o: &OAuthState,
+    current: &Tokens,
+    method: &str,
+) -> Result<Tokens, Error> {
+    let mut url = match &o.oauth_server {
+        Some(s) => s.clone(),
+        None => builder::parse_oauth_server(
+            current
+                .server_endpoint
+                .as_deref()
+                .unwrap_or(DEFAULT_OAUTH_SERVER),
+            "server_endpoint",
+        )?,
+    };
+    url.set_path("/oauth/token/");
+    url.set_query(None);
+    url.set_fragment(None);
+    let form = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("grant_type", "refresh_token")
+        .append_pair("client_id", &o.app.client_id)
+        .append_pair("client_secret", o.app.client_secret.expose())
+        .append_pair("refresh_token", current.refresh_token.expose())
+        .finish();
+    let response = inner
+        .http
+        .post(url.clone())
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .header(reqwest::header::ACCEPT, "application/json")
+        .header(reqwest::header::USER_AGENT, &inner.user_agent)
+        .timeout(inner.timeout)
+        .body(form)
+        .send()
+        .await
+        .map_err(|e| transport::transport(method, &e, &[]))?;
+    let status = response.status().as_u16();
+    let oauth_error = |kind| Error::new(kind).with_method(method).with_status(status);
+    if response.url() != &url {
+        return Err(oauth_error(ErrorKind::OAuthServer).with_message(
+            "the HTTP client followed a redirect of the token refresh; build it with \
+             redirect::Policy::none()",
+        ));
+    }
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| transport::transport(method, &e, &[]))?;
+    let secrets = [
+        o.app.client_secret.expose(),
+        current.refresh_token.expose(),
+        current.access_token.expose(),
+    ];
+    let json: Option<Value> = serde_json::from_slice(&body).ok();
+    let Some(json) = json.filter(Value::is_object) else {
+        return Err(oauth_error(ErrorKind::OAuthServer).with_snippet(&body, &secrets));
+    };
+    if let Some(code) = json
+        .get("error")
+        .and_then(Value::as_str)
+        .filter(|c| !c.is_empty())
+    {
+        let description = json
+            .get("error_description")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        let kind = match code.to_ascii_lowercase().as_str() {
+            c if c == codes::INVALID_GRANT || c == "bad_verification_code" => {
+                ErrorKind::InvalidGrant
+            }
+            c if c == codes::INVALID_CLIENT => ErrorKind::InvalidClient,
+            c if c == codes::WRONG_CLIENT => ErrorKind::WrongClient,
+            c if c.eq_ignore_ascii_case(codes::PAYMENT_REQUIRED)
+                || c.eq_ignore_ascii_case(codes::NOT_INSTALLED) =>
+            {
+                ErrorKind::AppUnavailable
+            }
+            _ => ErrorKind::OAuthServer,
+        };
+        return Err(oauth_error(kind)
+            .with_code(code.to_owned())
+            .with_description(description));
+    }
+    if !(200..300).contains(&status) {
+        return Err(oauth_error(ErrorKind::OAuthServer).with_snippet(&body, &secrets));
+    }
+    let response = TokenResponse::from_json(&json).ok_or_else(|| {
+        oauth_error(ErrorKind::OAuthServer)
+            .with_message("the answer holds no access_token and refresh_token")
+    })?;
+    Ok(response.into_tokens(Some(current)))
+}
+
+/// A store error's text with its whole chain of sources (redacted by the caller).
+fn store_error_text(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// Inserts `"auth": token` first into the serialized JSON object `params`.
+fn with_auth(params: &[u8], token: &str) -> Option<Vec<u8>> {
+    let text = std::str::from_utf8(params).ok()?.trim_start();
+    let rest = text.strip_prefix('{')?;
+    let token = serde_json::to_string(token).ok()?;
+    let mut out = Vec::with_capacity(params.len() + token.len() + 10);
+    out.extend_from_slice(b"{\"auth\":");
+    out.extend_from_slice(token.as_bytes());
+    if !rest.trim_start().starts_with('}') {
+        out.push(b',');
+    }
+    out.extend_from_slice(rest.as_bytes());
+    Some(out)
+}
+
+/// The webhook code: the last segment of a webhook base URL.
+fn webhook_code(base: &Url) -> String {
+    base.path_segments()
+        .and_then(|mut s| s.rfind(|p| !p.is_empty()))
+        .unwrap_or("")
+        .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auth_goes_first_into_the_object() {
+        assert_eq!(with_auth(b"{}", "t").unwrap(), br#"{"auth":"t"}"#);
+        assert_eq!(
+            with_auth(br#"{"A":1}"#, "t").unwrap(),
+            br#"{"auth":"t","A":1}"#
+        );
+        assert!(with_auth(b"[1]", "t").is_none());
+    }
+}

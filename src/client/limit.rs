@@ -1,0 +1,381 @@
+//! Transport-side limits: the portal's request-rate bucket and the per-method operating-time
+//! budget, kept per portal and shared by every clone of a client.
+//!
+//! Bitrix24 counts HTTP requests per portal (and source IP) in a leaky bucket: a burst of
+//! `X` requests, drained by `Y` per second; a request above the level is refused with 503
+//! `QUERY_LIMIT_EXCEEDED`. Separately, each method may run at most about 480 s of server
+//! time in any 10 minutes; above that, the next call of that method is refused with 429
+//! `OPERATION_TIME_LIMIT` until the oldest minute drops out
+//! (<https://apidocs.bitrix24.com/limits.html>).
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use governor::clock::{Clock, DefaultClock};
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
+
+use crate::wire::Time;
+
+/// The portal's request-rate limit, as the client enforces it on itself.
+///
+/// Every HTTP request to the portal takes one unit from a bucket shared by all clones of the
+/// client (and by every client a [`ClientPool`](crate::ClientPool) hands out for one portal):
+/// a re-POST after a redirect, the retry after a token refresh and a `batch` each count. The
+/// client keeps a small safety margin below the plan's figures (about 10 % of the burst, at
+/// least 2 requests, and 2 % of the rate), so that network jitter does not trip the portal.
+///
+/// The per-method operating-time budget (480 s of server time per 10 minutes on cloud
+/// portals) is part of the same settings: a method whose `time.operating` approaches it is
+/// slowed down; after `OPERATION_TIME_LIMIT` it is paused until `operating_reset_at`, while
+/// other methods go on.
+///
+/// ```
+/// use bitrix24::RateLimit;
+/// let enterprise = RateLimit::enterprise(); // 250 at once, then 5 per second
+/// let custom = RateLimit::custom(100, 4.0); // a self-hosted portal's own settings
+/// let none = RateLimit::off(); // a portal with the limiter switched off
+/// # let _ = (enterprise, custom, none);
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct RateLimit {
+    /// `None`: no client-side bucket.
+    bucket: Option<(u32, f64)>,
+    operating_budget: Duration,
+}
+
+/// The cloud portals' per-method budget of server time in any 10 minutes.
+pub const DEFAULT_OPERATING_BUDGET: Duration = Duration::from_secs(480);
+
+impl RateLimit {
+    /// Every cloud plan but Enterprise: a burst of 50 requests, then 2 per second.
+    pub fn standard() -> RateLimit {
+        RateLimit::custom(50, 2.0)
+    }
+
+    /// Enterprise plans: a burst of 250 requests, then 5 per second.
+    pub fn enterprise() -> RateLimit {
+        RateLimit::custom(250, 5.0)
+    }
+
+    /// A bucket of `burst` requests that drains by `per_second` requests per second (a
+    /// self-hosted portal's own settings). A `burst` of 0 counts as 1; a `per_second` that is
+    /// not a positive finite number switches the bucket off.
+    pub fn custom(burst: u32, per_second: f64) -> RateLimit {
+        let bucket =
+            (per_second.is_finite() && per_second > 0.0).then_some((burst.max(1), per_second));
+        RateLimit {
+            bucket,
+            operating_budget: DEFAULT_OPERATING_BUDGET,
+        }
+    }
+
+    /// No client-side bucket: every request goes out at once. For portals whose limiter is
+    /// off (self-hosted ones often are) or a caller that paces itself. A
+    /// `QUERY_LIMIT_EXCEEDED` that arrives anyway is still retried with backoff.
+    pub fn off() -> RateLimit {
+        RateLimit {
+            bucket: None,
+            operating_budget: DEFAULT_OPERATING_BUDGET,
+        }
+    }
+
+    /// The per-method budget of server time in any 10 minutes (default
+    /// [`DEFAULT_OPERATING_BUDGET`], 480 s; self-hosted portals use 420 s when they enable
+    /// it).
+    pub fn operating_budget(mut self, budget: Duration) -> RateLimit {
+        self.operating_budget = budget;
+        self
+    }
+
+    /// The plan's burst and drain rate (requests, requests per second), `None` when off.
+    pub fn bucket(&self) -> Option<(u32, f64)> {
+        self.bucket
+    }
+}
+
+impl Default for RateLimit {
+    /// [`RateLimit::standard`].
+    fn default() -> Self {
+        RateLimit::standard()
+    }
+}
+
+/// After a `QUERY_LIMIT_EXCEEDED` the whole portal is left alone for this long (doubled for
+/// every further refusal in a row, up to [`MAX_THROTTLE_PAUSE`]).
+const THROTTLE_PAUSE: Duration = Duration::from_millis(500);
+const MAX_THROTTLE_PAUSE: Duration = Duration::from_secs(8);
+/// The pause of a method refused with `OPERATION_TIME_LIMIT` when no `operating_reset_at` is
+/// known: the window's buckets are one minute long.
+pub(crate) const DEFAULT_OPERATING_PAUSE: Duration = Duration::from_secs(60);
+/// Above this share of the budget a method's calls are spread out until the reset.
+const SLOW_DOWN_AT: f64 = 0.8;
+
+/// The limits of one portal: the bucket, a portal-wide pause after a refusal, and the
+/// per-method operating-time state.
+pub(crate) struct Limits {
+    bucket: Option<RateLimiter<NotKeyed, InMemoryState, DefaultClock>>,
+    clock: DefaultClock,
+    budget: f64,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Set after `QUERY_LIMIT_EXCEEDED`: no request leaves before this instant.
+    throttled_until: Option<Instant>,
+    /// Refusals in a row (reset by any answer that is not a refusal).
+    refusals: u32,
+    methods: HashMap<String, MethodState>,
+}
+
+#[derive(Default)]
+struct MethodState {
+    /// `time.operating` of the last answer, seconds.
+    operating: f64,
+    /// `time.operating_reset_at` of the last answer, as a local instant.
+    reset_at: Option<Instant>,
+    /// Paused after `OPERATION_TIME_LIMIT` until then.
+    blocked_until: Option<Instant>,
+    /// `time.processing` (or `duration`) of the last answer, seconds.
+    last_cost: f64,
+    /// When the last call of this method was let through.
+    last_sent: Option<Instant>,
+}
+
+impl Limits {
+    pub(crate) fn new(limit: &RateLimit) -> Limits {
+        let clock = DefaultClock::default();
+        let bucket = limit.bucket.and_then(|(burst, per_second)| {
+            // The safety margin: ~10 % of the burst (at least 2) and 2 % of the rate.
+            let margin = (burst / 10).max(2);
+            let burst = NonZeroU32::new(burst.saturating_sub(margin).max(1))?;
+            let period = Duration::from_secs_f64(1.0 / (per_second * 0.98));
+            let quota = Quota::with_period(period)?.allow_burst(burst);
+            Some(RateLimiter::direct_with_clock(quota, clock.clone()))
+        });
+        Limits {
+            bucket,
+            clock,
+            budget: limit.operating_budget.as_secs_f64(),
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits until one more HTTP request may go to the portal: after any portal-wide pause,
+    /// and for a unit of the bucket.
+    pub(crate) async fn acquire(&self) {
+        loop {
+            let until = self.state().throttled_until;
+            match until {
+                Some(t) if t > Instant::now() => tokio::time::sleep_until(t.into()).await,
+                _ => break,
+            }
+        }
+        let Some(bucket) = &self.bucket else { return };
+        loop {
+            match bucket.check() {
+                Ok(()) => return,
+                Err(not_until) => {
+                    let wait = not_until.wait_time_from(self.clock.now());
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+
+    /// A `QUERY_LIMIT_EXCEEDED` arrived: another program on the same IP is spending the
+    /// portal's budget. Every request to this portal waits a growing pause. Returns it.
+    pub(crate) fn throttled(&self) -> Duration {
+        let mut s = self.state();
+        s.refusals = s.refusals.saturating_add(1);
+        let pause = THROTTLE_PAUSE
+            .saturating_mul(1 << (s.refusals - 1).min(5))
+            .min(MAX_THROTTLE_PAUSE);
+        let until = Instant::now() + pause;
+        if s.throttled_until.is_none_or(|t| t < until) {
+            s.throttled_until = Some(until);
+        }
+        pause
+    }
+
+    /// Any answer that was not a rate-limit refusal.
+    pub(crate) fn not_throttled(&self) {
+        let mut s = self.state();
+        if s.refusals != 0 {
+            s.refusals = 0;
+        }
+    }
+
+    /// How long a call of `method` must wait before it is sent: until a pause after
+    /// `OPERATION_TIME_LIMIT` ends, or, close to the budget, long enough to spread what is left
+    /// of it until the reset. Zero when it may go now.
+    pub(crate) fn method_wait(&self, method: &str) -> Duration {
+        let now = Instant::now();
+        let s = self.state();
+        let Some(m) = s.methods.get(method) else {
+            return Duration::ZERO;
+        };
+        if let Some(t) = m.blocked_until.filter(|t| *t > now) {
+            return t - now;
+        }
+        if self.budget <= 0.0 || m.operating < self.budget * SLOW_DOWN_AT {
+            return Duration::ZERO;
+        }
+        let Some(reset) = m.reset_at.filter(|t| *t > now) else {
+            return Duration::ZERO;
+        };
+        let left = (self.budget - m.operating).max(0.0);
+        // Calls of the last cost that still fit before the reset; spread them evenly.
+        let calls = (left / m.last_cost.max(0.001)).floor().max(0.0);
+        let spacing = (reset - now).div_f64(calls + 1.0);
+        let since = m
+            .last_sent
+            .map_or(spacing, |t| now.saturating_duration_since(t));
+        spacing.saturating_sub(since)
+    }
+
+    /// A call of `method` is about to go out.
+    pub(crate) fn method_sent(&self, method: &str) {
+        let mut s = self.state();
+        if let Some(m) = s.methods.get_mut(method) {
+            m.last_sent = Some(Instant::now());
+        }
+    }
+
+    /// Records the `time` of an answer of `method`.
+    pub(crate) fn record(&self, method: &str, time: Option<&Time>) {
+        let Some(time) = time else { return };
+        let Some(operating) = time.operating else {
+            // A portal with the limit off sends no `operating`: nothing to track.
+            return;
+        };
+        let reset_at = time.operating_reset_at.and_then(|r| local_instant(r, time));
+        let cost = time.processing.or(time.duration).unwrap_or(0.0);
+        let mut s = self.state();
+        let m = s.methods.entry(method.to_owned()).or_default();
+        m.operating = operating;
+        m.reset_at = reset_at;
+        m.last_cost = cost;
+        m.blocked_until = None;
+    }
+
+    /// `OPERATION_TIME_LIMIT` for `method`: pauses it until `reset_at` (unix seconds) or,
+    /// when unknown, the last reset time seen for it or [`DEFAULT_OPERATING_PAUSE`]. Returns
+    /// the instant it may be called again and that instant as unix seconds.
+    pub(crate) fn blocked(&self, method: &str, reset_at: Option<i64>) -> (Instant, i64) {
+        let now = Instant::now();
+        let mut s = self.state();
+        let m = s.methods.entry(method.to_owned()).or_default();
+        let until = reset_at
+            .and_then(|r| local_instant(r, &Time::default()))
+            .or(m.reset_at.filter(|t| *t > now))
+            .unwrap_or(now + DEFAULT_OPERATING_PAUSE);
+        m.blocked_until = Some(until);
+        let unix = crate::client::unix_now()
+            + i64::try_from(until.saturating_duration_since(now).as_secs()).unwrap_or(0)
+            + 1;
+        (until, reset_at.unwrap_or(unix))
+    }
+}
+
+/// The local instant of the portal's unix time `at`, measured from the answer's own clock
+/// (`time.finish`) when it has one, so that a portal clock that differs from ours does not
+/// matter.
+fn local_instant(at: i64, time: &Time) -> Option<Instant> {
+    let portal_now = time
+        .finish
+        .unwrap_or_else(|| crate::client::unix_now() as f64);
+    let ahead = at as f64 - portal_now;
+    if !ahead.is_finite() {
+        return None;
+    }
+    // Never more than the window itself (a wrong clock must not pause for hours).
+    let ahead = ahead.clamp(0.0, 600.0);
+    Some(Instant::now() + Duration::from_secs_f64(ahead))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn time(operating: f64, reset_in: i64, cost: f64) -> Time {
+        let now = crate::client::unix_now();
+        Time {
+            finish: Some(now as f64),
+            operating: Some(operating),
+            operating_reset_at: Some(now + reset_in),
+            processing: Some(cost),
+            ..Time::default()
+        }
+    }
+
+    #[test]
+    fn the_bucket_keeps_a_margin() {
+        let limits = Limits::new(&RateLimit::custom(50, 2.0));
+        let bucket = limits.bucket.as_ref().unwrap();
+        let mut allowed = 0;
+        while bucket.check().is_ok() {
+            allowed += 1;
+        }
+        assert_eq!(allowed, 45);
+        assert!(Limits::new(&RateLimit::off()).bucket.is_none());
+        assert!(Limits::new(&RateLimit::custom(10, f64::NAN))
+            .bucket
+            .is_none());
+    }
+
+    #[test]
+    fn a_method_close_to_its_budget_is_spread_out_and_others_are_not() {
+        let limits = Limits::new(&RateLimit::standard());
+        limits.record("a", Some(&time(100.0, 60, 1.0)));
+        assert_eq!(
+            limits.method_wait("a"),
+            Duration::ZERO,
+            "well under the budget"
+        );
+        // 470 of 480 s used: 10 calls of 1 s fit in the 60 s left, about 5.5 s apart.
+        limits.record("a", Some(&time(470.0, 60, 1.0)));
+        limits.method_sent("a");
+        let wait = limits.method_wait("a");
+        assert!(
+            wait > Duration::from_secs(4) && wait < Duration::from_secs(7),
+            "{wait:?}"
+        );
+        assert_eq!(limits.method_wait("b"), Duration::ZERO);
+    }
+
+    #[test]
+    fn operation_time_limit_pauses_only_that_method() {
+        let limits = Limits::new(&RateLimit::standard());
+        let now = crate::client::unix_now();
+        let (until, unix) = limits.blocked("a", Some(now + 30));
+        assert_eq!(unix, now + 30);
+        assert!(until > Instant::now() + Duration::from_secs(28));
+        assert!(limits.method_wait("a") > Duration::from_secs(28));
+        assert_eq!(limits.method_wait("b"), Duration::ZERO);
+        // Unknown reset: the documented default pause.
+        let (until, _) = limits.blocked("c", None);
+        let pause = until - Instant::now();
+        assert!(pause > Duration::from_secs(58) && pause <= DEFAULT_OPERATING_PAUSE);
+        // A successful answer lifts the pause.
+        limits.record("a", Some(&time(10.0, 600, 0.1)));
+        assert_eq!(limits.method_wait("a"), Duration::ZERO);
+    }
+
+    #[test]
+    fn refusals_in_a_row_pause_longer() {
+        let limits = Limits::new(&RateLimit::off());
+        let first = limits.throttled();
+        let second = limits.throttled();
+        assert_eq!(second, first * 2);
+        limits.not_throttled();
+        assert_eq!(limits.throttled(), first);
+    }
+}

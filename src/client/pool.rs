@@ -1,0 +1,213 @@
+//! One client per installation: the clients of an application installed on many portals.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::limit::{Limits, RateLimit};
+use super::policy::{Retry, DEFAULT_CALL_TIMEOUT};
+use super::{Client, DEFAULT_OAUTH_SERVER, DEFAULT_TIMEOUT};
+use crate::auth::OAuthApp;
+use crate::error::{Error, ErrorKind};
+use crate::install::{token_store_for, Installation, InstallationStore};
+
+/// The [`Client`]s of one OAuth application, one per portal (`member_id`), built on demand
+/// from an [`InstallationStore`] and kept.
+///
+/// Building a client per event would give each its own refresh gate: two events for one
+/// portal on an expired token would then spend the same single-use refresh token twice, and
+/// one of them would fail with `invalid_grant`. The pool hands out the same client for a
+/// portal every time, so its calls share one refresh (persisted into the store before it is
+/// used) and one request-rate bucket; all portals share one HTTP connection pool.
+///
+/// ```no_run
+/// # async fn f(store: std::sync::Arc<dyn bitrix24::InstallationStore>) -> Result<(), bitrix24::Error> {
+/// use bitrix24::{ClientPool, OAuthApp, RateLimit};
+/// let pool = ClientPool::new(OAuthApp::new("app.123", "secret"), store)
+///     .rate_limit(RateLimit::standard());
+/// let client = pool.client("a1b2c3...member_id").await?;
+/// let me = client.user().current().await?;
+/// # let _ = me; Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct ClientPool {
+    inner: Arc<PoolInner>,
+}
+
+struct PoolInner {
+    app: OAuthApp,
+    store: Arc<dyn InstallationStore>,
+    oauth_server: String,
+    http: reqwest::Client,
+    rate_limit: RateLimit,
+    retry: Retry,
+    timeout: Duration,
+    call_timeout: Duration,
+    /// Per `member_id`: the client and the `application_token` it was built for (a reinstall
+    /// brings a new one, and new tokens).
+    clients: Mutex<HashMap<String, (Client, String)>>,
+}
+
+impl fmt::Debug for ClientPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.clients().len();
+        f.debug_struct("ClientPool")
+            .field("client_id", &self.inner.app.client_id)
+            .field("portals", &n)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientPool {
+    /// A pool for `app`, whose installations are kept in `store`. Refreshes go to
+    /// [`DEFAULT_OAUTH_SERVER`] (never to a `server_endpoint` an event named).
+    ///
+    /// # Panics
+    /// Never; if the TLS backend cannot be set up, building each client reports it instead.
+    pub fn new(app: OAuthApp, store: Arc<dyn InstallationStore>) -> ClientPool {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_default();
+        ClientPool {
+            inner: Arc::new(PoolInner {
+                app,
+                store,
+                oauth_server: DEFAULT_OAUTH_SERVER.to_owned(),
+                http,
+                rate_limit: RateLimit::standard(),
+                retry: Retry::default(),
+                timeout: DEFAULT_TIMEOUT,
+                call_timeout: DEFAULT_CALL_TIMEOUT,
+                clients: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    fn settings(mut self, f: impl FnOnce(&mut PoolInner)) -> ClientPool {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => f(inner),
+            None => tracing::warn!("ClientPool settings changed after it was shared; ignored"),
+        }
+        self
+    }
+
+    /// The OAuth server refreshes go to (default `https://oauth.bitrix.info`). Set before the
+    /// pool is cloned or used.
+    pub fn oauth_server(self, url: impl Into<String>) -> ClientPool {
+        let url = url.into();
+        self.settings(|i| i.oauth_server = url)
+    }
+
+    /// The plan limits of every portal (each portal gets its own bucket). Set before the
+    /// pool is cloned or used.
+    pub fn rate_limit(self, limit: RateLimit) -> ClientPool {
+        self.settings(|i| i.rate_limit = limit)
+    }
+
+    /// How calls are retried. Set before the pool is cloned or used.
+    pub fn retry(self, retry: Retry) -> ClientPool {
+        self.settings(|i| i.retry = retry)
+    }
+
+    /// Timeout of one HTTP request (default 30 s). Set before the pool is cloned or used.
+    pub fn timeout(self, timeout: Duration) -> ClientPool {
+        self.settings(|i| i.timeout = timeout)
+    }
+
+    /// Deadline of a whole call (default 120 s). Set before the pool is cloned or used.
+    pub fn call_timeout(self, timeout: Duration) -> ClientPool {
+        self.settings(|i| i.call_timeout = timeout)
+    }
+
+    /// Uses this `reqwest::Client` for every portal; it must not follow redirects (see
+    /// [`ClientBuilder::http_client`](crate::ClientBuilder::http_client)). Set before the
+    /// pool is cloned or used.
+    pub fn http_client(self, http: reqwest::Client) -> ClientPool {
+        self.settings(|i| i.http = http)
+    }
+
+    fn clients(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Client, String)>> {
+        self.inner.clients.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The client of the portal `member_id`, loading its installation from the store the
+    /// first time.
+    ///
+    /// # Errors
+    /// [`ErrorKind::TokenStore`] when the store fails, [`ErrorKind::InvalidInput`] when no
+    /// installation is stored for `member_id` or its `client_endpoint` is not a URL.
+    pub async fn client(&self, member_id: &str) -> Result<Client, Error> {
+        if let Some((client, _)) = self.clients().get(member_id) {
+            return Ok(client.clone());
+        }
+        let installation = self
+            .inner
+            .store
+            .get(member_id)
+            .await
+            .map_err(|e| {
+                Error::new(ErrorKind::TokenStore)
+                    .with_message(format!("the installation store failed: {e}"))
+            })?
+            .ok_or_else(|| {
+                Error::new(ErrorKind::InvalidInput)
+                    .with_message("no installation is stored for this member_id")
+            })?;
+        self.client_for(&installation)
+    }
+
+    /// The client of `installation`'s portal: the one already made for it, or a new one
+    /// built from it. A reinstall (another `application_token`) replaces the old client.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] when the installation's `client_endpoint` is not a URL.
+    pub fn client_for(&self, installation: &Installation) -> Result<Client, Error> {
+        let token = installation.application_token.expose();
+        let mut clients = self.clients();
+        // A reinstall keeps the portal's limits: the portal still counts the same way.
+        let mut limits = None;
+        if let Some((client, seen)) = clients.get(&installation.member_id) {
+            if seen == token {
+                return Ok(client.clone());
+            }
+            limits = Some(client.inner.limits.clone());
+        }
+        let inner = &self.inner;
+        let limits = limits.unwrap_or_else(|| Arc::new(Limits::new(&inner.rate_limit)));
+        let client = Client::builder()
+            .oauth(inner.app.clone(), installation.tokens.clone())
+            .token_store(token_store_for(
+                inner.store.clone(),
+                installation.member_id.clone(),
+            ))
+            .oauth_server(inner.oauth_server.clone())
+            .http_client(inner.http.clone())
+            .timeout(inner.timeout)
+            .call_timeout(inner.call_timeout)
+            .retry(inner.retry.clone())
+            .shared_limits(limits)
+            .build()?;
+        clients.insert(
+            installation.member_id.clone(),
+            (client.clone(), token.to_owned()),
+        );
+        Ok(client)
+    }
+
+    /// Drops the client of `member_id` (after `ONAPPUNINSTALL`); `true` when there was one.
+    pub fn forget(&self, member_id: &str) -> bool {
+        self.clients().remove(member_id).is_some()
+    }
+
+    /// How many portals have a client in the pool.
+    pub fn len(&self) -> usize {
+        self.clients().len()
+    }
+
+    /// Whether the pool holds no client yet.
+    pub fn is_empty(&self) -> bool {
+        self.clients().is_empty()
+    }
+}
