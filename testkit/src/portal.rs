@@ -40,7 +40,10 @@ pub enum RequestAuth {
     None,
 }
 
-/// One `/rest/` request as the portal saw it, for assertions.
+/// One `/rest/` request as the portal saw it, for assertions. Requests that took a
+/// [`Fault`] are logged too (with the auth they carried, valid or not); requests whose
+/// path names no method, whose body cannot be parsed, or that reach a renamed portal's old
+/// address are not.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct LoggedRequest {
@@ -50,10 +53,23 @@ pub struct LoggedRequest {
     pub params: Value,
     /// Who called.
     pub auth: RequestAuth,
-    /// The HTTP status answered.
+    /// The HTTP status answered; `0` when no answer was sent ([`Fault::DropConnection`],
+    /// [`Fault::DropAfterExecuting`]).
     pub status: u16,
     /// `GET` or `POST`.
     pub http_method: String,
+    /// The `error` code answered, as text: `Some("QUERY_LIMIT_EXCEEDED")`, `Some("100")` for
+    /// a numeric code ([`Fault::NumericErrorCode`]), `Some("")` for an empty one
+    /// ([`Fault::EmptyErrorCode`]). `None` on success and for answers without a JSON error
+    /// (the HTML 502, a redirect, a dropped connection). For [`Fault::DropAfterExecuting`]
+    /// it is the code of the answer the method produced but that was never sent.
+    pub error: Option<String>,
+    /// Whether the method itself ran (so a write it does happened). `false` when the request
+    /// was refused before: bad auth, the request-rate bucket, a missing scope, the
+    /// operating-time limit, an unknown method, or a [`Fault`] that refuses. `true` also when
+    /// the method ran and answered an error (`crm.deal.get` of a missing id). A `batch`
+    /// counts as executed when the batch itself ran, whatever its commands did.
+    pub executed: bool,
 }
 
 /// One request to `/oauth/token/`.
@@ -421,6 +437,7 @@ impl FakePortalBuilder {
             im: Im::new(),
             handlers: Vec::new(),
             faults: VecDeque::new(),
+            targeted: HashMap::new(),
             latency: self.latency,
             log: VecDeque::new(),
             token_log: Vec::new(),
@@ -641,10 +658,26 @@ impl FakePortal {
     }
 
     /// The next `n` requests to `/rest/` fail with `fault` (queued after earlier faults).
+    /// A method with its own queued faults ([`fail_next_for`](Self::fail_next_for)) takes
+    /// those first.
     pub fn fail_next(&self, n: usize, fault: Fault) {
         let mut st = self.shared.lock();
         for _ in 0..n {
             st.faults.push_back(fault.clone());
+        }
+    }
+
+    /// The next `n` requests to `method` fail with `fault` (queued after earlier faults for
+    /// it); requests to other methods do not see them. `method` is the wire name of the HTTP
+    /// request (`crm.contact.add`; for a `batch` it is `batch`, not the commands inside),
+    /// matched case-insensitively, with or without `.json`. For their method these faults
+    /// come before those of [`fail_next`](Self::fail_next), which stay queued meanwhile.
+    pub fn fail_next_for(&self, method: &str, n: usize, fault: Fault) {
+        let key = server::method_key(method);
+        let mut st = self.shared.lock();
+        let queue = st.targeted.entry(key).or_default();
+        for _ in 0..n {
+            queue.push_back(fault.clone());
         }
     }
 
