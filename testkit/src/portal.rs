@@ -185,7 +185,47 @@ pub struct InstalledApp {
     pub install_event: Option<Delivery>,
 }
 
-/// Configures a [`FakePortal`]. Defaults: burst 50, drain 2/s, no latency, tokens live
+/// A Bitrix24 cloud plan, as far as the request-rate limit goes (PROTOCOL.md 4.1): each
+/// request adds 1 to a per-portal counter that drains by [`drain_per_s`](Self::drain_per_s)
+/// per second; one that would lift it above [`burst`](Self::burst) is refused with `503
+/// QUERY_LIMIT_EXCEEDED`. Apply one with [`FakePortalBuilder::plan`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Plan {
+    /// Every cloud plan but Enterprise: burst 50, drains 2 requests per second. The default.
+    #[default]
+    Standard,
+    /// Enterprise: burst 250, drains 5 requests per second.
+    Enterprise,
+}
+
+impl Plan {
+    /// Requests the counter takes before refusing (50 or 250).
+    pub const fn burst(self) -> u32 {
+        match self {
+            Plan::Standard => 50,
+            Plan::Enterprise => 250,
+        }
+    }
+
+    /// Requests per second the counter drains (2.0 or 5.0).
+    pub const fn drain_per_s(self) -> f64 {
+        match self {
+            Plan::Standard => 2.0,
+            Plan::Enterprise => 5.0,
+        }
+    }
+
+    /// The plan's lower-case name: `standard` or `enterprise`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Plan::Standard => "standard",
+            Plan::Enterprise => "enterprise",
+        }
+    }
+}
+
+/// Configures a [`FakePortal`]. Defaults: burst 50, drain 2/s ([`Plan::Standard`]), no latency, tokens live
 /// 3600 s, operating limit 480 s per method per 10 minutes, 5 ms simulated cost per call,
 /// 20 µs per row skipped by an offset, real-time clock, 5 users, 3 departments, 100
 /// contacts, 137 deals, 412 leads, 20 companies, 60 tasks.
@@ -226,8 +266,8 @@ impl Default for FakePortalBuilder {
         .collect();
         FakePortalBuilder {
             seed: 24,
-            burst: 50.0,
-            drain: 2.0,
+            burst: f64::from(Plan::Standard.burst()),
+            drain: Plan::Standard.drain_per_s(),
             rate: true,
             latency: Duration::ZERO,
             token_lifetime: Duration::from_secs(3600),
@@ -259,6 +299,13 @@ impl FakePortalBuilder {
         self.drain = drain_per_s;
         self.rate = true;
         self
+    }
+
+    /// The request-rate limit of `plan` (burst 50, drain 2/s for [`Plan::Standard`]; 250
+    /// and 5/s for [`Plan::Enterprise`]); same as [`rate_limit`](Self::rate_limit) with the
+    /// plan's figures, and turns the limit on.
+    pub fn plan(self, plan: Plan) -> Self {
+        self.rate_limit(plan.burst(), plan.drain_per_s())
     }
 
     /// No request-rate limit.
