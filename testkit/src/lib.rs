@@ -17,6 +17,6 @@ mod util;
 pub use faults::Fault;
 pub use im::Message;
 pub use portal::{
-    AppSpec, Delivery, FakePortal, FakePortalBuilder, InstalledApp, LoggedRequest, RequestAuth,
-    TokenRequest,
+    AppSpec, Delivery, FakePortal, FakePortalBuilder, InstalledApp, LoggedRequest, Plan,
+    RequestAuth, TokenRequest,
 };

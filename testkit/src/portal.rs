@@ -40,7 +40,10 @@ pub enum RequestAuth {
     None,
 }
 
-/// One `/rest/` request as the portal saw it, for assertions.
+/// One `/rest/` request as the portal saw it, for assertions. Requests that took a
+/// [`Fault`] are logged too (with the auth they carried, valid or not); requests whose
+/// path names no method, whose body cannot be parsed, or that reach a renamed portal's old
+/// address are not.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct LoggedRequest {
@@ -50,10 +53,23 @@ pub struct LoggedRequest {
     pub params: Value,
     /// Who called.
     pub auth: RequestAuth,
-    /// The HTTP status answered.
+    /// The HTTP status answered; `0` when no answer was sent ([`Fault::DropConnection`],
+    /// [`Fault::DropAfterExecuting`]).
     pub status: u16,
     /// `GET` or `POST`.
     pub http_method: String,
+    /// The `error` code answered, as text: `Some("QUERY_LIMIT_EXCEEDED")`, `Some("100")` for
+    /// a numeric code ([`Fault::NumericErrorCode`]), `Some("")` for an empty one
+    /// ([`Fault::EmptyErrorCode`]). `None` on success and for answers without a JSON error
+    /// (the HTML 502, a redirect, a dropped connection). For [`Fault::DropAfterExecuting`]
+    /// it is the code of the answer the method produced but that was never sent.
+    pub error: Option<String>,
+    /// Whether the method itself ran (so a write it does happened). `false` when the request
+    /// was refused before: bad auth, the request-rate bucket, a missing scope, the
+    /// operating-time limit, an unknown method, or a [`Fault`] that refuses. `true` also when
+    /// the method ran and answered an error (`crm.deal.get` of a missing id). A `batch`
+    /// counts as executed when the batch itself ran, whatever its commands did.
+    pub executed: bool,
 }
 
 /// One request to `/oauth/token/`.
@@ -169,7 +185,47 @@ pub struct InstalledApp {
     pub install_event: Option<Delivery>,
 }
 
-/// Configures a [`FakePortal`]. Defaults: burst 50, drain 2/s, no latency, tokens live
+/// A Bitrix24 cloud plan, as far as the request-rate limit goes (PROTOCOL.md 4.1): each
+/// request adds 1 to a per-portal counter that drains by [`drain_per_s`](Self::drain_per_s)
+/// per second; one that would lift it above [`burst`](Self::burst) is refused with `503
+/// QUERY_LIMIT_EXCEEDED`. Apply one with [`FakePortalBuilder::plan`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Plan {
+    /// Every cloud plan but Enterprise: burst 50, drains 2 requests per second. The default.
+    #[default]
+    Standard,
+    /// Enterprise: burst 250, drains 5 requests per second.
+    Enterprise,
+}
+
+impl Plan {
+    /// Requests the counter takes before refusing (50 or 250).
+    pub const fn burst(self) -> u32 {
+        match self {
+            Plan::Standard => 50,
+            Plan::Enterprise => 250,
+        }
+    }
+
+    /// Requests per second the counter drains (2.0 or 5.0).
+    pub const fn drain_per_s(self) -> f64 {
+        match self {
+            Plan::Standard => 2.0,
+            Plan::Enterprise => 5.0,
+        }
+    }
+
+    /// The plan's lower-case name: `standard` or `enterprise`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Plan::Standard => "standard",
+            Plan::Enterprise => "enterprise",
+        }
+    }
+}
+
+/// Configures a [`FakePortal`]. Defaults: burst 50, drain 2/s ([`Plan::Standard`]), no latency, tokens live
 /// 3600 s, operating limit 480 s per method per 10 minutes, 5 ms simulated cost per call,
 /// 20 µs per row skipped by an offset, real-time clock, 5 users, 3 departments, 100
 /// contacts, 137 deals, 412 leads, 20 companies, 60 tasks.
@@ -210,8 +266,8 @@ impl Default for FakePortalBuilder {
         .collect();
         FakePortalBuilder {
             seed: 24,
-            burst: 50.0,
-            drain: 2.0,
+            burst: f64::from(Plan::Standard.burst()),
+            drain: Plan::Standard.drain_per_s(),
             rate: true,
             latency: Duration::ZERO,
             token_lifetime: Duration::from_secs(3600),
@@ -243,6 +299,13 @@ impl FakePortalBuilder {
         self.drain = drain_per_s;
         self.rate = true;
         self
+    }
+
+    /// The request-rate limit of `plan` (burst 50, drain 2/s for [`Plan::Standard`]; 250
+    /// and 5/s for [`Plan::Enterprise`]); same as [`rate_limit`](Self::rate_limit) with the
+    /// plan's figures, and turns the limit on.
+    pub fn plan(self, plan: Plan) -> Self {
+        self.rate_limit(plan.burst(), plan.drain_per_s())
     }
 
     /// No request-rate limit.
@@ -421,6 +484,7 @@ impl FakePortalBuilder {
             im: Im::new(),
             handlers: Vec::new(),
             faults: VecDeque::new(),
+            targeted: HashMap::new(),
             latency: self.latency,
             log: VecDeque::new(),
             token_log: Vec::new(),
@@ -641,10 +705,26 @@ impl FakePortal {
     }
 
     /// The next `n` requests to `/rest/` fail with `fault` (queued after earlier faults).
+    /// A method with its own queued faults ([`fail_next_for`](Self::fail_next_for)) takes
+    /// those first.
     pub fn fail_next(&self, n: usize, fault: Fault) {
         let mut st = self.shared.lock();
         for _ in 0..n {
             st.faults.push_back(fault.clone());
+        }
+    }
+
+    /// The next `n` requests to `method` fail with `fault` (queued after earlier faults for
+    /// it); requests to other methods do not see them. `method` is the wire name of the HTTP
+    /// request (`crm.contact.add`; for a `batch` it is `batch`, not the commands inside),
+    /// matched case-insensitively, with or without `.json`. For their method these faults
+    /// come before those of [`fail_next`](Self::fail_next), which stay queued meanwhile.
+    pub fn fail_next_for(&self, method: &str, n: usize, fault: Fault) {
+        let key = server::method_key(method);
+        let mut st = self.shared.lock();
+        let queue = st.targeted.entry(key).or_default();
+        for _ in 0..n {
+            queue.push_back(fault.clone());
         }
     }
 

@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
-use crate::faults::{Fault, BAD_GATEWAY_HTML};
+use crate::faults::{self, Fault, BAD_GATEWAY_HTML};
 use crate::methods::{self, ApiError, Ctx};
 use crate::state::{Caller, Outgoing, SharedRef};
 use crate::{events, oauth, LoggedRequest, RequestAuth};
@@ -236,17 +236,36 @@ enum Route {
     Unknown,
 }
 
+impl Route {
+    /// The method named, as sent (without `.json`).
+    fn method(&self) -> Option<&str> {
+        match self {
+            Route::Webhook { method, .. } | Route::OAuth { method } => Some(method),
+            Route::Unknown => None,
+        }
+    }
+}
+
+/// A method name without a `.json` suffix (any case).
+fn strip_json(m: &str) -> &str {
+    let n = m.len();
+    if n >= 5 && m.is_char_boundary(n - 5) && m[n - 5..].eq_ignore_ascii_case(".json") {
+        &m[..n - 5]
+    } else {
+        m
+    }
+}
+
+/// The key faults for one method are queued under: lower-cased, no `.json`, no slashes or
+/// surrounding spaces.
+pub(crate) fn method_key(method: &str) -> String {
+    strip_json(method.trim().trim_matches('/')).to_ascii_lowercase()
+}
+
 fn route(path: &str) -> Route {
     let rest = path.strip_prefix("/rest/").unwrap_or("");
     let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
-    let strip = |m: &str| {
-        let lower = m.to_ascii_lowercase();
-        if lower.ends_with(".json") {
-            m[..m.len() - 5].to_owned()
-        } else {
-            m.to_owned()
-        }
-    };
+    let strip = |m: &str| strip_json(m).to_owned();
     match segments.as_slice() {
         [user, code, method] => match user.parse::<u64>() {
             Ok(user_id) => Route::Webhook {
@@ -263,9 +282,33 @@ fn route(path: &str) -> Route {
     }
 }
 
+/// `302 Found` with `location` (left out if it is not a valid header value), empty body.
+fn found(location: &str) -> Response {
+    let mut r = Response::new(Body::empty());
+    *r.status_mut() = StatusCode::FOUND;
+    if let Ok(v) = HeaderValue::from_str(location) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
+}
+
+/// Closes the request's connection without an answer. Returns only when there is no
+/// connection to close (a router driven without [`serve`]), with a 500 to send instead.
+async fn drop_connection(conn: Option<&Conn>) -> Response {
+    if let Some(c) = conn {
+        c.kill.notify_one();
+        std::future::pending::<()>().await;
+    }
+    json_response(
+        500,
+        &ApiError::new(codes::INTERNAL_SERVER_ERROR, "Internal server error").body(),
+    )
+}
+
 async fn rest(State(shared): State<SharedRef>, req: Request) -> Response {
     let conn = req.extensions().get::<Conn>().cloned();
     let listener = conn.as_ref().map_or(0, |c| c.listener);
+    let route = route(req.uri().path());
     let (redirect, fault, latency) = {
         let mut st = shared.lock();
         let redirect = (listener != st.canonical).then(|| {
@@ -273,60 +316,38 @@ async fn rest(State(shared): State<SharedRef>, req: Request) -> Response {
             format!("{}{}", st.base(), pq)
         });
         let fault = if redirect.is_none() {
-            st.faults.pop_front()
+            let key = route.method().map(method_key);
+            st.take_fault(key.as_deref())
         } else {
             None
         };
         (redirect, fault, st.latency)
     };
     if let Some(location) = redirect {
-        let mut r = Response::new(Body::empty());
-        *r.status_mut() = StatusCode::FOUND;
-        if let Ok(v) = HeaderValue::from_str(&location) {
-            r.headers_mut().insert(header::LOCATION, v);
-        }
-        return r;
+        return found(&location);
     }
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    let mut slow = None;
-    match fault {
-        Some(Fault::InternalError) => {
-            return json_response(
-                500,
-                &ApiError::new(codes::INTERNAL_SERVER_ERROR, "Internal server error").body(),
-            );
-        }
-        Some(Fault::BadGateway) => {
-            let mut r = Response::new(Body::from(BAD_GATEWAY_HTML));
-            *r.status_mut() = StatusCode::BAD_GATEWAY;
-            r.headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
-            return r;
-        }
-        Some(Fault::DropConnection) => {
-            if let Some(c) = &conn {
-                c.kill.notify_one();
-                std::future::pending::<()>().await;
-            }
-            return json_response(
-                500,
-                &ApiError::new(codes::INTERNAL_SERVER_ERROR, "Internal server error").body(),
-            );
-        }
-        Some(Fault::SlowBody(d)) => slow = Some(d),
-        None => {}
-    }
     let http_method = req.method().clone();
-    let route = route(req.uri().path());
+    // The whole request is read before any fault acts, so a dropped connection is dropped
+    // after the request was sent, and faulted requests are logged with their params.
     let params = match read_params(req).await {
         Ok(p) => p,
-        Err(e) => return error_response(&e),
+        Err(e) if fault.is_none() => return error_response(&e),
+        Err(_) => Value::Object(Map::new()),
     };
     let start = shared.clock.now();
     let mut out: Vec<Outgoing> = Vec::new();
-    let (status, body, cost) = handle(&shared, route, params, &http_method, start, &mut out);
+    let (status, body, cost) = handle(
+        &shared,
+        route,
+        params,
+        &http_method,
+        start,
+        &mut out,
+        fault.as_ref(),
+    );
     if !out.is_empty() {
         events::deliver(&shared, out).await;
     }
@@ -336,14 +357,44 @@ async fn rest(State(shared): State<SharedRef>, req: Request) -> Response {
             tokio::time::sleep(d).await;
         }
     }
-    match slow {
-        Some(d) => slow_response(status, &body, d),
+    match fault {
         None => json_response(status, &body),
+        Some(Fault::SlowBody(d)) => slow_response(status, &body, d),
+        Some(Fault::DropConnection | Fault::DropAfterExecuting) => {
+            drop_connection(conn.as_ref()).await
+        }
+        Some(Fault::BadGateway) => {
+            let mut r = Response::new(Body::from(BAD_GATEWAY_HTML));
+            *r.status_mut() = StatusCode::BAD_GATEWAY;
+            r.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
+            r
+        }
+        Some(Fault::Redirect { location }) => found(&location),
+        // The JSON-error faults: `handle` answered them.
+        Some(_) => json_response(status, &body),
+    }
+}
+
+/// What a fault makes of a request before the method would run: `Some((status, body,
+/// logged error))` when it refuses it (the body is used only for JSON answers), `None`
+/// when the method runs.
+fn refusal(fault: Option<&Fault>) -> Option<(u16, Value, Option<String>)> {
+    let fault = fault?;
+    if let Some((status, body, code)) = faults::json_error(fault) {
+        return Some((status, body, Some(code)));
+    }
+    match fault {
+        Fault::BadGateway => Some((502, Value::Null, None)),
+        Fault::DropConnection => Some((0, Value::Null, None)),
+        Fault::Redirect { .. } => Some((302, Value::Null, None)),
+        _ => None,
     }
 }
 
 /// Auth, rate limit, the call, the envelope and the log, under one lock. Returns status, body
-/// and the simulated seconds the call cost.
+/// and the simulated seconds the call cost. A `fault` that refuses the request is answered
+/// (and logged) after the auth is resolved, before the bucket or the method.
 fn handle(
     shared: &SharedRef,
     route: Route,
@@ -351,6 +402,7 @@ fn handle(
     http_method: &HttpMethod,
     start: f64,
     out: &mut Vec<Outgoing>,
+    fault: Option<&Fault>,
 ) -> (u16, Value, f64) {
     let cfg = &shared.cfg;
     let mut st = shared.lock();
@@ -361,6 +413,9 @@ fn handle(
     };
     let (method, caller) = match route {
         Route::Unknown => {
+            if let Some((status, body, _)) = refusal(fault) {
+                return (status, body, 0.0);
+            }
             let e = ApiError::new(codes::ERROR_METHOD_NOT_FOUND, "Method not found!");
             return (e.status(), e.body(), 0.0);
         }
@@ -414,44 +469,59 @@ fn handle(
         },
         Err(_) => RequestAuth::None,
     };
-    let (status, body, cost) = match caller {
-        Err(e) => (e.status(), e.body(), 0.0),
-        Ok(caller) => {
-            if !st.bucket.take(start) {
-                let e = ApiError::new(codes::QUERY_LIMIT_EXCEEDED, "Too many requests");
-                (e.status(), e.body(), 0.0)
-            } else {
-                let mut ctx = Ctx {
-                    st: &mut st,
-                    cfg,
-                    now: start,
-                    caller: &caller,
-                    out,
-                    cost: 0.0,
-                    in_batch: false,
-                };
-                let (outcome, time) = methods::run(&mut ctx, &method, &params, start);
-                let cost = time.processing.unwrap_or(0.0);
-                match outcome {
-                    Ok(reply) => {
-                        let mut m = Map::new();
-                        m.insert("result".into(), reply.result);
-                        if let Some(n) = reply.next {
-                            m.insert("next".into(), Value::from(n));
+    let mut executed = false;
+    let (status, body, cost, error) = if let Some((status, body, error)) = refusal(fault) {
+        (status, body, 0.0, error)
+    } else {
+        match caller {
+            Err(e) => (e.status(), e.body(), 0.0, Some(e.code)),
+            Ok(caller) => {
+                if !st.bucket.take(start) {
+                    let e = ApiError::new(codes::QUERY_LIMIT_EXCEEDED, faults::QUERY_LIMIT_TEXT);
+                    (e.status(), e.body(), 0.0, Some(e.code))
+                } else {
+                    let mut ctx = Ctx {
+                        st: &mut st,
+                        cfg,
+                        now: start,
+                        caller: &caller,
+                        out,
+                        cost: 0.0,
+                        in_batch: false,
+                        ran: false,
+                    };
+                    let (outcome, time) = methods::run(&mut ctx, &method, &params, start);
+                    executed = ctx.ran;
+                    let cost = time.processing.unwrap_or(0.0);
+                    match outcome {
+                        Ok(reply) => {
+                            let mut m = Map::new();
+                            m.insert("result".into(), reply.result);
+                            if let Some(n) = reply.next {
+                                m.insert("next".into(), Value::from(n));
+                            }
+                            if let Some(t) = reply.total {
+                                m.insert("total".into(), Value::from(t));
+                            }
+                            m.insert(
+                                "time".into(),
+                                serde_json::to_value(&time).unwrap_or(Value::Null),
+                            );
+                            (200, Value::Object(m), cost, None)
                         }
-                        if let Some(t) = reply.total {
-                            m.insert("total".into(), Value::from(t));
-                        }
-                        m.insert(
-                            "time".into(),
-                            serde_json::to_value(&time).unwrap_or(Value::Null),
-                        );
-                        (200, Value::Object(m), cost)
+                        // Error answers carry no `time` (OPERATION_TIME_LIMIT included): just
+                        // `{error, error_description}`.
+                        Err(e) => (e.status(), e.body(), cost, Some(e.code)),
                     }
-                    Err(e) => (e.status(), e.body(), cost),
                 }
             }
         }
+    };
+    // Nothing is answered on a connection dropped after executing.
+    let logged_status = if matches!(fault, Some(Fault::DropAfterExecuting)) {
+        0
+    } else {
+        status
     };
     let cap = cfg.log_capacity;
     st.log_request(
@@ -460,8 +530,10 @@ fn handle(
             method,
             params,
             auth,
-            status,
+            status: logged_status,
             http_method: http_method.as_str().to_owned(),
+            error,
+            executed,
         },
     );
     (status, body, cost)

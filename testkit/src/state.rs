@@ -116,7 +116,10 @@ pub(crate) struct State {
     pub tables: BTreeMap<Kind, Table>,
     pub im: Im,
     pub handlers: Vec<Handler>,
+    /// Faults any request takes, in order.
     pub faults: VecDeque<Fault>,
+    /// Faults only requests to one method take, by lower-cased wire name (no `.json`).
+    pub targeted: HashMap<String, VecDeque<Fault>>,
     pub latency: Duration,
     pub log: VecDeque<LoggedRequest>,
     pub token_log: Vec<TokenRequest>,
@@ -196,6 +199,17 @@ impl State {
             self.log.pop_front();
         }
         self.log.push_back(entry);
+    }
+
+    /// The fault the next request to `method` takes: its own queue first, then the shared
+    /// one. `method` is lower-cased already; `None` for a path that names no method.
+    pub(crate) fn take_fault(&mut self, method: Option<&str>) -> Option<Fault> {
+        if let Some(queue) = method.and_then(|m| self.targeted.get_mut(m)) {
+            if let Some(f) = queue.pop_front() {
+                return Some(f);
+            }
+        }
+        self.faults.pop_front()
     }
 
     /// A new id for an event handler registration.

@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use bitrix24::Client;
-use bitrix24_testkit::FakePortal;
+use bitrix24_testkit::{FakePortal, Plan};
 use common::*;
 
 #[tokio::test]
@@ -86,4 +86,35 @@ async fn time_scale_runs_the_clock_faster() {
     let a = portal.now();
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert!(portal.now() - a >= 19.0);
+}
+
+#[tokio::test]
+async fn plans_set_the_bucket() {
+    assert_eq!(
+        (Plan::Standard.burst(), Plan::Standard.drain_per_s()),
+        (50, 2.0)
+    );
+    assert_eq!(
+        (Plan::Enterprise.burst(), Plan::Enterprise.drain_per_s()),
+        (250, 5.0)
+    );
+    assert_eq!(Plan::default(), Plan::Standard);
+    for plan in [Plan::Standard, Plan::Enterprise] {
+        // A stopped clock: only `advance` drains the bucket, however slow the requests.
+        let portal = FakePortal::builder()
+            .plan(plan)
+            .time_scale(0.0)
+            .start()
+            .await;
+        let url = format!("{}server.time", portal.webhook_url(1));
+        for i in 0..plan.burst() {
+            assert_eq!(get(&url).await.0, 200, "{plan:?} request {i}");
+        }
+        assert_eq!(get(&url).await.0, 503, "{plan:?} past the burst");
+        portal.advance(Duration::from_secs(1));
+        for _ in 0..plan.drain_per_s() as u32 {
+            assert_eq!(get(&url).await.0, 200, "{plan:?} after draining");
+        }
+        assert_eq!(get(&url).await.0, 503, "{plan:?} drained only its rate");
+    }
 }

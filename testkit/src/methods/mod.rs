@@ -27,6 +27,9 @@ pub(crate) struct Ctx<'a> {
     pub cost: f64,
     /// Whether this call runs inside a `batch`.
     pub in_batch: bool,
+    /// Set by [`run`]: whether the last call it ran got past the scope and operating-time
+    /// checks into the method itself (which may still have failed).
+    pub ran: bool,
 }
 
 /// A method's successful answer.
@@ -143,6 +146,7 @@ pub(crate) fn run(ctx: &mut Ctx<'_>, method: &str, p: &Value, start: f64) -> (Ou
     let key = (ctx.caller.limit_key(), lower.clone());
     let counted = lower != "batch";
     ctx.cost = 0.0;
+    let mut ran = false;
     let outcome = (|| {
         if let Some(scope) = scope_of(&lower) {
             let granted: &[String] = match ctx.caller {
@@ -165,26 +169,32 @@ pub(crate) fn run(ctx: &mut Ctx<'_>, method: &str, p: &Value, start: f64) -> (Ou
             if used >= ctx.cfg.operating_limit {
                 return Err(ApiError::new(
                     codes::OPERATION_TIME_LIMIT,
-                    "Method is blocked due to operation time limit.",
+                    crate::faults::OPERATION_TIME_TEXT,
                 ));
             }
         }
         match dispatch(ctx, &lower, p) {
-            Some(r) => r,
+            Some(r) => {
+                ran = true;
+                r
+            }
             None => Err(ApiError::new(
                 codes::ERROR_METHOD_NOT_FOUND,
                 "Method not found!",
             )),
         }
     })();
+    ctx.ran = ran;
     let known = !matches!(&outcome, Err(e) if e.code == codes::ERROR_METHOD_NOT_FOUND);
-    let processing = match (known, counted) {
+    // A call refused by the operating-time check did not run: it costs nothing.
+    let blocked = matches!(&outcome, Err(e) if e.code == codes::OPERATION_TIME_LIMIT) && !ran;
+    let processing = match (known && !blocked, counted) {
         (false, _) => 0.0,
         (true, true) => ctx.cfg.call_cost + ctx.cost,
         (true, false) => ctx.cost,
     };
     let mut time = Time::default();
-    if counted && known && !matches!(&outcome, Err(e) if e.code == codes::OPERATION_TIME_LIMIT) {
+    if counted && known && !blocked {
         ctx.st
             .operating
             .entry(key.clone())
