@@ -27,7 +27,7 @@ use axum::{http::StatusCode, routing::post, Router};
 use bitrix24::axum::VerifiedEvent;
 use bitrix24::events::{Event, EventOf};
 use bitrix24::types::{BotProperties, ImbotMessageAddData};
-use bitrix24::{Installation, InstallationStore, MemoryInstallationStore, OAuthApp};
+use bitrix24::{ClientPool, Installation, InstallationStore, MemoryInstallationStore, OAuthApp};
 use bitrix24_testkit::{AppSpec, FakePortal};
 use tokio::sync::mpsc;
 
@@ -35,11 +35,11 @@ use tokio::sync::mpsc;
 #[derive(Clone)]
 struct Bot {
     store: Arc<dyn InstallationStore>,
-    /// The app's credentials. A real app knows them up front; the fake portal issues them
-    /// while installing, after the bot server is already listening.
-    app: Arc<OnceLock<OAuthApp>>,
-    /// Where token refreshes go (`None`: `https://oauth.bitrix.info`).
-    oauth_server: Option<String>,
+    /// One client per portal, made from the stored installations: events for one portal
+    /// share its token refresh and its rate limit. Set once the app's credentials are known
+    /// (a real app knows them up front; the fake portal issues them while installing, after
+    /// the bot server is already listening).
+    pool: Arc<OnceLock<ClientPool>>,
     /// Announces each new installation (its `member_id`) to `main`.
     installed: mpsc::UnboundedSender<String>,
 }
@@ -52,12 +52,10 @@ impl FromRef<Bot> for Arc<dyn InstallationStore> {
 
 impl Bot {
     fn client(&self, installation: &Installation) -> Result<bitrix24::Client, bitrix24::Error> {
-        let app = self
-            .app
+        self.pool
             .get()
             .expect("credentials are set before users talk")
-            .clone();
-        installation.client(app, self.store.clone(), self.oauth_server.as_deref())
+            .client_for(installation)
     }
 }
 
@@ -183,10 +181,9 @@ async fn register(
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let (installed, mut installs) = mpsc::unbounded_channel();
-    let mut bot = Bot {
+    let bot = Bot {
         store: Arc::new(MemoryInstallationStore::new()),
-        app: Arc::new(OnceLock::new()),
-        oauth_server: None,
+        pool: Arc::new(OnceLock::new()),
         installed,
     };
 
@@ -196,7 +193,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         std::env::var("B24_HANDLER_URL"),
     ) {
         // A real portal: serve until stopped, registering the bot on every install.
-        let _ = bot.app.set(OAuthApp::new(id, secret));
+        let _ = bot.pool.set(ClientPool::new(
+            OAuthApp::new(id, secret),
+            bot.store.clone(),
+        ));
         let listen = std::env::var("B24_LISTEN").unwrap_or_else(|_| "0.0.0.0:8080".into());
         let addr = serve(bot.clone(), &listen).await?;
         println!("listening on {addr}; install the app with handler URL {url}");
@@ -225,12 +225,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 
     // 1. A fake portal, and the bot server.
     let portal = FakePortal::start().await;
-    bot.oauth_server = Some(
-        portal
-            .oauth_token_url()
-            .trim_end_matches("/oauth/token/")
-            .to_owned(),
-    );
+    let oauth_server = portal
+        .oauth_token_url()
+        .trim_end_matches("/oauth/token/")
+        .to_owned();
     let handler_url = format!(
         "http://{}/bitrix24",
         serve(bot.clone(), "127.0.0.1:0").await?
@@ -240,7 +238,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let app = portal
         .install_app(AppSpec::new().handler_url(&handler_url))
         .await;
-    let _ = bot.app.set(app.app.clone());
+    let _ = bot
+        .pool
+        .set(ClientPool::new(app.app.clone(), bot.store.clone()).oauth_server(oauth_server));
     let member_id = installs.recv().await.ok_or("no ONAPPINSTALL received")?;
     println!("installed on portal {member_id}");
 

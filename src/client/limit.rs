@@ -194,14 +194,17 @@ impl Limits {
     /// portal's budget. Every request to this portal waits a growing pause. Returns it.
     pub(crate) fn throttled(&self) -> Duration {
         let mut s = self.state();
+        let now = Instant::now();
+        if let Some(until) = s.throttled_until.filter(|t| *t > now) {
+            // Requests that were in flight together are refused for the same reason: one
+            // refusal, not many in a row.
+            return until - now;
+        }
         s.refusals = s.refusals.saturating_add(1);
         let pause = THROTTLE_PAUSE
             .saturating_mul(1 << (s.refusals - 1).min(5))
             .min(MAX_THROTTLE_PAUSE);
-        let until = Instant::now() + pause;
-        if s.throttled_until.is_none_or(|t| t < until) {
-            s.throttled_until = Some(until);
-        }
+        s.throttled_until = Some(now + pause);
         pause
     }
 
@@ -370,11 +373,17 @@ mod tests {
     }
 
     #[test]
-    fn refusals_in_a_row_pause_longer() {
+    fn refusals_in_a_row_pause_longer_and_simultaneous_ones_count_once() {
         let limits = Limits::new(&RateLimit::off());
         let first = limits.throttled();
-        let second = limits.throttled();
-        assert_eq!(second, first * 2);
+        assert_eq!(first, THROTTLE_PAUSE);
+        // Refused while the pause runs: the same burst, the pause does not grow.
+        assert!(limits.throttled() <= first);
+        let mut s = limits.state();
+        s.throttled_until = None; // the pause ended
+        drop(s);
+        assert_eq!(limits.throttled(), first * 2);
+        limits.state().throttled_until = None;
         limits.not_throttled();
         assert_eq!(limits.throttled(), first);
     }

@@ -50,12 +50,8 @@ pub enum Fault {
     ///
     /// Like that simulation, the answer has **no `time` object**: a client learns when the
     /// block lifts only from `time.operating_reset_at` of its last *successful* answer of that
-    /// method (PROTOCOL.md 4.3). So `reset_in` is not sent on the wire; it records how long
-    /// the test means the block to last (for the test's own bookkeeping and messages).
-    OperationTimeLimit {
-        /// How long after the portal's now the block is meant to lift. Not sent.
-        reset_in: Duration,
-    },
+    /// method (PROTOCOL.md 4.3).
+    OperationTimeLimit,
     /// `400` `{"error":100,"error_description":"Invalid parameters"}`: an error code that is
     /// a JSON number, as some `crm.type.*`-family methods answer. Logged as error `"100"`. Not
     /// executed.
@@ -93,7 +89,7 @@ pub(crate) fn json_error(fault: &Fault) -> Option<(u16, Value, String)> {
         Fault::InternalError => (500, codes::INTERNAL_SERVER_ERROR, "Internal server error"),
         Fault::QueryLimitExceeded => (503, codes::QUERY_LIMIT_EXCEEDED, QUERY_LIMIT_TEXT),
         Fault::OverloadLimit => (503, codes::OVERLOAD_LIMIT, OVERLOAD_TEXT),
-        Fault::OperationTimeLimit { .. } => (429, codes::OPERATION_TIME_LIMIT, OPERATION_TIME_TEXT),
+        Fault::OperationTimeLimit => (429, codes::OPERATION_TIME_LIMIT, OPERATION_TIME_TEXT),
         Fault::NumericErrorCode => {
             let body = json!({"error": 100, "error_description": "Invalid parameters"});
             return Some((400, body, "100".to_owned()));

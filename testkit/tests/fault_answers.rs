@@ -121,9 +121,7 @@ async fn overload_limit_refuses_before_running() {
 #[tokio::test]
 async fn operation_time_limit_refuses_before_running() {
     refuses(
-        Fault::OperationTimeLimit {
-            reset_in: Duration::from_secs(120),
-        },
+        Fault::OperationTimeLimit,
         429,
         json!({"error": "OPERATION_TIME_LIMIT", "error_description": "Method is blocked due to operation time limit."}),
         "OPERATION_TIME_LIMIT",
@@ -165,12 +163,7 @@ async fn operation_time_limit_fault_is_the_simulations_answer_without_time() {
     assert_eq!(contacts(&portal).await, before + 2, "the refused add ran");
 
     // The fault answers byte for byte the same, on a method that is not blocked.
-    portal.fail_next(
-        1,
-        Fault::OperationTimeLimit {
-            reset_in: Duration::from_secs(60),
-        },
-    );
+    portal.fail_next(1, Fault::OperationTimeLimit);
     let (status, faulted) =
         post_json(&format!("{}profile", portal.webhook_url(1)), json!({})).await;
     assert_eq!((status, &faulted), (429, &real));
