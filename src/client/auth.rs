@@ -90,7 +90,7 @@ pub(super) async fn send(
                 let code = webhook_code(&base);
                 (
                     transport::join_method(&base, method)?,
-                    params.to_vec(),
+                    call.body.clone(),
                     0,
                     code,
                 )
@@ -107,11 +107,13 @@ pub(super) async fn send(
                     continue;
                 }
                 let base = builder::parse_endpoint(&tokens.client_endpoint, "client_endpoint")?;
-                let body = with_auth(params, tokens.access_token.expose()).ok_or_else(|| {
-                    Error::new(ErrorKind::InvalidInput)
-                        .with_method(method)
-                        .with_message("params must be a JSON object")
-                })?;
+                let body = with_auth(params, tokens.access_token.expose())
+                    .ok_or_else(|| {
+                        Error::new(ErrorKind::InvalidInput)
+                            .with_method(method)
+                            .with_message("params must be a JSON object")
+                    })?
+                    .into();
                 let token = tokens.access_token.expose().to_owned();
                 (
                     transport::join_method(&base, method)?,

@@ -12,25 +12,47 @@ use crate::auth::BoxFuture;
 use crate::error::{Error, ErrorKind};
 use crate::wire::{Envelope, FromWire, Time};
 
-/// A successful HTTP answer whose body is a Bitrix24 success envelope, and the secret (access
-/// token or webhook code) to keep out of any later decode error.
+/// A successful HTTP answer whose body is a Bitrix24 success envelope, parsed once: its
+/// `result`, the envelope's paging and timing data, the body (for the snippet of a decode
+/// error) and the secret (access token or webhook code) to keep out of any error text.
 pub(crate) struct Answer {
     pub(super) body: Vec<u8>,
     pub(super) secret: String,
+    /// `None` when the key is absent.
+    pub(super) result: Option<Value>,
+    pub(super) total: Option<u64>,
+    pub(super) next: Option<u64>,
+    /// The `time` object as sent, decoded only when asked for.
+    pub(super) time: Option<Value>,
 }
 
 impl Answer {
-    #[cfg(test)]
-    pub(crate) fn for_test(body: &[u8]) -> Answer {
+    /// The answer made of the parsed envelope `env` of `body`.
+    pub(super) fn new(body: Vec<u8>, secret: &str, env: Envelope) -> Answer {
         Answer {
-            body: body.to_vec(),
-            secret: String::new(),
+            total: env.total(),
+            next: env.next(),
+            time: env.time,
+            result: env.result,
+            body,
+            secret: secret.to_owned(),
         }
     }
 
-    /// The envelope's `time`, if the answer has one.
+    #[cfg(test)]
+    pub(crate) fn for_test(body: &[u8]) -> Answer {
+        let env = Envelope::parse(body).expect("a JSON object");
+        Answer::new(body.to_vec(), "", env)
+    }
+
+    /// The envelope's `time`, if the answer has one of the documented shape.
     pub(crate) fn time(&self) -> Option<Time> {
-        Envelope::parse(&self.body).and_then(|e| e.time())
+        self.time.as_ref().and_then(Time::from_value)
+    }
+
+    /// The parts of `time` the operating-time budget reads (cheap: runs on every answer).
+    pub(crate) fn budget(&self) -> Option<Time> {
+        self.time.as_ref().and_then(Time::budget_of)
     }
 }
 
@@ -87,26 +109,11 @@ pub(crate) fn decode_error(
 
 /// Decodes the envelope's `result` as `T`, with the JSON path of a mismatch.
 pub(crate) fn decode_answer<T: FromWire>(method: &str, answer: &Answer) -> Result<T, Error> {
-    let env = Envelope::parse(&answer.body)
-        .ok_or_else(|| decode_error(method, answer, ".", "not a JSON object"))?;
-    decode_result(method, answer, &env)
-}
-
-fn decode_result<T: FromWire>(
-    method: &str,
-    answer: &Answer,
-    env: &Envelope<'_>,
-) -> Result<T, Error> {
-    let value: Value = match env.result {
-        Some(raw) => {
-            serde_json::from_str(raw.get()).map_err(|e| decode_error(method, answer, ".", e))?
-        }
-        None => {
-            return T::absent()
-                .ok_or_else(|| decode_error(method, answer, ".", "the answer has no `result`"))
-        }
+    let Some(value) = &answer.result else {
+        return T::absent()
+            .ok_or_else(|| decode_error(method, answer, ".", "the answer has no `result`"));
     };
-    T::from_wire(&value).map_err(|e| decode_error(method, answer, &e.path(), e.message()))
+    T::from_wire(value).map_err(|e| decode_error(method, answer, &e.path(), e.message()))
 }
 
 /// Decodes `result` as `T` together with `total`, `next` and `time`.
@@ -114,13 +121,11 @@ pub(crate) fn decode_with_meta<T: FromWire>(
     method: &str,
     answer: &Answer,
 ) -> Result<Response<T>, Error> {
-    let env = Envelope::parse(&answer.body)
-        .ok_or_else(|| decode_error(method, answer, ".", "not a JSON object"))?;
     Ok(Response {
-        result: decode_result(method, answer, &env)?,
-        total: env.total(),
-        next: env.next(),
-        time: env.time(),
+        result: decode_answer(method, answer)?,
+        total: answer.total,
+        next: answer.next,
+        time: answer.time(),
     })
 }
 

@@ -262,7 +262,13 @@ impl Limits {
         let reset_at = time.operating_reset_at.and_then(|r| local_instant(r, time));
         let cost = time.processing.or(time.duration).unwrap_or(0.0);
         let mut s = self.state();
-        let m = s.methods.entry(method.to_owned()).or_default();
+        // No allocation for a method already seen (the usual case).
+        if !s.methods.contains_key(method) {
+            s.methods.insert(method.to_owned(), MethodState::default());
+        }
+        let Some(m) = s.methods.get_mut(method) else {
+            return;
+        };
         m.operating = operating;
         m.reset_at = reset_at;
         m.last_cost = cost;

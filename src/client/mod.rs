@@ -40,7 +40,7 @@ use crate::auth::{BoxFuture, OAuthApp, Tokens};
 use crate::error::{Error, ErrorKind};
 use crate::meta::{Access, ApiVersion, Method, MethodMeta};
 use crate::params::Params;
-use crate::wire::{Envelope, FromWire, Time};
+use crate::wire::{FromWire, Time};
 use auth::AuthState;
 
 /// Default timeout of one HTTP request.
@@ -93,8 +93,9 @@ pub(crate) struct Call {
     method: Cow<'static, str>,
     /// Read or write: decides what may be retried.
     access: Access,
-    /// The parameters as a serialized JSON object, without `auth`.
-    body: Vec<u8>,
+    /// The parameters as a serialized JSON object, without `auth` (shared, not copied, by
+    /// every attempt).
+    body: bytes::Bytes,
     options: CallOptions,
 }
 
@@ -315,23 +316,16 @@ impl IntoFuture for RawCall {
             let call = Call {
                 method: Cow::Owned(method),
                 access: self.access,
-                body,
+                body: body.into(),
                 options: self.options,
             };
             let answer = policy::run(&self.client.inner, &call).await?;
-            let env = Envelope::parse(&answer.body).ok_or_else(|| {
-                decode::decode_error(&call.method, &answer, ".", "not a JSON object")
-            })?;
-            let result = match env.result {
-                Some(raw) => serde_json::from_str(raw.get())
-                    .map_err(|e| decode::decode_error(&call.method, &answer, ".", e))?,
-                None => Value::Null,
-            };
+            let time = answer.time();
             Ok(RawResponse {
-                result,
-                total: env.total(),
-                next: env.next(),
-                time: env.time(),
+                result: answer.result.unwrap_or(Value::Null),
+                total: answer.total,
+                next: answer.next,
+                time,
             })
         })
     }
@@ -374,7 +368,7 @@ fn start(
         let call = Call {
             method: Cow::Borrowed(meta.name),
             access: meta.access,
-            body,
+            body: body.into(),
             options: params.take_options(),
         };
         policy::run(&client.inner, &call).await

@@ -159,7 +159,7 @@ pub(crate) async fn run(inner: &Arc<Inner>, call: &Call) -> Result<Answer, Error
         let error = match result {
             Ok(Ok(answer)) => {
                 limits.not_throttled();
-                limits.record(&call.method, answer.time().as_ref());
+                limits.record(&call.method, answer.budget().as_ref());
                 return Ok(answer);
             }
             Ok(Err(e)) => e,

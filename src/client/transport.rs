@@ -32,7 +32,7 @@ pub(super) async fn post(
     inner: &Inner,
     method: &str,
     mut url: Url,
-    body: Vec<u8>,
+    body: bytes::Bytes,
     secret: &str,
     progress: &mut Progress,
 ) -> Result<Posted, Error> {
@@ -236,11 +236,7 @@ pub(super) fn classify(
     if !(200..300).contains(&status) {
         return Err(http(&body));
     }
-    drop(env);
-    Ok(Answer {
-        body,
-        secret: secret.to_owned(),
-    })
+    Ok(Answer::new(body, secret, env))
 }
 
 #[cfg(test)]

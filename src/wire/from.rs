@@ -457,7 +457,7 @@ impl<'a> Fields<'a> {
         match v {
             Value::Object(o) => Ok(Fields {
                 map: Some(o),
-                taken: Vec::new(),
+                taken: Vec::with_capacity(o.len()),
             }),
             other if is_nothing(other) => Ok(Fields {
                 map: None,
@@ -505,8 +505,18 @@ impl<'a> Fields<'a> {
         let Some(map) = self.map else {
             return Map::new();
         };
+        if self.taken.len() == map.len() {
+            // Every key was read (each key is taken at most once): nothing is left.
+            return Map::new();
+        }
+        // The taken keys point into this map's own key strings: compare addresses, not text.
         map.iter()
-            .filter(|(k, _)| !self.taken.contains(&k.as_str()))
+            .filter(|(k, _)| {
+                !self
+                    .taken
+                    .iter()
+                    .any(|t| std::ptr::eq(t.as_ptr(), k.as_ptr()))
+            })
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
     }

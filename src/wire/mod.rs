@@ -153,16 +153,42 @@ pub struct Time {
     pub operating_reset_at: Option<i64>,
 }
 
+impl Time {
+    /// `time` from its JSON object; `None` for anything else.
+    pub(crate) fn from_value(v: &Value) -> Option<Time> {
+        <Time as serde::Deserialize>::deserialize(v).ok()
+    }
+
+    /// Only what the operating-time budget needs (`finish`, `duration`, `processing`,
+    /// `operating`, `operating_reset_at`), read without the full decoding: this runs on
+    /// every answer.
+    pub(crate) fn budget_of(v: &Value) -> Option<Time> {
+        let o = v.as_object()?;
+        let num = |k: &str| o.get(k).and_then(|v| f64::from_wire(v).ok());
+        Some(Time {
+            finish: num("finish"),
+            duration: num("duration"),
+            processing: num("processing"),
+            operating: num("operating"),
+            operating_reset_at: o
+                .get("operating_reset_at")
+                .and_then(|v| i64::from_wire(v).ok()),
+            ..Time::default()
+        })
+    }
+}
+
 /// A decoded REST 1/2 response body: either a result with its paging data or an error.
 ///
 /// Only `result` and `error` decide what the answer is; `total`, `next` and `time` are read
 /// leniently (an odd value is ignored), so that a call that ran is never reported as failed
 /// because of its metadata.
 #[derive(serde::Deserialize)]
-pub(crate) struct Envelope<'a> {
-    /// `Some` when the key is present, even as `null`.
-    #[serde(borrow, default, deserialize_with = "present")]
-    pub result: Option<&'a serde_json::value::RawValue>,
+pub(crate) struct Envelope {
+    /// `Some` when the key is present, even as `null`. Parsed in the same pass as the rest
+    /// of the body (one JSON parse per answer).
+    #[serde(default, deserialize_with = "present")]
+    pub result: Option<Value>,
     #[serde(default)]
     pub error: Option<Value>,
     #[serde(default)]
@@ -172,18 +198,16 @@ pub(crate) struct Envelope<'a> {
     #[serde(default)]
     next: Option<Value>,
     #[serde(default)]
-    time: Option<Value>,
+    pub time: Option<Value>,
 }
 
-fn present<'de, D: Deserializer<'de>>(
-    d: D,
-) -> Result<Option<&'de serde_json::value::RawValue>, D::Error> {
-    <&serde_json::value::RawValue as serde::Deserialize>::deserialize(d).map(Some)
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    <Value as serde::Deserialize>::deserialize(d).map(Some)
 }
 
-impl<'a> Envelope<'a> {
+impl Envelope {
     /// Parses a body as an envelope; `None` unless it is a JSON object.
-    pub fn parse(body: &'a [u8]) -> Option<Envelope<'a>> {
+    pub fn parse(body: &[u8]) -> Option<Envelope> {
         let first = body.iter().find(|b| !b.is_ascii_whitespace())?;
         if *first != b'{' {
             return None;
@@ -203,9 +227,7 @@ impl<'a> Envelope<'a> {
 
     /// `time`, when it is an object of the documented shape.
     pub fn time(&self) -> Option<Time> {
-        self.time
-            .as_ref()
-            .and_then(|v| <Time as serde::Deserialize>::deserialize(v).ok())
+        self.time.as_ref().and_then(Time::from_value)
     }
 
     /// The error code and description when the body is an error, for both the REST 1/2 shape
