@@ -10,8 +10,9 @@
 //! - every later event for that portal carries the same `auth[application_token]`; compare it
 //!   with [`verify`] before trusting the event
 //!   (<https://apidocs.bitrix24.com/api-reference/events/safe-event-handlers.html>);
-//! - [`Installation::client`] builds a [`Client`] for the portal that refreshes with the app's
-//!   credentials and writes every rotated token pair back into the store.
+//! - a [`ClientPool`](crate::ClientPool) keeps one [`Client`] per portal that refreshes with
+//!   the app's credentials and writes every rotated token pair back into the store; use it in
+//!   event handlers. [`Installation::client`] builds a single, fresh one.
 //!
 //! An `ONAPPINSTALL` event cannot itself be checked this way (it is where the token comes
 //! from). Before letting one overwrite an installation already stored for its `member_id`,
@@ -151,6 +152,11 @@ impl Installation {
     /// The client secret goes only to `oauth_server` (default [`DEFAULT_OAUTH_SERVER`],
     /// `https://oauth.bitrix.info`), never to the `server_endpoint` an event named: event
     /// bodies are not trusted with the secret.
+    ///
+    /// Each call builds a new client with its own refresh gate and rate-limit bucket: two
+    /// clients for one portal on an expired token would both spend the single-use refresh
+    /// token. Where several events for a portal can run at once, take clients from a
+    /// [`ClientPool`](crate::ClientPool) instead.
     ///
     /// # Errors
     /// An [`Error`] of kind [`InvalidInput`](crate::ErrorKind::InvalidInput) when

@@ -16,7 +16,11 @@ use crate::error::{Cause, CauseKind, Error, ErrorKind};
 
 /// How calls are authorized.
 pub(super) enum AuthState {
-    Webhook { base: RwLock<Url> },
+    /// The webhook base URL (it moves with a renamed portal) and the webhook code in it.
+    Webhook {
+        base: RwLock<Url>,
+        code: Arc<str>,
+    },
     OAuth(OAuthState),
 }
 
@@ -85,9 +89,9 @@ pub(super) async fn send(
     let mut refreshed = false;
     loop {
         let (url, body, generation, secret) = match &inner.auth {
-            AuthState::Webhook { base } => {
+            AuthState::Webhook { base, code } => {
                 let base = base.read().unwrap_or_else(|e| e.into_inner()).clone();
-                let code = webhook_code(&base);
+                let code = code.clone();
                 (
                     transport::join_method(&base, method)?,
                     call.body.clone(),
@@ -114,7 +118,7 @@ pub(super) async fn send(
                             .with_message("params must be a JSON object")
                     })?
                     .into();
-                let token = tokens.access_token.expose().to_owned();
+                let token: Arc<str> = Arc::from(tokens.access_token.expose());
                 (
                     transport::join_method(&base, method)?,
                     body,
@@ -181,7 +185,7 @@ async fn portal_moved(inner: &Inner, from: &Url, to: &Url) {
         let _ = u.set_port(to.port());
     };
     match &inner.auth {
-        AuthState::Webhook { base } => {
+        AuthState::Webhook { base, .. } => {
             let mut base = base.write().unwrap_or_else(|e| e.into_inner());
             if base.origin() == from.origin() {
                 rebase(&mut base);
@@ -440,11 +444,11 @@ fn with_auth(params: &[u8], token: &str) -> Option<Vec<u8>> {
 }
 
 /// The webhook code: the last segment of a webhook base URL.
-fn webhook_code(base: &Url) -> String {
+pub(super) fn webhook_code(base: &Url) -> Arc<str> {
     base.path_segments()
         .and_then(|mut s| s.rfind(|p| !p.is_empty()))
         .unwrap_or("")
-        .to_owned()
+        .into()
 }
 
 #[cfg(test)]

@@ -186,8 +186,12 @@ impl ClientBuilder {
                 })?,
         };
         let auth = if let Some(raw) = self.webhook {
-            AuthState::Webhook {
-                base: RwLock::new(parse_webhook(&raw)?),
+            {
+                let base = parse_webhook(&raw)?;
+                AuthState::Webhook {
+                    code: super::auth::webhook_code(&base),
+                    base: RwLock::new(base),
+                }
             }
         } else if let Some((app, tokens)) = self.oauth {
             parse_endpoint(&tokens.client_endpoint, "client_endpoint")?;

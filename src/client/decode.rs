@@ -17,7 +17,7 @@ use crate::wire::{Envelope, FromWire, Time};
 /// error) and the secret (access token or webhook code) to keep out of any error text.
 pub(crate) struct Answer {
     pub(super) body: Vec<u8>,
-    pub(super) secret: String,
+    pub(super) secret: std::sync::Arc<str>,
     /// `None` when the key is absent.
     pub(super) result: Option<Value>,
     pub(super) total: Option<u64>,
@@ -28,21 +28,21 @@ pub(crate) struct Answer {
 
 impl Answer {
     /// The answer made of the parsed envelope `env` of `body`.
-    pub(super) fn new(body: Vec<u8>, secret: &str, env: Envelope) -> Answer {
+    pub(super) fn new(body: Vec<u8>, secret: std::sync::Arc<str>, env: Envelope) -> Answer {
         Answer {
             total: env.total(),
             next: env.next(),
             time: env.time,
             result: env.result,
             body,
-            secret: secret.to_owned(),
+            secret,
         }
     }
 
     #[cfg(test)]
     pub(crate) fn for_test(body: &[u8]) -> Answer {
         let env = Envelope::parse(body).expect("a JSON object");
-        Answer::new(body.to_vec(), "", env)
+        Answer::new(body.to_vec(), "".into(), env)
     }
 
     /// The envelope's `time`, if the answer has one of the documented shape.

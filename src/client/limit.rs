@@ -218,42 +218,25 @@ impl Limits {
 
     /// How long a call of `method` must wait before it is sent: until a pause after
     /// `OPERATION_TIME_LIMIT` ends, or, close to the budget, long enough to spread what is left
-    /// of it until the reset. Zero when it may go now.
+    /// of it until the reset. Zero when it may go now, and then it counts as sent.
     pub(crate) fn method_wait(&self, method: &str) -> Duration {
         let now = Instant::now();
-        let s = self.state();
-        let Some(m) = s.methods.get(method) else {
-            return Duration::ZERO;
-        };
-        if let Some(t) = m.blocked_until.filter(|t| *t > now) {
-            return t - now;
-        }
-        if self.budget <= 0.0 || m.operating < self.budget * SLOW_DOWN_AT {
-            return Duration::ZERO;
-        }
-        let Some(reset) = m.reset_at.filter(|t| *t > now) else {
-            return Duration::ZERO;
-        };
-        let left = (self.budget - m.operating).max(0.0);
-        // Calls of the last cost that still fit before the reset; spread them evenly.
-        let calls = (left / m.last_cost.max(0.001)).floor().max(0.0);
-        let spacing = (reset - now).div_f64(calls + 1.0);
-        let since = m
-            .last_sent
-            .map_or(spacing, |t| now.saturating_duration_since(t));
-        spacing.saturating_sub(since)
-    }
-
-    /// A call of `method` is about to go out.
-    pub(crate) fn method_sent(&self, method: &str) {
         let mut s = self.state();
-        if let Some(m) = s.methods.get_mut(method) {
-            m.last_sent = Some(Instant::now());
+        let budget = self.budget;
+        let Some(m) = s.methods.get_mut(method) else {
+            return Duration::ZERO;
+        };
+        let wait = m.wait(now, budget);
+        if wait.is_zero() {
+            m.last_sent = Some(now);
         }
+        wait
     }
 
-    /// Records the `time` of an answer of `method`.
-    pub(crate) fn record(&self, method: &str, time: Option<&Time>) {
+    /// Records an answer of `method` that was not a rate-limit refusal, with its `time`.
+    pub(crate) fn answered(&self, method: &str, time: Option<&Time>) {
+        let mut s = self.state();
+        s.refusals = 0;
         let Some(time) = time else { return };
         let Some(operating) = time.operating else {
             // A portal with the limit off sends no `operating`: nothing to track.
@@ -261,7 +244,6 @@ impl Limits {
         };
         let reset_at = time.operating_reset_at.and_then(|r| local_instant(r, time));
         let cost = time.processing.or(time.duration).unwrap_or(0.0);
-        let mut s = self.state();
         // No allocation for a method already seen (the usual case).
         if !s.methods.contains_key(method) {
             s.methods.insert(method.to_owned(), MethodState::default());
@@ -291,6 +273,28 @@ impl Limits {
             + i64::try_from(until.saturating_duration_since(now).as_secs()).unwrap_or(0)
             + 1;
         (until, reset_at.unwrap_or(unix))
+    }
+}
+
+impl MethodState {
+    fn wait(&self, now: Instant, budget: f64) -> Duration {
+        if let Some(t) = self.blocked_until.filter(|t| *t > now) {
+            return t - now;
+        }
+        if budget <= 0.0 || self.operating < budget * SLOW_DOWN_AT {
+            return Duration::ZERO;
+        }
+        let Some(reset) = self.reset_at.filter(|t| *t > now) else {
+            return Duration::ZERO;
+        };
+        let left = (budget - self.operating).max(0.0);
+        // Calls of the last cost that still fit before the reset; spread them evenly.
+        let calls = (left / self.last_cost.max(0.001)).floor().max(0.0);
+        let spacing = (reset - now).div_f64(calls + 1.0);
+        let since = self
+            .last_sent
+            .map_or(spacing, |t| now.saturating_duration_since(t));
+        spacing.saturating_sub(since)
     }
 }
 
@@ -343,15 +347,15 @@ mod tests {
     #[test]
     fn a_method_close_to_its_budget_is_spread_out_and_others_are_not() {
         let limits = Limits::new(&RateLimit::standard());
-        limits.record("a", Some(&time(100.0, 60, 1.0)));
+        limits.answered("a", Some(&time(100.0, 60, 1.0)));
         assert_eq!(
             limits.method_wait("a"),
             Duration::ZERO,
             "well under the budget"
         );
         // 470 of 480 s used: 10 calls of 1 s fit in the 60 s left, about 5.5 s apart.
-        limits.record("a", Some(&time(470.0, 60, 1.0)));
-        limits.method_sent("a");
+        limits.answered("a", Some(&time(470.0, 60, 1.0)));
+        // The call before went just now: the next waits about one spacing.
         let wait = limits.method_wait("a");
         assert!(
             wait > Duration::from_secs(4) && wait < Duration::from_secs(7),
@@ -374,7 +378,7 @@ mod tests {
         let pause = until - Instant::now();
         assert!(pause > Duration::from_secs(58) && pause <= DEFAULT_OPERATING_PAUSE);
         // A successful answer lifts the pause.
-        limits.record("a", Some(&time(10.0, 600, 0.1)));
+        limits.answered("a", Some(&time(10.0, 600, 0.1)));
         assert_eq!(limits.method_wait("a"), Duration::ZERO);
     }
 

@@ -110,7 +110,7 @@ impl Call {
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let auth = match &self.inner.auth {
-            AuthState::Webhook { base } => {
+            AuthState::Webhook { base, .. } => {
                 let base = base.read().unwrap_or_else(|e| e.into_inner());
                 format!("webhook({})", base.host_str().unwrap_or(""))
             }

@@ -147,9 +147,9 @@ pub(crate) async fn run(inner: &Arc<Inner>, call: &Call) -> Result<Answer, Error
             }
             tracing::debug!(method = %call.method, wait_ms = wait.as_millis() as u64, "waiting for the method's operating-time budget");
             tokio::time::sleep(wait).await;
+            continue;
         }
         attempts += 1;
-        limits.method_sent(&call.method);
         let mut progress = Progress::default();
         let result = tokio::time::timeout_at(
             deadline.into(),
@@ -158,8 +158,7 @@ pub(crate) async fn run(inner: &Arc<Inner>, call: &Call) -> Result<Answer, Error
         .await;
         let error = match result {
             Ok(Ok(answer)) => {
-                limits.not_throttled();
-                limits.record(&call.method, answer.budget().as_ref());
+                limits.answered(&call.method, answer.budget().as_ref());
                 return Ok(answer);
             }
             Ok(Err(e)) => e,

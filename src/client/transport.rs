@@ -214,8 +214,9 @@ pub(super) fn classify(
     method: &str,
     status: u16,
     body: Vec<u8>,
-    secret: &str,
+    shared_secret: &std::sync::Arc<str>,
 ) -> Result<Answer, Error> {
+    let secret: &str = shared_secret;
     let http = |body: &[u8]| {
         Error::new(ErrorKind::Http)
             .with_method(method)
@@ -236,7 +237,7 @@ pub(super) fn classify(
     if !(200..300).contains(&status) {
         return Err(http(&body));
     }
-    Ok(Answer::new(body, secret, env))
+    Ok(Answer::new(body, shared_secret.clone(), env))
 }
 
 #[cfg(test)]
@@ -249,7 +250,7 @@ mod tests {
             "m",
             200,
             br#"{"error":"ACCESS_DENIED","error_description":"no"}"#.to_vec(),
-            "",
+            &"".into(),
         )
         .err()
         .unwrap();
@@ -257,14 +258,14 @@ mod tests {
             (e.kind(), e.code(), e.status()),
             (ErrorKind::Api, Some("ACCESS_DENIED"), Some(200))
         );
-        let e = classify("m", 502, b"<html>Bad gateway</html>".to_vec(), "")
+        let e = classify("m", 502, b"<html>Bad gateway</html>".to_vec(), &"".into())
             .err()
             .unwrap();
         assert_eq!(
             (e.kind(), e.status(), e.body_snippet()),
             (ErrorKind::Http, Some(502), Some("<html>Bad gateway</html>"))
         );
-        assert!(classify("m", 200, br#"{"result":true}"#.to_vec(), "").is_ok());
+        assert!(classify("m", 200, br#"{"result":true}"#.to_vec(), &"".into()).is_ok());
     }
 
     #[test]
@@ -273,7 +274,7 @@ mod tests {
             "m",
             400,
             br#"{"error":100,"error_description":"Invalid parameters"}"#.to_vec(),
-            "",
+            &"".into(),
         )
         .err()
         .unwrap();
@@ -282,7 +283,7 @@ mod tests {
             "crm.deal.get",
             400,
             br#"{"error":"","error_description":"Not found"}"#.to_vec(),
-            "",
+            &"".into(),
         )
         .err()
         .unwrap();
@@ -296,7 +297,7 @@ mod tests {
             "m",
             429,
             br#"{"error":"OPERATION_TIME_LIMIT","error_description":"blocked","time":{"operating_reset_at":1700000600}}"#.to_vec(),
-            "",
+            &"".into(),
         )
         .err()
         .unwrap();
