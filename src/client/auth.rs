@@ -165,9 +165,6 @@ pub(super) async fn send(
     }
 }
 
-/// POSTs `body` to `url`; on 301/302/303/307/308 re-POSTs the same body to `Location`
-/// (never from https down to http).
-
 /// Moves the base address to the scheme, host and port of `to` after a redirect whose
 /// target answered like a Bitrix24 portal.
 async fn portal_moved(inner: &Inner, from: &Url, to: &Url) {
