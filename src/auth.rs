@@ -61,7 +61,8 @@ impl fmt::Display for Secret {
 /// An OAuth application's credentials: `client_id` (`local.xxxx` or `app.xxxx`) and
 /// `client_secret`, from the app's settings on the portal or in the partner area.
 ///
-/// The secret is only ever sent to the OAuth server, in the body of a token refresh.
+/// The secret is only ever sent to the OAuth server, in the body of a token refresh or of an
+/// authorization-code exchange ([`exchange_code`](Self::exchange_code)).
 #[derive(Clone, Debug)]
 pub struct OAuthApp {
     /// The application's `client_id`.
@@ -77,6 +78,37 @@ impl OAuthApp {
             client_id: client_id.into(),
             client_secret: client_secret.into(),
         }
+    }
+
+    /// Exchanges an authorization code (the `code` the portal hands to the app's redirect
+    /// URL; it lives 30 seconds and works once) for the installation's first tokens, at
+    /// [`DEFAULT_OAUTH_SERVER`](crate::DEFAULT_OAUTH_SERVER) (`https://oauth.bitrix.info`).
+    /// Use [`AuthorizationCode`](crate::AuthorizationCode) for another OAuth server, a
+    /// timeout or an HTTP client of your own.
+    /// Docs: <https://apidocs.bitrix24.com/settings/oauth/index.html>.
+    ///
+    /// ```no_run
+    /// # async fn f(code: &str) -> Result<(), bitrix24::Error> {
+    /// let app = bitrix24::OAuthApp::new("app.6570a8e5d0c1f2.12345678", "client-secret");
+    /// let tokens = app.exchange_code(code).await?;
+    /// let client = bitrix24::Client::oauth(app, tokens)?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`AuthorizationCode::exchange`](crate::AuthorizationCode::exchange):
+    /// [`ErrorKind::InvalidGrant`](crate::ErrorKind::InvalidGrant) for a wrong, expired or
+    /// used code, [`InvalidClient`](crate::ErrorKind::InvalidClient),
+    /// [`WrongClient`](crate::ErrorKind::WrongClient),
+    /// [`AppUnavailable`](crate::ErrorKind::AppUnavailable),
+    /// [`OAuthServer`](crate::ErrorKind::OAuthServer), transport errors and
+    /// [`InvalidInput`](crate::ErrorKind::InvalidInput) for an empty code. Neither the
+    /// client secret nor the code is ever in an error.
+    pub fn exchange_code(
+        &self,
+        code: impl Into<Secret>,
+    ) -> impl Future<Output = Result<Tokens, crate::Error>> + Send + 'static {
+        crate::AuthorizationCode::new(self.clone(), code).exchange()
     }
 }
 
