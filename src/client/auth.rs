@@ -2,6 +2,7 @@
 //! OAuth token once in a single flight (one request to the OAuth server for any number of
 //! waiting calls, persisted before it is used) and follows a renamed portal.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use serde_json::Value;
@@ -35,6 +36,9 @@ pub(super) struct OAuthState {
     /// The token generation made by a refresh that `invalid_token` triggered: if that token
     /// is refused as invalid too, refreshing again would not help.
     pub(super) invalid_token_generation: std::sync::Mutex<Option<u64>>,
+    /// Whether the store was offered the client's first tokens ([`seed_store`]); `true` from
+    /// the start for the default in-memory store, which is made holding them.
+    pub(super) seeded: AtomicBool,
 }
 
 impl OAuthState {
@@ -82,6 +86,11 @@ pub(super) async fn send(
 ) -> Result<Answer, Error> {
     let method: &str = &call.method;
     let params: &[u8] = &call.body;
+    if let AuthState::OAuth(o) = &inner.auth {
+        if !o.seeded.load(Ordering::Acquire) {
+            seed_store(o, method).await?;
+        }
+    }
     let mut refreshed = false;
     loop {
         let (url, body, generation, secret) = match &inner.auth {
@@ -159,8 +168,53 @@ pub(super) async fn send(
     }
 }
 
-/// POSTs `body` to `url`; on 301/302/303/307/308 re-POSTs the same body to `Location`
-/// (never from https down to http).
+/// Before the client's first request: offers the tokens it was built with to its store
+/// ([`TokenStore::save_if_absent`]), so that an empty store (a `FileTokenStore` whose file
+/// does not exist yet) holds them and a second process can start from it.
+///
+/// This is the first place that can await the store (building is synchronous). It runs
+/// once, under the refresh gate, so a refresh cannot interleave with it: concurrent first
+/// calls wait for it, and a refresh that happened first (which saved a newer pair itself)
+/// makes it a no-op. A store failure fails this one call, unsent, with
+/// [`ErrorKind::TokenStore`]; later calls go ahead, as after a failed save of a refresh.
+async fn seed_store(o: &OAuthState, method: &str) -> Result<(), Error> {
+    let _gate = o.refresh.lock().await;
+    if o.seeded.load(Ordering::Acquire) {
+        return Ok(());
+    }
+    let (generation, tokens) = o.current();
+    let result = if generation == 0 {
+        o.store.save_if_absent(&tokens).await
+    } else {
+        Ok(false)
+    };
+    o.seeded.store(true, Ordering::Release);
+    match result {
+        Ok(wrote) => {
+            if wrote {
+                tracing::debug!(
+                    method,
+                    "the token store was empty; saved the client's tokens"
+                );
+            }
+            Ok(())
+        }
+        Err(e) => {
+            let secrets = [
+                o.app.client_secret.expose(),
+                tokens.access_token.expose(),
+                tokens.refresh_token.expose(),
+            ];
+            Err(Error::new(ErrorKind::TokenStore)
+                .with_method(method)
+                .with_message(format!(
+                    "the client's tokens could not be saved in the empty token store: {e}"
+                ))
+                .with_cause(Cause::new(CauseKind::TokenStore, store_error_text(&*e)))
+                .redact(&secrets))
+        }
+    }
+}
 
 /// Moves the base address to the scheme, host and port of `to` after a redirect whose
 /// target answered like a Bitrix24 portal.

@@ -98,6 +98,11 @@ impl ClientBuilder {
     }
 
     /// Where refreshed tokens are saved (awaited before they are used). Default: in memory.
+    ///
+    /// When the store is empty (a [`FileTokenStore`](crate::FileTokenStore) whose file does
+    /// not exist yet), the tokens given to [`oauth`](Self::oauth) are written to it before the
+    /// client's first request ([`TokenStore::save_if_absent`]); stored tokens are never
+    /// replaced that way.
     pub fn token_store(mut self, store: impl TokenStore) -> Self {
         self.store = Some(Arc::new(store));
         self
@@ -205,6 +210,9 @@ impl ClientBuilder {
                 .oauth_server
                 .map(|s| parse_oauth_server(&s, "OAuth server"))
                 .transpose()?;
+            // The default store is made holding the tokens; a given one is offered them
+            // before the first request (`auth::seed_store`).
+            let seeded = self.store.is_none();
             let store = self
                 .store
                 .unwrap_or_else(|| Arc::new(MemoryTokenStore::new(Some(tokens.clone()))));
@@ -216,6 +224,7 @@ impl ClientBuilder {
                 oauth_server,
                 attempts: std::sync::Mutex::new((0, None)),
                 invalid_token_generation: std::sync::Mutex::new(None),
+                seeded: std::sync::atomic::AtomicBool::new(seeded),
             })
         } else {
             return Err(Error::new(ErrorKind::InvalidInput)
