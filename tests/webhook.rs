@@ -327,3 +327,30 @@ async fn bad_method_names_are_rejected_before_sending() {
     }
     assert!(requests(&server).await.is_empty());
 }
+
+#[tokio::test]
+async fn typed_request_bodies_keep_the_order_parameters_and_map_keys_were_set_in() {
+    // PHP reads `order` in the order sent: the first key sorts first. Neither the top level
+    // nor the map is alphabetical here, and the body must say so byte for byte (the
+    // workspace does not turn on serde_json's `preserve_order`).
+    let (client, server) = answering(
+        "crm.deal.list",
+        json_response(200, r#"{"result":[],"total":0}"#),
+    )
+    .await;
+    let deals = client
+        .crm()
+        .deal_list()
+        .start(50)
+        .order([("TITLE", "ASC"), ("ID", "DESC"), ("BEGINDATE", "ASC")])
+        .select(["TITLE", "ID"])
+        .await
+        .unwrap();
+    assert!(deals.is_empty());
+    let reqs = requests(&server).await;
+    let raw = String::from_utf8(reqs[0].body.clone()).unwrap();
+    assert_eq!(
+        raw,
+        r#"{"start":50,"order":{"TITLE":"ASC","ID":"DESC","BEGINDATE":"ASC"},"select":["TITLE","ID"]}"#
+    );
+}
