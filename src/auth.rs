@@ -61,7 +61,8 @@ impl fmt::Display for Secret {
 /// An OAuth application's credentials: `client_id` (`local.xxxx` or `app.xxxx`) and
 /// `client_secret`, from the app's settings on the portal or in the partner area.
 ///
-/// The secret is only ever sent to the OAuth server, in the body of a token refresh.
+/// The secret is only ever sent to the OAuth server, in the body of a token refresh or of an
+/// authorization-code exchange ([`exchange_code`](Self::exchange_code)).
 #[derive(Clone, Debug)]
 pub struct OAuthApp {
     /// The application's `client_id`.
@@ -77,6 +78,37 @@ impl OAuthApp {
             client_id: client_id.into(),
             client_secret: client_secret.into(),
         }
+    }
+
+    /// Exchanges an authorization code (the `code` the portal hands to the app's redirect
+    /// URL; it lives 30 seconds and works once) for the installation's first tokens, at
+    /// [`DEFAULT_OAUTH_SERVER`](crate::DEFAULT_OAUTH_SERVER) (`https://oauth.bitrix.info`).
+    /// Use [`AuthorizationCode`](crate::AuthorizationCode) for another OAuth server, a
+    /// timeout or an HTTP client of your own.
+    /// Docs: <https://apidocs.bitrix24.com/settings/oauth/index.html>.
+    ///
+    /// ```no_run
+    /// # async fn f(code: &str) -> Result<(), bitrix24::Error> {
+    /// let app = bitrix24::OAuthApp::new("app.6570a8e5d0c1f2.12345678", "client-secret");
+    /// let tokens = app.exchange_code(code).await?;
+    /// let client = bitrix24::Client::oauth(app, tokens)?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`AuthorizationCode::exchange`](crate::AuthorizationCode::exchange):
+    /// [`ErrorKind::InvalidGrant`](crate::ErrorKind::InvalidGrant) for a wrong, expired or
+    /// used code, [`InvalidClient`](crate::ErrorKind::InvalidClient),
+    /// [`WrongClient`](crate::ErrorKind::WrongClient),
+    /// [`AppUnavailable`](crate::ErrorKind::AppUnavailable),
+    /// [`OAuthServer`](crate::ErrorKind::OAuthServer), transport errors and
+    /// [`InvalidInput`](crate::ErrorKind::InvalidInput) for an empty code. Neither the
+    /// client secret nor the code is ever in an error.
+    pub fn exchange_code(
+        &self,
+        code: impl Into<Secret>,
+    ) -> impl Future<Output = Result<Tokens, crate::Error>> + Send + 'static {
+        crate::AuthorizationCode::new(self.clone(), code).exchange()
     }
 }
 
@@ -292,12 +324,29 @@ pub type StoreError = Box<dyn std::error::Error + Send + Sync>;
 ///
 /// The client calls [`save`](Self::save) after every refresh and awaits it before the new
 /// access token is used. It calls [`load`](Self::load) when a refresh answers
-/// `invalid_grant`, in case another process already rotated the pair.
+/// `invalid_grant`, in case another process already rotated the pair. Before its first
+/// request it calls [`save_if_absent`](Self::save_if_absent) with the tokens it was built
+/// with, so that an empty store (a [`FileTokenStore`] whose file does not exist yet) holds
+/// them from the start.
 pub trait TokenStore: Send + Sync + 'static {
     /// The stored tokens, or `None` when nothing is stored yet.
     fn load(&self) -> BoxFuture<'_, Result<Option<Tokens>, StoreError>>;
     /// Replaces the stored tokens. Must be durable when it returns `Ok`.
     fn save<'a>(&'a self, tokens: &'a Tokens) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// Stores `tokens` only if the store holds none yet, answering whether it wrote them.
+    /// It must never replace stored tokens (another process may have rotated them), so a
+    /// check-then-write is only right where nothing else writes at the same time; make it
+    /// one atomic step where you can.
+    ///
+    /// A client built with this store calls it once, before its first request, unless a
+    /// refresh already saved a newer pair; a failure fails that one call with
+    /// [`ErrorKind::TokenStore`](crate::ErrorKind::TokenStore) (nothing was sent), and later
+    /// calls go ahead. The default does nothing and answers `Ok(false)`: a store that is
+    /// always filled before a client is built (an installation store) need not implement it.
+    fn save_if_absent<'a>(&'a self, tokens: &'a Tokens) -> BoxFuture<'a, Result<bool, StoreError>> {
+        let _ = tokens;
+        Box::pin(async { Ok(false) })
+    }
 }
 
 /// Keeps tokens in memory only (the default store): a restart loses rotated tokens.
@@ -333,18 +382,32 @@ impl TokenStore for MemoryTokenStore {
         *self.tokens.lock().unwrap_or_else(|e| e.into_inner()) = Some(tokens.clone());
         Box::pin(async { Ok(()) })
     }
+
+    fn save_if_absent<'a>(&'a self, tokens: &'a Tokens) -> BoxFuture<'a, Result<bool, StoreError>> {
+        let mut held = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
+        let wrote = held.is_none();
+        if wrote {
+            *held = Some(tokens.clone());
+        }
+        Box::pin(async move { Ok(wrote) })
+    }
 }
 
 /// Keeps tokens in a JSON file. Writes are atomic: a temporary file in the same directory is
 /// written, flushed to disk and renamed over the target, so a crash never leaves a torn file.
 /// On Unix the file is created with mode `0600`.
+///
+/// When the file does not exist yet, a client built with this store writes the tokens it was
+/// given to it before its first request ([`TokenStore::save_if_absent`]), so that another
+/// process can start from the file at once; an existing file is never overwritten that way
+/// (the file is linked into place in one step that fails if it exists).
 #[derive(Clone, Debug)]
 pub struct FileTokenStore {
     path: PathBuf,
 }
 
 impl FileTokenStore {
-    /// A store at `path` (created on first save).
+    /// A store at `path` (created by the first save, or before a client's first request).
     pub fn new(path: impl Into<PathBuf>) -> Self {
         FileTokenStore { path: path.into() }
     }
@@ -355,47 +418,113 @@ impl FileTokenStore {
     }
 }
 
+/// The directory `path` is in (`.` for a bare file name).
+fn parent_dir(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// Options creating a new file, mode 0600 on Unix.
+fn create_new_options() -> std::fs::OpenOptions {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options
+}
+
+/// Writes `bytes` to a new temporary file next to `path`, flushed to disk; returns its path.
+fn write_temp(path: &Path, bytes: &[u8]) -> std::io::Result<PathBuf> {
+    use std::io::Write;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    let tmp = parent_dir(path).join(format!(".{name}.{}.{nanos}.tmp", std::process::id()));
+    let result = (|| {
+        let mut f = create_new_options().open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()
+    })();
+    match result {
+        Ok(()) => Ok(tmp),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
+/// Makes a rename or link in `dir` durable (best effort: not every platform allows it).
+fn sync_dir(dir: &Path) {
+    #[cfg(unix)]
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+}
+
 /// Writes `bytes` to `path` atomically (temporary file + fsync + rename), mode 0600 on Unix.
 pub(crate) async fn write_atomic(path: &Path, bytes: Vec<u8>) -> std::io::Result<()> {
     let path = path.to_owned();
     tokio::task::spawn_blocking(move || {
-        use std::io::Write;
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos();
-        let tmp = dir.join(format!(".{name}.{}.{nanos}.tmp", std::process::id()));
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let result = (|| {
-            let mut f = options.open(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &path)?;
-            // Make the rename itself durable (best effort: not every platform allows it).
-            #[cfg(unix)]
-            if let Ok(d) = std::fs::File::open(dir) {
-                let _ = d.sync_all();
-            }
-            Ok(())
-        })();
-        if result.is_err() {
+        let tmp = write_temp(&path, &bytes)?;
+        if let Err(e) = std::fs::rename(&tmp, &path) {
             let _ = std::fs::remove_file(&tmp);
+            return Err(e);
         }
-        result
+        sync_dir(parent_dir(&path));
+        Ok(())
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
+/// Writes `bytes` to `path` only if `path` does not exist, answering whether it wrote. The
+/// complete temporary file is hard-linked into place, which fails if the target exists, so
+/// neither a torn file nor a replaced one is possible. Where hard links are not supported,
+/// the file is created exclusively (`O_EXCL`) and written in place.
+pub(crate) async fn write_new(path: &Path, bytes: Vec<u8>) -> std::io::Result<bool> {
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || {
+        if path.exists() {
+            return Ok(false);
+        }
+        let tmp = write_temp(&path, &bytes)?;
+        let linked = std::fs::hard_link(&tmp, &path);
+        let _ = std::fs::remove_file(&tmp);
+        let wrote = match linked {
+            Ok(()) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+            Err(_) => {
+                use std::io::Write;
+                match create_new_options().open(&path) {
+                    Ok(mut f) => {
+                        let written = f.write_all(&bytes).and_then(|()| f.sync_all());
+                        if let Err(e) = written {
+                            let _ = std::fs::remove_file(&path);
+                            return Err(e);
+                        }
+                        true
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+        if wrote {
+            sync_dir(parent_dir(&path));
+        }
+        Ok(wrote)
     })
     .await
     .map_err(std::io::Error::other)?
@@ -417,6 +546,15 @@ impl TokenStore for FileTokenStore {
             let bytes = serde_json::to_vec_pretty(tokens)?;
             write_atomic(&self.path, bytes).await?;
             Ok(())
+        })
+    }
+
+    /// Creates the file with `tokens` if it does not exist; an existing file (even one that
+    /// does not parse) is left alone.
+    fn save_if_absent<'a>(&'a self, tokens: &'a Tokens) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let bytes = serde_json::to_vec_pretty(tokens)?;
+            Ok(write_new(&self.path, bytes).await?)
         })
     }
 }
@@ -468,6 +606,30 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+    }
+
+    #[tokio::test]
+    async fn save_if_absent_creates_but_never_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileTokenStore::new(dir.path().join("tokens.json"));
+        let first = Tokens::new("a1", "r1", "https://p.bitrix24.com/rest/");
+        let second = Tokens::new("a2", "r2", "https://p.bitrix24.com/rest/");
+        assert!(store.save_if_absent(&first).await.unwrap());
+        assert!(!store.save_if_absent(&second).await.unwrap());
+        assert_eq!(store.load().await.unwrap(), Some(first.clone()));
+        // A plain save still replaces.
+        store.save(&second).await.unwrap();
+        assert_eq!(store.load().await.unwrap(), Some(second.clone()));
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["tokens.json"], "no temp files left");
+
+        let memory = MemoryTokenStore::new(None);
+        assert!(memory.save_if_absent(&first).await.unwrap());
+        assert!(!memory.save_if_absent(&second).await.unwrap());
+        assert_eq!(memory.get(), Some(first));
     }
 
     #[test]

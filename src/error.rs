@@ -26,19 +26,24 @@ pub enum ErrorKind {
     /// The request took longer than the client's timeout (default 30 s).
     Timeout,
     /// Token refresh answered `invalid_grant`: the refresh token is dead (expired after 180
-    /// days, or already used). The user must re-authorize the app (full OAuth flow).
+    /// days, or already used). The user must re-authorize the app (full OAuth flow). From an
+    /// authorization-code exchange ([`AuthorizationCode`](crate::AuthorizationCode)),
+    /// `invalid_grant` or `bad_verification_code`: the code is wrong, older than its 30 s, or
+    /// was already exchanged.
     InvalidGrant,
-    /// Token refresh answered `invalid_client`: the `client_id`/`client_secret` are wrong or
-    /// the app is not installed. A configuration problem.
+    /// Token refresh or code exchange answered `invalid_client`: the
+    /// `client_id`/`client_secret` are wrong or the app is not installed. A configuration
+    /// problem.
     InvalidClient,
-    /// Token refresh answered `wrong_client` (sometimes with HTTP 200): the `client_id` does
-    /// not match the app that owns the tokens, or the app was deleted.
+    /// Token refresh or code exchange answered `wrong_client` (sometimes with HTTP 200): the
+    /// `client_id` does not match the app that owns the tokens (or the code), or the app was
+    /// deleted.
     WrongClient,
-    /// Token refresh answered `PAYMENT_REQUIRED` or `NOT_INSTALLED`: the app's paid period
-    /// ended, or it was removed from the portal. The portal admin must act.
+    /// Token refresh or code exchange answered `PAYMENT_REQUIRED` or `NOT_INSTALLED`: the
+    /// app's paid period ended, or it was removed from the portal. The portal admin must act.
     AppUnavailable,
-    /// The OAuth server answered something else: another error code, a non-JSON page (an HTML
-    /// 503), or a body without tokens.
+    /// The OAuth server answered a refresh or code exchange with something else: another
+    /// error code, a non-JSON page (an HTML 503), or a body without tokens.
     OAuthServer,
     /// The [`TokenStore`](crate::TokenStore) failed to load or save tokens. After a failed save
     /// the new tokens are still used in memory, but were not persisted.
@@ -150,6 +155,8 @@ struct Inner {
     /// Set where the layers know better than the kind and code whether the request ran.
     executed: Option<bool>,
     cause: Option<Cause>,
+    /// The OAuth failure happened exchanging an authorization code, not refreshing.
+    code_exchange: bool,
 }
 
 impl Error {
@@ -168,6 +175,7 @@ impl Error {
                 operating_reset_at: None,
                 executed: None,
                 cause: None,
+                code_exchange: false,
             }),
         }
     }
@@ -182,6 +190,16 @@ impl Error {
 
     pub(crate) fn with_method(mut self, method: &str) -> Self {
         self.inner.method = Some(method.to_owned());
+        self
+    }
+    /// Drops the method (an error of no REST method: an authorization-code exchange).
+    pub(crate) fn without_method(mut self) -> Self {
+        self.inner.method = None;
+        self
+    }
+    /// Marks an OAuth error as one of an authorization-code exchange (for its wording).
+    pub(crate) fn in_code_exchange(mut self) -> Self {
+        self.inner.code_exchange = true;
         self
     }
     pub(crate) fn with_status(mut self, status: u16) -> Self {
@@ -514,6 +532,11 @@ impl fmt::Display for Error {
             Some(s) => write!(f, " (HTTP {s})"),
             None => Ok(()),
         };
+        let failed = if i.code_exchange {
+            "authorization code exchange failed: "
+        } else {
+            "token refresh failed: "
+        };
         let code_desc = |f: &mut fmt::Formatter<'_>| -> fmt::Result {
             let code = i.code.as_deref().unwrap_or("");
             let desc = i.description.as_deref().unwrap_or("");
@@ -554,29 +577,32 @@ impl fmt::Display for Error {
             ErrorKind::Transport => f.write_str("transport error")?,
             ErrorKind::Timeout => f.write_str("request timed out")?,
             ErrorKind::InvalidGrant => {
-                f.write_str("token refresh failed: ")?;
+                f.write_str(failed)?;
                 code_desc(f)?;
-                f.write_str(
-                    " (the refresh token is no longer valid: the user must re-authorize the app)",
-                )?;
+                f.write_str(if i.code_exchange {
+                    " (the authorization code is wrong, expired (it lives 30 s) or already used: \
+                     start the authorization again)"
+                } else {
+                    " (the refresh token is no longer valid: the user must re-authorize the app)"
+                })?;
             }
             ErrorKind::InvalidClient => {
-                f.write_str("token refresh failed: ")?;
+                f.write_str(failed)?;
                 code_desc(f)?;
                 f.write_str(" (check client_id and client_secret)")?;
             }
             ErrorKind::WrongClient => {
-                f.write_str("token refresh failed: ")?;
+                f.write_str(failed)?;
                 code_desc(f)?;
                 f.write_str(" (client_id does not match the app that owns the tokens)")?;
             }
             ErrorKind::AppUnavailable => {
-                f.write_str("token refresh failed: ")?;
+                f.write_str(failed)?;
                 code_desc(f)?;
                 f.write_str(" (the app is unpaid or not installed on the portal)")?;
             }
             ErrorKind::OAuthServer => {
-                f.write_str("token refresh failed: ")?;
+                f.write_str(failed)?;
                 if i.code.is_some() {
                     code_desc(f)?;
                 } else {

@@ -136,13 +136,65 @@ impl<T: ToWire + ?Sized> ToWire for &T {
 /// One parameter value as it will be sent.
 ///
 /// Made by [`IntoArg::into_arg`]; a secret one (a bot token, a client id) is never printed.
+///
+/// A map made from pairs ([`Arg::map`], a generated `.order([("TITLE", "ASC"), ("ID",
+/// "DESC")])` setter) and a struct parameter set from a generated builder go out with their
+/// keys in the order given: PHP reads `order` in the order sent (the first key sorts first).
+/// A [`serde_json::Value`] given as is, and the items of a list ([`Arg::list`], made through
+/// [`ToWire`]), go out in the `Value`'s own key order, which is sorted unless serde_json's
+/// `preserve_order` feature is on in your build.
 #[derive(Clone, PartialEq)]
 pub struct Arg {
     value: Value,
+    /// The key order of the objects in `value`, where it was given in an order.
+    shape: Shape,
     secret: bool,
     /// A value that has no JSON form (a NaN or infinite float, which JSON would carry as
     /// `null`: clearing the field): the call is refused before it is sent.
     invalid: bool,
+}
+
+/// The order the keys of the objects inside a value are sent in. A `serde_json::Map` sorts
+/// its keys unless serde_json's `preserve_order` feature is on (this crate does not turn it
+/// on), so the order set is kept beside the value.
+#[derive(Clone, Debug, Default, PartialEq)]
+enum Shape {
+    /// The `Value`'s own order.
+    #[default]
+    Any,
+    /// An object's keys in the order set, each with the shape of its value.
+    Object(Vec<(String, Shape)>),
+}
+
+/// A value serialized with the key order of its shape.
+struct Shaped<'a>(&'a Value, &'a Shape);
+
+impl serde::Serialize for Shaped<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match (self.0, self.1) {
+            (Value::Object(map), Shape::Object(keys)) => {
+                let mut out = s.serialize_map(Some(map.len()))?;
+                let mut sent = 0;
+                for (k, shape) in keys {
+                    if let Some(v) = map.get(k) {
+                        out.serialize_entry(k, &Shaped(v, shape))?;
+                        sent += 1;
+                    }
+                }
+                if sent < map.len() {
+                    // Keys the shape does not know (not made by this module): after, as they
+                    // come.
+                    for (k, v) in map {
+                        if !keys.iter().any(|(known, _)| known == k) {
+                            out.serialize_entry(k, v)?;
+                        }
+                    }
+                }
+                out.end()
+            }
+            (value, _) => value.serialize(s),
+        }
+    }
 }
 
 impl Arg {
@@ -150,6 +202,7 @@ impl Arg {
     pub fn new(value: Value) -> Arg {
         Arg {
             value,
+            shape: Shape::Any,
             secret: false,
             invalid: false,
         }
@@ -159,6 +212,7 @@ impl Arg {
     pub fn of<T: ToWire + ?Sized>(value: &T) -> Arg {
         Arg {
             value: value.to_wire(),
+            shape: Shape::Any,
             secret: value.contains_secret(),
             invalid: false,
         }
@@ -217,12 +271,14 @@ impl Arg {
         );
         Arg {
             value,
+            shape: Shape::Any,
             secret,
             invalid: false,
         }
     }
 
-    /// A map of values (secret when any of them holds a [`Secret`]).
+    /// A map of values (secret when any of them holds a [`Secret`]), sent with its keys in
+    /// the order given (a key given twice keeps its first place and its last value).
     pub fn map<T, K, V, I>(entries: I) -> Arg
     where
         T: ToWire,
@@ -231,18 +287,18 @@ impl Arg {
         I: IntoIterator<Item = (K, V)>,
     {
         let mut secret = false;
-        let value = Value::Object(
-            entries
-                .into_iter()
-                .map(|(k, v)| {
-                    let v = v.into();
-                    secret |= v.contains_secret();
-                    (k.into(), v.to_wire())
-                })
-                .collect(),
-        );
+        let mut map = Map::new();
+        let mut keys = Vec::new();
+        for (k, v) in entries {
+            let (k, v): (String, T) = (k.into(), v.into());
+            secret |= v.contains_secret();
+            if map.insert(k.clone(), v.to_wire()).is_none() {
+                keys.push((k, Shape::Any));
+            }
+        }
         Arg {
-            value,
+            value: Value::Object(map),
+            shape: Shape::Object(keys),
             secret,
             invalid: false,
         }
@@ -300,6 +356,7 @@ impl IntoArg<f64> for f64 {
     fn into_arg(self) -> Arg {
         Arg {
             value: self.to_wire(),
+            shape: Shape::Any,
             secret: false,
             invalid: !self.is_finite(),
         }
@@ -457,7 +514,9 @@ impl Params {
         self.entries.is_empty()
     }
 
-    /// The parameters as one JSON object.
+    /// The parameters as one JSON object. Its key order is the `Value`'s (sorted unless
+    /// serde_json's `preserve_order` feature is on); serializing the `Params` themselves
+    /// (what the client sends) keeps the order set, nested maps included.
     pub fn to_value(&self) -> Value {
         Value::Object(
             self.entries
@@ -467,17 +526,21 @@ impl Params {
         )
     }
 
-    /// The parameters as the value of a parameter of struct type (secret if any part is).
+    /// The parameters as the value of a parameter of struct type (secret if any part is),
+    /// keeping the order set.
     pub fn into_arg(self) -> Arg {
         let secret = self.entries.iter().any(|(_, v)| v.secret);
         let invalid = self.entries.iter().any(|(_, v)| v.invalid);
-        let object = self
-            .entries
-            .into_iter()
-            .map(|(k, v)| (k.into_owned(), v.value))
-            .collect();
+        let mut object = Map::new();
+        let mut keys = Vec::with_capacity(self.entries.len());
+        for (k, v) in self.entries {
+            let k = k.into_owned();
+            object.insert(k.clone(), v.value);
+            keys.push((k, v.shape));
+        }
         Arg {
             value: Value::Object(object),
+            shape: Shape::Object(keys),
             secret,
             invalid,
         }
@@ -513,11 +576,13 @@ impl Params {
     }
 }
 
+/// A JSON object of the parameters in the order set, and the maps inside them in the order
+/// their keys were given: the body the client sends.
 impl serde::Serialize for Params {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(Some(self.entries.len()))?;
         for (k, v) in &self.entries {
-            map.serialize_entry(k.as_ref(), &v.value)?;
+            map.serialize_entry(k.as_ref(), &Shaped(&v.value, &v.shape))?;
         }
         map.end()
     }
@@ -591,6 +656,48 @@ mod tests {
         assert!(shown.contains("[redacted]"));
         let nested = Params::new().with("fields", p.into_arg());
         assert!(!format!("{nested:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn the_body_keeps_the_order_set_at_every_level() {
+        let fields = Params::new()
+            .with("TITLE", Arg::new(json!("Deal")))
+            .with(
+                "ORDER",
+                Arg::map::<String, _, _, _>([("Z", "1"), ("A", "2")]),
+            )
+            .with("BEGINDATE", Arg::new(json!("2024-05-01")));
+        let p = Params::new()
+            .with(
+                "order",
+                Arg::map::<String, _, _, _>([("TITLE", "ASC"), ("ID", "DESC")]),
+            )
+            .with(
+                "filter",
+                Arg::map::<Value, _, _, _>([(">ID", json!(5)), ("<ID", json!(9))]),
+            )
+            .with("fields", fields.into_arg())
+            .with("ID", Arg::new(json!(7)))
+            .with(
+                "dup",
+                Arg::map::<String, _, _, _>([("b", "1"), ("a", "2"), ("b", "3")]),
+            );
+        assert_eq!(
+            serde_json::to_string(&p).unwrap(),
+            r#"{"order":{"TITLE":"ASC","ID":"DESC"},"filter":{">ID":5,"<ID":9},"fields":{"TITLE":"Deal","ORDER":{"Z":"1","A":"2"},"BEGINDATE":"2024-05-01"},"ID":7,"dup":{"b":"3","a":"2"}}"#
+        );
+        // The values are the same either way.
+        let text = serde_json::to_string(&p).unwrap();
+        assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), p.to_value());
+        // A `yn` map keeps its order too.
+        let flags = Params::new().with(
+            "F",
+            Arg::map::<bool, _, _, _>([("Y_LAST", true), ("A_FIRST", false)]).yn(),
+        );
+        assert_eq!(
+            serde_json::to_string(&flags).unwrap(),
+            r#"{"F":{"Y_LAST":"Y","A_FIRST":"N"}}"#
+        );
     }
 
     #[test]

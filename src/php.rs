@@ -6,11 +6,22 @@
 //! (`data[PARAMS][MESSAGE]=hi`) and every scalar a string; `batch` commands carry their
 //! parameters the same way (`crm.deal.list?filter[>ID]=5&select[]=ID`).
 //!
-//! The decoded tree is a [`serde_json::Value`]: maps are objects in input order, and a map
-//! whose keys are exactly `0, 1, 2, ...` in order becomes an array (as PHP's `json_encode`
-//! would print it). Every leaf is a string.
+//! The decoded tree is a [`serde_json::Value`]: a map whose keys are exactly `0, 1, 2, ...`
+//! in order becomes an array (as PHP's `json_encode` would print it), any other map an
+//! object; every leaf is a string.
+//!
+//! **Key order.** A PHP array keeps the order its keys were written in, and that order can
+//! mean something (the sort priority of `order[...]`, the execution order of a batch's
+//! `cmd[...]`). A `serde_json::Map` sorts its keys unless serde_json's `preserve_order`
+//! feature is on, which this crate does not turn on for you. So [`decode`] and [`encode`]
+//! keep the order only as far as the `Value` does; [`decode_ordered`] and
+//! [`encode_ordered`] keep it always: they go through JSON text, whose order is the order
+//! written.
 
 use indexmap::IndexMap;
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::fmt;
 
@@ -107,13 +118,19 @@ impl Array {
             .or_insert_with(|| Node::Leaf(String::new()))
     }
 
+    /// Whether PHP's `json_encode` prints this array as a JSON list: keys `0, 1, 2, ...` in
+    /// this order, and at least one.
+    fn is_list(&self) -> bool {
+        !self.entries.is_empty()
+            && self
+                .entries
+                .keys()
+                .enumerate()
+                .all(|(i, k)| *k == i.to_string())
+    }
+
     fn into_value(self) -> Value {
-        let is_list = self
-            .entries
-            .keys()
-            .enumerate()
-            .all(|(i, k)| *k == i.to_string());
-        if is_list && !self.entries.is_empty() {
+        if self.is_list() {
             Value::Array(self.entries.into_values().map(Node::into_value).collect())
         } else {
             let mut map = Map::with_capacity(self.entries.len());
@@ -142,6 +159,49 @@ impl Node {
             Node::Array(a) => a,
             Node::Leaf(_) => unreachable!("just replaced"),
         }
+    }
+}
+
+/// The tree in input order, as JSON: lists as arrays, other maps as objects.
+impl Serialize for Array {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.is_list() {
+            let mut seq = s.serialize_seq(Some(self.entries.len()))?;
+            for v in self.entries.values() {
+                seq.serialize_element(v)?;
+            }
+            seq.end()
+        } else {
+            self.serialize_as_map(s)
+        }
+    }
+}
+
+impl Array {
+    fn serialize_as_map<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.entries.len()))?;
+        for (k, v) in &self.entries {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+impl Serialize for Node {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Node::Leaf(text) => s.serialize_str(text),
+            Node::Array(a) => a.serialize(s),
+        }
+    }
+}
+
+/// The top of a decoded body: always an object (named fields), even with keys `0, 1, ...`.
+struct Top<'a>(&'a Array);
+
+impl Serialize for Top<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize_as_map(s)
     }
 }
 
@@ -174,9 +234,54 @@ fn split_key(key: &str) -> (&str, Vec<Option<&str>>) {
 /// (an object at the top), as PHP's `parse_str` does: later duplicates win, `a[]` appends,
 /// `+` is a space. Invalid percent-escapes and UTF-8 are kept lossily, never an error.
 ///
+/// The objects of the tree keep the input's key order only if serde_json's `preserve_order`
+/// feature is on; [`decode_ordered`] keeps it always.
+///
 /// # Errors
 /// [`FormError`] when the body breaks one of `limits`.
 pub fn decode(body: &[u8], limits: Limits) -> Result<Value, FormError> {
+    let root = parse(body, limits)?;
+    Ok(match root.into_value() {
+        Value::Array(items) => {
+            // Top-level keys "0", "1"... stay an object: the top is a set of named fields.
+            Value::Object(
+                items
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, v)| (i.to_string(), v))
+                    .collect(),
+            )
+        }
+        other => other,
+    })
+}
+
+/// Decodes a form body like [`decode`], as JSON text that keeps the order of every key as
+/// written (PHP arrays are ordered maps): deserialize it into a type that keeps order, or
+/// read it with [`encode_ordered`]. `decode_ordered(body)` parsed into a `Value` equals
+/// `decode(body)`.
+///
+/// ```
+/// use bitrix24::php::{decode_ordered, Limits};
+/// let tree = decode_ordered(b"cmd[b]=user.current&cmd[a]=profile&halt=0", Limits::default())?;
+/// assert_eq!(tree.get(), r#"{"cmd":{"b":"user.current","a":"profile"},"halt":"0"}"#);
+/// # Ok::<(), bitrix24::php::FormError>(())
+/// ```
+///
+/// # Errors
+/// [`FormError`] when the body breaks one of `limits`.
+pub fn decode_ordered(body: &[u8], limits: Limits) -> Result<Box<RawValue>, FormError> {
+    let root = parse(body, limits)?;
+    let text = serde_json::to_string(&Top(&root)).unwrap_or_else(|_| "{}".to_owned());
+    Ok(RawValue::from_string(text).unwrap_or_else(|_| empty_object()))
+}
+
+fn empty_object() -> Box<RawValue> {
+    RawValue::from_string("{}".to_owned()).expect("`{}` is JSON")
+}
+
+/// The ordered tree of a form body, as PHP's `parse_str` builds it.
+fn parse(body: &[u8], limits: Limits) -> Result<Array, FormError> {
     if body.len() > limits.max_bytes {
         return Err(FormError::TooLarge {
             size: body.len(),
@@ -205,19 +310,7 @@ pub fn decode(body: &[u8], limits: Limits) -> Result<Value, FormError> {
         }
         *node = Node::Leaf(value.into_owned());
     }
-    Ok(match root.into_value() {
-        Value::Array(items) => {
-            // Top-level keys "0", "1"... stay an object: the top is a set of named fields.
-            Value::Object(
-                items
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, v)| (i.to_string(), v))
-                    .collect(),
-            )
-        }
-        other => other,
-    })
+    Ok(root)
 }
 
 /// PHP's `urlencode`: letters, digits and `-_.` stay, space is `+`, everything else `%XX`.
@@ -239,6 +332,9 @@ fn urlencode(text: &str, out: &mut String) {
 /// The `key=value` pairs PHP's `http_build_query` makes of `value`, not yet percent-encoded:
 /// objects and arrays nest as `key[sub]` / `key[0]`, `true`/`false` become `1`/`0`, `null`
 /// and empty arrays are left out. A scalar at the top has no key and gives no pairs.
+///
+/// Objects are walked in the `Value`'s key order (sorted unless serde_json's
+/// `preserve_order` feature is on); [`encode_ordered`] keeps any order.
 pub fn pairs(value: &Value) -> Vec<(String, String)> {
     fn walk(prefix: &str, value: &Value, out: &mut Vec<(String, String)>) {
         match value {
@@ -276,10 +372,16 @@ pub fn pairs(value: &Value) -> Vec<(String, String)> {
 }
 
 /// Encodes `value` as PHP's `http_build_query` does (see [`pairs`]), percent-encoding with
-/// PHP's `urlencode` (brackets as `%5B`/`%5D`, space as `+`).
+/// PHP's `urlencode` (brackets as `%5B`/`%5D`, space as `+`). Objects go out in the
+/// `Value`'s key order; use [`encode_ordered`] where the order matters.
 pub fn encode(value: &Value) -> String {
+    join(&pairs(value))
+}
+
+/// `k=v&k=v`, each side percent-encoded with PHP's `urlencode`.
+fn join(pairs: &[(String, String)]) -> String {
     let mut out = String::new();
-    for (i, (k, v)) in pairs(value).iter().enumerate() {
+    for (i, (k, v)) in pairs.iter().enumerate() {
         if i > 0 {
             out.push('&');
         }
@@ -288,6 +390,136 @@ pub fn encode(value: &Value) -> String {
         urlencode(v, &mut out);
     }
     out
+}
+
+/// Encodes anything serializable as [`encode`] does, keeping the order in which it
+/// serializes its map keys at every level: the order set for a [`Params`](crate::Params),
+/// the field order of a struct, an `IndexMap`'s order, the text order of a
+/// [`RawValue`] (what [`decode_ordered`] gives). So `order[...]` keeps its sort priority
+/// and a batch's `cmd[...]` its execution order.
+///
+/// ```
+/// use bitrix24::{Arg, Params};
+/// let p = Params::new()
+///     .with("order", Arg::map::<String, _, _, _>([("TITLE", "ASC"), ("ID", "DESC")]))
+///     .with("select", Arg::list::<String, _>(["ID"]));
+/// assert_eq!(
+///     bitrix24::php::encode_ordered(&p)?,
+///     "order%5BTITLE%5D=ASC&order%5BID%5D=DESC&select%5B0%5D=ID"
+/// );
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+///
+/// # Errors
+/// A [`serde_json::Error`] when `value` does not serialize to JSON (a map with keys that are
+/// not strings, a failing `Serialize` impl).
+pub fn encode_ordered<T: Serialize + ?Sized>(value: &T) -> Result<String, serde_json::Error> {
+    let text = serde_json::to_string(value)?;
+    let mut out = Vec::new();
+    let mut de = serde_json::Deserializer::from_str(&text);
+    Walk {
+        prefix: None,
+        out: &mut out,
+    }
+    .deserialize(&mut de)?;
+    de.end()?;
+    Ok(join(&out))
+}
+
+/// Walks JSON text in order, pushing the `http_build_query` pairs of what it reads under
+/// `prefix` (`None` at the top, where only maps and lists give pairs).
+struct Walk<'a> {
+    prefix: Option<String>,
+    out: &'a mut Vec<(String, String)>,
+}
+
+impl Walk<'_> {
+    fn leaf(self, text: String) {
+        if let Some(key) = self.prefix {
+            self.out.push((key, text));
+        }
+    }
+
+    fn key(&self, sub: &str) -> String {
+        match &self.prefix {
+            Some(p) => format!("{p}[{sub}]"),
+            None => sub.to_owned(),
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Walk<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Walk<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E: de::Error>(self, b: bool) -> Result<(), E> {
+        self.leaf(if b { "1" } else { "0" }.to_owned());
+        Ok(())
+    }
+
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<(), E> {
+        self.leaf(n.to_string());
+        Ok(())
+    }
+
+    fn visit_u64<E: de::Error>(self, n: u64) -> Result<(), E> {
+        self.leaf(n.to_string());
+        Ok(())
+    }
+
+    fn visit_f64<E: de::Error>(self, n: f64) -> Result<(), E> {
+        // As `Value`'s own number text, so that `encode` and `encode_ordered` agree.
+        if let Some(n) = serde_json::Number::from_f64(n) {
+            self.leaf(n.to_string());
+        }
+        Ok(())
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<(), E> {
+        self.leaf(s.to_owned());
+        Ok(())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut i = 0usize;
+        loop {
+            let key = self.key(&i.to_string());
+            let walk = Walk {
+                prefix: Some(key),
+                out: &mut *self.out,
+            };
+            if seq.next_element_seed(walk)?.is_none() {
+                return Ok(());
+            }
+            i += 1;
+        }
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(k) = map.next_key::<String>()? {
+            let key = self.key(&k);
+            map.next_value_seed(Walk {
+                prefix: Some(key),
+                out: &mut *self.out,
+            })?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -311,14 +543,38 @@ mod tests {
             serde_json::from_str(&fixture("event-onimbotmessageadd.as-json.json")).unwrap();
         assert_eq!(tree, expected);
         assert_eq!(tree["data"]["BOT"]["41"]["AUTH"]["user_id"], "41");
+        // The ordered decoding is the same tree.
+        let ordered = decode_ordered(body.trim_end().as_bytes(), Limits::default()).unwrap();
+        assert_eq!(
+            serde_json::from_str::<Value>(ordered.get()).unwrap(),
+            expected
+        );
     }
 
     #[test]
     fn encodes_the_tree_back_byte_for_byte() {
-        let tree: Value =
-            serde_json::from_str(&fixture("event-onimbotmessageadd.as-json.json")).unwrap();
         let body = fixture("event-onimbotmessageadd.form-urlencoded.txt");
-        assert_eq!(encode(&tree), body.trim_end());
+        let body = body.trim_end();
+        // The fixture's JSON text is in the form's order: encoding it in order gives the
+        // form back exactly, and so does a round trip through the ordered decoding.
+        let text = fixture("event-onimbotmessageadd.as-json.json");
+        let raw = RawValue::from_string(text.clone()).unwrap();
+        assert_eq!(encode_ordered(&raw).unwrap(), body);
+        let ordered = decode_ordered(body.as_bytes(), Limits::default()).unwrap();
+        assert_eq!(encode_ordered(&ordered).unwrap(), body);
+        // Through a `Value`, the order is the `Value`'s, but the pairs are the same.
+        let tree: Value = serde_json::from_str(&text).unwrap();
+        let mut sent = pairs(&tree);
+        let mut want: Vec<_> = url::form_urlencoded::parse(body.as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        sent.sort();
+        want.sort();
+        assert_eq!(sent, want);
+        assert_eq!(
+            decode(encode(&tree).as_bytes(), Limits::default()).unwrap(),
+            tree
+        );
     }
 
     #[test]
@@ -332,9 +588,48 @@ mod tests {
             t,
             json!({"a": ["x", "y"], "b": {"5": "p", "6": "q"}, "c": "2", "d": {"k": "v"}, "e f": "g h", "s[": "1"})
         );
+        let tree = json!({"select": ["ID", "TITLE"], "filter": {">ID": 5}, "x": null, "y": true});
+        let want = "select%5B0%5D=ID&select%5B1%5D=TITLE&filter%5B%3EID%5D=5&y=1";
+        let raw_text = RawValue::from_string(
+            r#"{"select": ["ID", "TITLE"], "filter": {">ID": 5}, "x": null, "y": true}"#.into(),
+        )
+        .unwrap();
+        assert_eq!(encode_ordered(&raw_text).unwrap(), want);
+        // Whatever the Value's order, the same pairs go out.
+        let back = decode(encode(&tree).as_bytes(), Limits::default()).unwrap();
+        assert_eq!(back, decode(want.as_bytes(), Limits::default()).unwrap());
+        assert_eq!(encode_ordered(&tree).unwrap().len(), want.len());
+        // Scalars at the top give nothing; numbers read as `Value` prints them.
+        assert_eq!(encode_ordered(&json!("x")).unwrap(), "");
+        assert_eq!(encode_ordered(&[1.5, 2.0]).unwrap(), "0=1.5&1=2.0");
+        assert_eq!(encode(&json!([1.5, 2.0])), "0=1.5&1=2.0");
+    }
+
+    #[test]
+    fn ordered_decoding_keeps_the_order_written() {
+        // Not alphabetical, with numeric keys out of order and a list in between.
+        let body = b"cmd[zeta]=user.current&cmd[alpha]=profile&order[TITLE]=ASC&order[ID]=DESC\
+                     &ids[10]=a&ids[2]=b&select[]=ID&select[]=NAME&halt=1";
+        let tree = decode_ordered(body, Limits::default()).unwrap();
         assert_eq!(
-            encode(&json!({"select": ["ID", "TITLE"], "filter": {">ID": 5}, "x": null, "y": true})),
-            "select%5B0%5D=ID&select%5B1%5D=TITLE&filter%5B%3EID%5D=5&y=1"
+            tree.get(),
+            r#"{"cmd":{"zeta":"user.current","alpha":"profile"},"order":{"TITLE":"ASC","ID":"DESC"},"ids":{"10":"a","2":"b"},"select":["ID","NAME"],"halt":"1"}"#
+        );
+        // And back to the same form, in the same order.
+        assert_eq!(
+            encode_ordered(&tree).unwrap(),
+            "cmd%5Bzeta%5D=user.current&cmd%5Balpha%5D=profile&order%5BTITLE%5D=ASC\
+             &order%5BID%5D=DESC&ids%5B10%5D=a&ids%5B2%5D=b&select%5B0%5D=ID&select%5B1%5D=NAME\
+             &halt=1"
+        );
+        // The top stays an object even with positional keys.
+        assert_eq!(
+            decode_ordered(b"1=b&0=a", Limits::default()).unwrap().get(),
+            r#"{"1":"b","0":"a"}"#
+        );
+        assert_eq!(
+            decode_ordered(b"0=a&1=b", Limits::default()).unwrap().get(),
+            r#"{"0":"a","1":"b"}"#
         );
     }
 

@@ -105,6 +105,9 @@ fn bad_webhook_urls_are_invalid_input_and_never_show_the_code() {
         "ftp://acme.bitrix24.com/rest/1/k3y/",
         "https://acme.bitrix24.com:99999/rest/1/k3y/",
         "mailto:k3y@acme.bitrix24.com",
+        // The code would cross the network in clear text.
+        "http://acme.bitrix24.com/rest/1/k3y/",
+        "http://192.168.1.10/rest/1/k3y/",
     ] {
         let e = Client::webhook(bad).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidInput, "{bad:?}: {e:?}");
@@ -114,6 +117,17 @@ fn bad_webhook_urls_are_invalid_input_and_never_show_the_code() {
             assert!(!format!("{e}").contains("k3y"), "{bad:?}: {e}");
             assert!(!format!("{e:?}").contains("k3y"), "{bad:?}: {e:?}");
         }
+    }
+    // Plain http is fine on a loopback host (a local test portal).
+    for local in [
+        "http://127.0.0.1:8090",
+        "http://[::1]:8090",
+        "http://localhost:8090",
+    ] {
+        assert!(
+            Client::webhook(format!("{local}/rest/1/k3y/")).is_ok(),
+            "{local}"
+        );
     }
     // A good one does not show its code either.
     let client = Client::webhook("https://acme.bitrix24.com/rest/1/k3y/").unwrap();
@@ -312,4 +326,31 @@ async fn bad_method_names_are_rejected_before_sending() {
         assert_eq!(e.kind(), ErrorKind::InvalidInput, "{bad:?}: {e:?}");
     }
     assert!(requests(&server).await.is_empty());
+}
+
+#[tokio::test]
+async fn typed_request_bodies_keep_the_order_parameters_and_map_keys_were_set_in() {
+    // PHP reads `order` in the order sent: the first key sorts first. Neither the top level
+    // nor the map is alphabetical here, and the body must say so byte for byte (the
+    // workspace does not turn on serde_json's `preserve_order`).
+    let (client, server) = answering(
+        "crm.deal.list",
+        json_response(200, r#"{"result":[],"total":0}"#),
+    )
+    .await;
+    let deals = client
+        .crm()
+        .deal_list()
+        .start(50)
+        .order([("TITLE", "ASC"), ("ID", "DESC"), ("BEGINDATE", "ASC")])
+        .select(["TITLE", "ID"])
+        .await
+        .unwrap();
+    assert!(deals.is_empty());
+    let reqs = requests(&server).await;
+    let raw = String::from_utf8(reqs[0].body.clone()).unwrap();
+    assert_eq!(
+        raw,
+        r#"{"start":50,"order":{"TITLE":"ASC","ID":"DESC","BEGINDATE":"ASC"},"select":["TITLE","ID"]}"#
+    );
 }

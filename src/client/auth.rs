@@ -2,6 +2,7 @@
 //! OAuth token once in a single flight (one request to the OAuth server for any number of
 //! waiting calls, persisted before it is used) and follows a renamed portal.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use serde_json::Value;
@@ -10,7 +11,7 @@ use url::Url;
 use super::decode::Answer;
 use super::policy::Progress;
 use super::{builder, transport, unix_now, Call, Inner, DEFAULT_OAUTH_SERVER};
-use crate::auth::{OAuthApp, TokenResponse, TokenStore, Tokens};
+use crate::auth::{OAuthApp, Secret, TokenResponse, TokenStore, Tokens};
 use crate::codes;
 use crate::error::{Cause, CauseKind, Error, ErrorKind};
 
@@ -39,6 +40,9 @@ pub(super) struct OAuthState {
     /// The token generation made by a refresh that `invalid_token` triggered: if that token
     /// is refused as invalid too, refreshing again would not help.
     pub(super) invalid_token_generation: std::sync::Mutex<Option<u64>>,
+    /// Whether the store was offered the client's first tokens ([`seed_store`]); `true` from
+    /// the start for the default in-memory store, which is made holding them.
+    pub(super) seeded: AtomicBool,
 }
 
 impl OAuthState {
@@ -86,6 +90,11 @@ pub(super) async fn send(
 ) -> Result<Answer, Error> {
     let method: &str = &call.method;
     let params: &[u8] = &call.body;
+    if let AuthState::OAuth(o) = &inner.auth {
+        if !o.seeded.load(Ordering::Acquire) {
+            seed_store(o, method).await?;
+        }
+    }
     let mut refreshed = false;
     loop {
         let (url, body, generation, secret) = match &inner.auth {
@@ -161,6 +170,54 @@ pub(super) async fn send(
                 refresh(inner, generation, method, invalid_token).await?;
                 refreshed = true;
             }
+        }
+    }
+}
+
+/// Before the client's first request: offers the tokens it was built with to its store
+/// ([`TokenStore::save_if_absent`]), so that an empty store (a `FileTokenStore` whose file
+/// does not exist yet) holds them and a second process can start from it.
+///
+/// This is the first place that can await the store (building is synchronous). It runs
+/// once, under the refresh gate, so a refresh cannot interleave with it: concurrent first
+/// calls wait for it, and a refresh that happened first (which saved a newer pair itself)
+/// makes it a no-op. A store failure fails this one call, unsent, with
+/// [`ErrorKind::TokenStore`]; later calls go ahead, as after a failed save of a refresh.
+async fn seed_store(o: &OAuthState, method: &str) -> Result<(), Error> {
+    let _gate = o.refresh.lock().await;
+    if o.seeded.load(Ordering::Acquire) {
+        return Ok(());
+    }
+    let (generation, tokens) = o.current();
+    let result = if generation == 0 {
+        o.store.save_if_absent(&tokens).await
+    } else {
+        Ok(false)
+    };
+    o.seeded.store(true, Ordering::Release);
+    match result {
+        Ok(wrote) => {
+            if wrote {
+                tracing::debug!(
+                    method,
+                    "the token store was empty; saved the client's tokens"
+                );
+            }
+            Ok(())
+        }
+        Err(e) => {
+            let secrets = [
+                o.app.client_secret.expose(),
+                tokens.access_token.expose(),
+                tokens.refresh_token.expose(),
+            ];
+            Err(Error::new(ErrorKind::TokenStore)
+                .with_method(method)
+                .with_message(format!(
+                    "the client's tokens could not be saved in the empty token store: {e}"
+                ))
+                .with_cause(Cause::new(CauseKind::TokenStore, store_error_text(&*e)))
+                .redact(&secrets))
         }
     }
 }
@@ -266,9 +323,20 @@ async fn refresh_flight(
         current.refresh_token.expose(),
         current.access_token.expose(),
     ];
-    let result = request_tokens(inner, o, &current, method)
-        .await
-        .map_err(|e| e.redact(&secrets));
+    let result = match refresh_server(o, &current) {
+        Ok(server) => {
+            let request = TokenRequest {
+                http: &inner.http,
+                user_agent: &inner.user_agent,
+                timeout: inner.timeout,
+                server,
+                app: &o.app,
+                method: Some(method),
+            };
+            request_tokens(request, Grant::Refresh { current: &current }).await
+        }
+        Err(e) => Err(e.with_method(method)),
+    };
     {
         let mut attempts = o.attempts.lock().unwrap_or_else(|e| e.into_inner());
         attempts.0 += 1;
@@ -315,33 +383,111 @@ async fn refresh_flight(
     saved
 }
 
-/// The refresh request itself: POST form `grant_type=refresh_token` to `{server}/oauth/token/`.
-async fn request_tokens(
-    inner: &Inner,
-    o: &OAuthState,
-    current: &Tokens,
-    method: &str,
-) -> Result<Tokens, Error> {
-    let mut url = match &o.oauth_server {
-        Some(s) => s.clone(),
+/// The OAuth server a refresh goes to: the client's setting, else the tokens'
+/// `server_endpoint`, else [`DEFAULT_OAUTH_SERVER`]; https (or http on loopback) only.
+fn refresh_server(o: &OAuthState, current: &Tokens) -> Result<Url, Error> {
+    match &o.oauth_server {
+        Some(s) => Ok(s.clone()),
         None => builder::parse_oauth_server(
             current
                 .server_endpoint
                 .as_deref()
                 .unwrap_or(DEFAULT_OAUTH_SERVER),
             "server_endpoint",
-        )?,
-    };
+        ),
+    }
+}
+
+/// What a token request asks the OAuth server for (PROTOCOL.md 1.4, 1.5).
+pub(super) enum Grant<'a> {
+    /// `grant_type=refresh_token`: a new pair for `current`, whose other fields (the portal
+    /// endpoint, `member_id`...) are kept where the answer lacks them.
+    Refresh { current: &'a Tokens },
+    /// `grant_type=authorization_code`: the first pair of an installation, for the code the
+    /// portal handed to the app's redirect URL (it lives 30 seconds and works once).
+    AuthorizationCode { code: &'a Secret },
+}
+
+impl Grant<'_> {
+    fn grant_type(&self) -> &'static str {
+        match self {
+            Grant::Refresh { .. } => "refresh_token",
+            Grant::AuthorizationCode { .. } => "authorization_code",
+        }
+    }
+
+    /// The grant's own secrets: never in an error text.
+    fn secrets(&self) -> Vec<&str> {
+        match self {
+            Grant::Refresh { current } => vec![
+                current.refresh_token.expose(),
+                current.access_token.expose(),
+            ],
+            Grant::AuthorizationCode { code } => vec![code.expose()],
+        }
+    }
+}
+
+/// Where and how a token request is sent: the HTTP client (which must not follow
+/// redirects), its headers and timeout, and the REST method it happens for (a refresh), if
+/// any, for the error.
+pub(super) struct TokenRequest<'a> {
+    pub(super) http: &'a reqwest::Client,
+    pub(super) user_agent: &'a str,
+    pub(super) timeout: std::time::Duration,
+    /// The OAuth server's base URL (validated by `builder::parse_oauth_server`); the request
+    /// goes to its `/oauth/token/`.
+    pub(super) server: Url,
+    pub(super) app: &'a OAuthApp,
+    pub(super) method: Option<&'a str>,
+}
+
+/// The one token request, for every grant: POST form `grant_type`, `client_id`,
+/// `client_secret` and the grant's token or code to `{server}/oauth/token/`; the OAuth
+/// server's error codes become typed errors (`invalid_grant` / `bad_verification_code`:
+/// [`ErrorKind::InvalidGrant`], `invalid_client`, `wrong_client`, `PAYMENT_REQUIRED` /
+/// `NOT_INSTALLED`, anything else [`ErrorKind::OAuthServer`]). The client secret and the
+/// grant's secrets are removed from every text of the error.
+pub(super) async fn request_tokens(
+    req: TokenRequest<'_>,
+    grant: Grant<'_>,
+) -> Result<Tokens, Error> {
+    let mut secrets = grant.secrets();
+    secrets.push(req.app.client_secret.expose());
+    request_tokens_unredacted(&req, &grant, &secrets)
+        .await
+        .map_err(|e| e.redact(&secrets))
+}
+
+async fn request_tokens_unredacted(
+    req: &TokenRequest<'_>,
+    grant: &Grant<'_>,
+    secrets: &[&str],
+) -> Result<Tokens, Error> {
+    let mut url = req.server.clone();
     url.set_path("/oauth/token/");
     url.set_query(None);
     url.set_fragment(None);
+    let (key, value) = match grant {
+        Grant::Refresh { current } => ("refresh_token", current.refresh_token.expose()),
+        Grant::AuthorizationCode { code } => ("code", code.expose()),
+    };
     let form = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("grant_type", "refresh_token")
-        .append_pair("client_id", &o.app.client_id)
-        .append_pair("client_secret", o.app.client_secret.expose())
-        .append_pair("refresh_token", current.refresh_token.expose())
+        .append_pair("grant_type", grant.grant_type())
+        .append_pair("client_id", &req.app.client_id)
+        .append_pair("client_secret", req.app.client_secret.expose())
+        .append_pair(key, value)
         .finish();
-    let response = inner
+    let exchange = matches!(grant, Grant::AuthorizationCode { .. });
+    let label = req.method.unwrap_or("");
+    let with_context = |e: Error| {
+        let e = if exchange { e.in_code_exchange() } else { e };
+        match req.method {
+            Some(m) => e.with_method(m),
+            None => e.without_method(),
+        }
+    };
+    let response = req
         .http
         .post(url.clone())
         .header(
@@ -349,32 +495,27 @@ async fn request_tokens(
             "application/x-www-form-urlencoded",
         )
         .header(reqwest::header::ACCEPT, "application/json")
-        .header(reqwest::header::USER_AGENT, &inner.user_agent)
-        .timeout(inner.timeout)
+        .header(reqwest::header::USER_AGENT, req.user_agent)
+        .timeout(req.timeout)
         .body(form)
         .send()
         .await
-        .map_err(|e| transport::transport(method, &e, &[]))?;
+        .map_err(|e| with_context(transport::transport(label, &e, secrets)))?;
     let status = response.status().as_u16();
-    let oauth_error = |kind| Error::new(kind).with_method(method).with_status(status);
+    let oauth_error = |kind| with_context(Error::new(kind).with_status(status));
     if response.url() != &url {
         return Err(oauth_error(ErrorKind::OAuthServer).with_message(
-            "the HTTP client followed a redirect of the token refresh; build it with \
+            "the HTTP client followed a redirect of the token request; build it with \
              redirect::Policy::none()",
         ));
     }
     let body = response
         .bytes()
         .await
-        .map_err(|e| transport::transport(method, &e, &[]))?;
-    let secrets = [
-        o.app.client_secret.expose(),
-        current.refresh_token.expose(),
-        current.access_token.expose(),
-    ];
+        .map_err(|e| with_context(transport::transport(label, &e, secrets)))?;
     let json: Option<Value> = serde_json::from_slice(&body).ok();
     let Some(json) = json.filter(Value::is_object) else {
-        return Err(oauth_error(ErrorKind::OAuthServer).with_snippet(&body, &secrets));
+        return Err(oauth_error(ErrorKind::OAuthServer).with_snippet(&body, secrets));
     };
     if let Some(code) = json
         .get("error")
@@ -404,13 +545,22 @@ async fn request_tokens(
             .with_description(description));
     }
     if !(200..300).contains(&status) {
-        return Err(oauth_error(ErrorKind::OAuthServer).with_snippet(&body, &secrets));
+        return Err(oauth_error(ErrorKind::OAuthServer).with_snippet(&body, secrets));
     }
     let response = TokenResponse::from_json(&json).ok_or_else(|| {
         oauth_error(ErrorKind::OAuthServer)
             .with_message("the answer holds no access_token and refresh_token")
     })?;
-    Ok(response.into_tokens(Some(current)))
+    let previous = match grant {
+        Grant::Refresh { current } => Some(*current),
+        Grant::AuthorizationCode { .. } => None,
+    };
+    let tokens = response.into_tokens(previous);
+    if tokens.client_endpoint.is_empty() {
+        return Err(oauth_error(ErrorKind::OAuthServer)
+            .with_message("the answer holds no client_endpoint (the portal's REST address)"));
+    }
+    Ok(tokens)
 }
 
 /// A store error's text with its whole chain of sources (redacted by the caller).

@@ -76,7 +76,13 @@ impl Default for ClientBuilder {
 
 impl ClientBuilder {
     /// Authorize with an incoming webhook URL, `https://{portal}/rest/{user_id}/{code}/`
-    /// (trailing slash optional). No token refresh happens for webhooks.
+    /// (trailing slash optional), as the portal shows it when the webhook is created
+    /// (<https://apidocs.bitrix24.com/local-integrations/local-webhooks.html>). No token
+    /// refresh happens for webhooks.
+    ///
+    /// The URL is checked by [`build`](Self::build): it must be `https` (plain `http` only
+    /// on a loopback host, as the code travels in the path), and end with the code: no
+    /// method name, query string or fragment after it.
     pub fn webhook(mut self, url: impl Into<String>) -> Self {
         self.webhook = Some(url.into());
         self.oauth = None;
@@ -92,6 +98,11 @@ impl ClientBuilder {
     }
 
     /// Where refreshed tokens are saved (awaited before they are used). Default: in memory.
+    ///
+    /// When the store is empty (a [`FileTokenStore`](crate::FileTokenStore) whose file does
+    /// not exist yet), the tokens given to [`oauth`](Self::oauth) are written to it before the
+    /// client's first request ([`TokenStore::save_if_absent`]); stored tokens are never
+    /// replaced that way.
     pub fn token_store(mut self, store: impl TokenStore) -> Self {
         self.store = Some(Arc::new(store));
         self
@@ -172,9 +183,13 @@ impl ClientBuilder {
     /// Builds the client.
     ///
     /// # Errors
-    /// [`ErrorKind::InvalidInput`] when no auth was chosen, the webhook URL is not an
-    /// `http(s)://host/rest/{user_id}/{code}` URL, or `client_endpoint` / the OAuth server
-    /// is not an `http(s)` URL; [`ErrorKind::Transport`] if the HTTP client cannot be built.
+    /// [`ErrorKind::InvalidInput`] when no auth was chosen; when the webhook URL is not an
+    /// `https://host/rest/{user_id}/{code}/` URL (plain `http` to a host that is not
+    /// loopback, no `/rest/` segment, no or a non-numeric user id, no code, a method name
+    /// after the code, a query string or a fragment: the message says which, never showing
+    /// the code); when `client_endpoint` is not an `http(s)` URL or the OAuth server not an
+    /// `https` one (plain `http` only on loopback). [`ErrorKind::Transport`] if the HTTP
+    /// client cannot be built.
     pub fn build(self) -> Result<Client, Error> {
         let http = match self.http {
             Some(h) => h,
@@ -199,6 +214,9 @@ impl ClientBuilder {
                 .oauth_server
                 .map(|s| parse_oauth_server(&s, "OAuth server"))
                 .transpose()?;
+            // The default store is made holding the tokens; a given one is offered them
+            // before the first request (`auth::seed_store`).
+            let seeded = self.store.is_none();
             let store = self
                 .store
                 .unwrap_or_else(|| Arc::new(MemoryTokenStore::new(Some(tokens.clone()))));
@@ -210,6 +228,7 @@ impl ClientBuilder {
                 oauth_server,
                 attempts: std::sync::Mutex::new((0, None)),
                 invalid_token_generation: std::sync::Mutex::new(None),
+                seeded: std::sync::atomic::AtomicBool::new(seeded),
             })
         } else {
             return Err(Error::new(ErrorKind::InvalidInput)
@@ -255,17 +274,22 @@ pub(super) fn parse_endpoint(raw: &str, what: &str) -> Result<Url, Error> {
     Ok(url)
 }
 
-/// The OAuth server the client secret is sent to: https, or plain http only on a loopback
-/// host (a local test server), so the secret never crosses a network in clear text.
-pub(super) fn parse_oauth_server(raw: &str, what: &str) -> Result<Url, Error> {
-    let url = parse_http_url(raw, what)?;
-    let loopback = match url.host() {
+/// Whether `url`'s host is a loopback address (127.0.0.0/8, `::1`) or `localhost`: the only
+/// hosts plain http may carry a secret to (a local test server), as nothing crosses a network.
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         None => false,
-    };
-    if url.scheme() != "https" && !loopback {
+    }
+}
+
+/// The OAuth server the client secret is sent to: https, or plain http only on a loopback
+/// host (a local test server), so the secret never crosses a network in clear text.
+pub(super) fn parse_oauth_server(raw: &str, what: &str) -> Result<Url, Error> {
+    let url = parse_http_url(raw, what)?;
+    if url.scheme() != "https" && !is_loopback(&url) {
         return Err(Error::new(ErrorKind::InvalidInput).with_message(format!(
             "{what} must be an https URL (plain http is allowed only on a loopback host)"
         )));
@@ -273,20 +297,75 @@ pub(super) fn parse_oauth_server(raw: &str, what: &str) -> Result<Url, Error> {
     Ok(url)
 }
 
-/// Validates a webhook URL and normalizes it to end with `/`. The message never contains the
-/// URL (it holds the webhook code).
+/// The shape every webhook message below refers to.
+const WEBHOOK_SHAPE: &str = "https://{portal}/rest/{user_id}/{code}/";
+
+/// Validates an incoming webhook URL, `https://{portal}/rest/{user_id}/{code}/`
+/// (<https://apidocs.bitrix24.com/local-integrations/local-webhooks.html>), and normalizes it
+/// to end with `/`.
+///
+/// Plain `http` is refused unless the host is a loopback one: the webhook code travels in
+/// the path of every call, so it would cross the network in clear text. Each malformed shape
+/// gets its own message (no `/rest/` segment, no or a non-numeric user id, no code, a method
+/// name after the code, a query string, a fragment); no message ever contains the URL or a
+/// part of its path, as any of them may be the code.
 pub(super) fn parse_webhook(raw: &str) -> Result<Url, Error> {
+    let invalid = |what: &str| {
+        Error::new(ErrorKind::InvalidInput)
+            .with_message(format!("webhook URL {what}; expected {WEBHOOK_SHAPE}"))
+    };
     let mut url = parse_http_url(raw, "webhook URL")?;
-    let segments: Vec<&str> = url
+    if url.scheme() != "https" && !is_loopback(&url) {
+        return Err(invalid(
+            "must use https: the webhook code travels in the URL path, and plain http is \
+             allowed only on a loopback host (127.0.0.1, ::1, localhost)",
+        ));
+    }
+    if url.query().is_some() {
+        return Err(invalid(
+            "must not have a query string (`?...`): the client adds each method's parameters \
+             itself",
+        ));
+    }
+    if url.fragment().is_some() {
+        return Err(invalid("must not have a fragment (`#...`)"));
+    }
+    let mut segments: Vec<&str> = url
         .path_segments()
-        .map(|s| s.filter(|p| !p.is_empty()).collect())
+        .map(Iterator::collect)
         .unwrap_or_default();
-    let ok = segments.len() >= 3
-        && segments[segments.len() - 3] == "rest"
-        && segments[segments.len() - 2].parse::<u64>().is_ok();
-    if !ok || url.query().is_some() || url.fragment().is_some() {
-        return Err(Error::new(ErrorKind::InvalidInput)
-            .with_message("webhook URL must look like https://{portal}/rest/{user_id}/{code}/"));
+    // One trailing slash is fine (and added below when missing).
+    if segments.last() == Some(&"") {
+        segments.pop();
+    }
+    let Some(rest) = segments.iter().position(|s| *s == "rest") else {
+        return Err(invalid("has no `/rest/` segment in its path"));
+    };
+    if segments.iter().any(|s| s.is_empty()) {
+        return Err(invalid("has an empty path segment (`//`)"));
+    }
+    let after = &segments[rest + 1..];
+    let Some(user_id) = after.first() else {
+        return Err(invalid("has no user id after `/rest/`"));
+    };
+    let numeric = user_id.len() <= 19 && user_id.bytes().all(|b| b.is_ascii_digit());
+    if !numeric {
+        // Not echoed: with the user id left out, this segment is the code.
+        return Err(invalid(
+            "has a segment after `/rest/` that is not a numeric user id (the id of the user \
+             who created the webhook comes first, then the code)",
+        ));
+    }
+    if after.len() < 2 {
+        return Err(invalid("has no webhook code after the user id"));
+    }
+    if after.len() > 2 {
+        return Err(invalid(&format!(
+            "has {} path segment(s) after the webhook code, like a method name \
+             (`user.current`, `profile.json`) pasted with it: give the URL that ends with the \
+             code; the client appends each method's name itself",
+            after.len() - 2
+        )));
     }
     if !url.path().ends_with('/') {
         let p = format!("{}/", url.path());
@@ -300,25 +379,133 @@ mod tests {
     use super::super::transport::join_method;
     use super::*;
 
+    /// A code long enough for the redaction rules (6+ characters) to matter.
+    const CODE: &str = "s3cr3tc0de9";
+
+    /// The error for `url`, checked to be `InvalidInput` without the code in any text.
+    fn refused(url: &str) -> String {
+        let e = parse_webhook(url).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{url}: {e:?}");
+        let (shown, debug) = (e.to_string(), format!("{e:?}"));
+        assert!(!shown.contains(CODE), "{url}: {shown}");
+        assert!(!debug.contains(CODE), "{url}: {debug}");
+        shown
+    }
+
     #[test]
     fn webhook_urls_normalize() {
-        let a = parse_webhook("https://acme.bitrix24.com/rest/1/k3y").unwrap();
-        let b = parse_webhook("https://acme.bitrix24.com/rest/1/k3y/").unwrap();
+        let a = parse_webhook(&format!("https://acme.bitrix24.com/rest/1/{CODE}")).unwrap();
+        let b = parse_webhook(&format!("https://acme.bitrix24.com/rest/1/{CODE}/")).unwrap();
         assert_eq!(a, b);
         assert_eq!(
             join_method(&a, "user.current").unwrap().as_str(),
-            "https://acme.bitrix24.com/rest/1/k3y/user.current"
+            format!("https://acme.bitrix24.com/rest/1/{CODE}/user.current")
         );
-        for bad in [
-            "acme.bitrix24.com/rest/1/k3y",
-            "https://acme.bitrix24.com/",
-            "ftp://a/rest/1/k",
-            "https://a/rest/x/k/",
-        ] {
-            let e = parse_webhook(bad).unwrap_err();
-            assert_eq!(e.kind(), ErrorKind::InvalidInput);
-            assert!(!e.to_string().contains("k3y"));
-        }
         assert!(join_method(&a, "../x").is_err());
+        // A portal under a path prefix (self-hosted) keeps it.
+        let prefixed = parse_webhook(&format!("https://b24.example.com/crm/rest/17/{CODE}/"));
+        assert_eq!(prefixed.unwrap().path(), format!("/crm/rest/17/{CODE}/"));
+    }
+
+    #[test]
+    fn plain_http_is_only_for_loopback_hosts() {
+        for ok in [
+            "http://127.0.0.1:8090",
+            "http://127.1.2.3",
+            "http://[::1]:8090",
+            "http://localhost:8090",
+            "http://LOCALHOST",
+        ] {
+            let url = format!("{ok}/rest/1/{CODE}/");
+            assert!(parse_webhook(&url).is_ok(), "{url}");
+        }
+        for bad in [
+            "http://acme.bitrix24.com",
+            "http://10.0.0.5",
+            "http://[2001:db8::1]",
+            "http://localhost.example.com",
+            "http://128.0.0.1",
+        ] {
+            let text = refused(&format!("{bad}/rest/1/{CODE}/"));
+            assert!(text.contains("must use https"), "{bad}: {text}");
+            assert!(text.contains("loopback"), "{bad}: {text}");
+        }
+    }
+
+    #[test]
+    fn each_malformed_shape_says_what_is_wrong() {
+        let cases: &[(String, &str)] = &[
+            (
+                format!("https://acme.bitrix24.com/{CODE}/"),
+                "no `/rest/` segment",
+            ),
+            (
+                format!("https://acme.bitrix24.com/api/1/{CODE}/"),
+                "no `/rest/` segment",
+            ),
+            ("https://acme.bitrix24.com/rest/".to_owned(), "no user id"),
+            ("https://acme.bitrix24.com/rest".to_owned(), "no user id"),
+            (
+                format!("https://acme.bitrix24.com/rest/{CODE}/"),
+                "not a numeric user id",
+            ),
+            (
+                format!("https://acme.bitrix24.com/rest/one/{CODE}/"),
+                "not a numeric user id",
+            ),
+            (
+                format!("https://acme.bitrix24.com/rest/+1/{CODE}/"),
+                "not a numeric user id",
+            ),
+            (
+                "https://acme.bitrix24.com/rest/1/".to_owned(),
+                "no webhook code",
+            ),
+            (
+                "https://acme.bitrix24.com/rest/1".to_owned(),
+                "no webhook code",
+            ),
+            (
+                format!("https://acme.bitrix24.com/rest/1//{CODE}/"),
+                "empty path segment",
+            ),
+            (
+                format!("https://acme.bitrix24.com/rest/1/{CODE}/user.current"),
+                "after the webhook code",
+            ),
+            (
+                format!("https://acme.bitrix24.com/rest/1/{CODE}/profile.json"),
+                "after the webhook code",
+            ),
+            (
+                format!("https://acme.bitrix24.com/rest/1/{CODE}/crm.deal.get/"),
+                "after the webhook code",
+            ),
+            (
+                format!("https://acme.bitrix24.com/rest/1/{CODE}/?auth={CODE}"),
+                "query string",
+            ),
+            (
+                format!("https://acme.bitrix24.com/rest/1/{CODE}/?"),
+                "query string",
+            ),
+            (
+                format!("https://acme.bitrix24.com/rest/1/{CODE}/#{CODE}"),
+                "fragment",
+            ),
+            (format!("acme.bitrix24.com/rest/1/{CODE}"), "not a URL"),
+            (
+                format!("ftp://acme.bitrix24.com/rest/1/{CODE}/"),
+                "http(s) URL",
+            ),
+            (format!("mailto:{CODE}@acme.bitrix24.com"), "http(s) URL"),
+        ];
+        for (url, expected) in cases {
+            let text = refused(url);
+            assert!(
+                text.contains(expected),
+                "{url}: {text:?} lacks {expected:?}"
+            );
+        }
     }
 }

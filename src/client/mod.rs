@@ -21,6 +21,7 @@ use serde_json::Value;
 
 mod auth;
 mod builder;
+mod code;
 mod decode;
 mod limit;
 mod policy;
@@ -28,6 +29,7 @@ mod pool;
 mod transport;
 
 pub use builder::ClientBuilder;
+pub use code::AuthorizationCode;
 pub(crate) use decode::Answer;
 pub use decode::{Response, ResponseFuture};
 pub use limit::{RateLimit, DEFAULT_OPERATING_BUDGET};

@@ -374,15 +374,35 @@ impl<T: FromWire> FromWire for Vec<T> {
                 .enumerate()
                 .map(|(i, x)| T::from_wire(x).map_err(|e| e.in_index(i)))
                 .collect(),
-            // PHP arrays with non-sequential keys arrive as objects keyed by position.
-            Value::Object(o) => o
-                .iter()
+            // PHP arrays with non-sequential keys arrive as objects keyed by position. A
+            // `Map` may have sorted the keys as text ("10" before "2"; serde_json sorts
+            // unless its `preserve_order` feature is on), so positions go in numeric order.
+            Value::Object(o) => by_position(o)
+                .into_iter()
                 .map(|(k, x)| T::from_wire(x).map_err(|e| e.in_key(k)))
                 .collect(),
             other if is_nothing(other) => Ok(Vec::new()),
             other => Err(WireError::expected("a list", other)),
         }
     }
+}
+
+/// The entries of a PHP array that came as an object, in list order: by numeric position
+/// when every key is a position (`0`, `7`, `12`), else in the map's order.
+fn by_position(o: &Map<String, Value>) -> Vec<(&String, &Value)> {
+    // A canonical decimal (`7`, not `07` or `+7`), as PHP's integer keys print.
+    let position = |k: &str| -> Option<u64> {
+        if !k.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let n: u64 = k.parse().ok()?;
+        (n.to_string() == k).then_some(n)
+    };
+    let mut entries: Vec<_> = o.iter().collect();
+    if entries.iter().all(|(k, _)| position(k).is_some()) {
+        entries.sort_by_key(|(k, _)| position(k));
+    }
+    entries
 }
 
 impl<T: FromWire> FromWire for BTreeMap<String, T> {
@@ -601,6 +621,28 @@ mod tests {
         assert_eq!(
             Vec::<u64>::from_wire(&json!({"0": "1", "1": 2})).unwrap(),
             vec![1, 2]
+        );
+        // Positions in numeric order, whatever order the `Map` keeps ("10" sorts before
+        // "2" as text).
+        let holes = json!({"0": "a", "2": "b", "10": "c", "11": "d", "3": "e"});
+        assert_eq!(
+            Vec::<String>::from_wire(&holes).unwrap(),
+            ["a", "b", "e", "c", "d"]
+        );
+        // Keys that are not all positions keep the map's order.
+        let named = json!({"x": 1, "10": 2});
+        let want: Vec<u64> = named
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|v| v.as_u64().unwrap())
+            .collect();
+        assert_eq!(Vec::<u64>::from_wire(&named).unwrap(), want);
+        assert_eq!(
+            Vec::<u64>::from_wire(&json!({"01": 1, "1": 2}))
+                .unwrap()
+                .len(),
+            2
         );
     }
 

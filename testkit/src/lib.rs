@@ -8,6 +8,7 @@ mod im;
 mod limits;
 mod methods;
 mod oauth;
+mod order;
 mod portal;
 mod server;
 mod state;

@@ -12,12 +12,14 @@ use axum::routing::any;
 use axum::Router;
 use bitrix24::codes;
 use bitrix24::php::{self, Limits};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
 use crate::faults::{self, Fault, BAD_GATEWAY_HTML};
 use crate::methods::{self, ApiError, Ctx};
+use crate::order::{Answer, SentOrder};
 use crate::state::{Caller, Outgoing, SharedRef};
 use crate::{events, oauth, LoggedRequest, RequestAuth};
 
@@ -95,7 +97,13 @@ pub(crate) async fn serve(listener: TcpListener, app: Router, index: usize) {
 }
 
 fn json_response(status: u16, body: &Value) -> Response {
-    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    json_response_in(status, body, None)
+}
+
+/// A JSON answer, objects in the order PHP would print them ([`Answer`]); `order` is the
+/// order a batch ran its commands in.
+fn json_response_in(status: u16, body: &Value, order: Option<&[String]>) -> Response {
+    let bytes = answer_bytes(body, order);
     let mut r = Response::new(Body::from(bytes));
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     r.headers_mut().insert(
@@ -109,9 +117,13 @@ fn error_response(e: &ApiError) -> Response {
     json_response(e.status(), &e.body())
 }
 
+fn answer_bytes(body: &Value, order: Option<&[String]>) -> Vec<u8> {
+    serde_json::to_vec(&Answer { value: body, order }).unwrap_or_else(|_| b"{}".to_vec())
+}
+
 /// A body sent in eight pieces spread over `over`.
-fn slow_response(status: u16, body: &Value, over: Duration) -> Response {
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
+fn slow_response(status: u16, body: &Value, order: Option<&[String]>, over: Duration) -> Response {
+    let bytes = answer_bytes(body, order);
     let pieces = 8usize;
     let size = bytes.len().div_ceil(pieces).max(1);
     let chunks: Vec<Bytes> = bytes.chunks(size).map(Bytes::copy_from_slice).collect();
@@ -139,15 +151,20 @@ fn merge(into: &mut Map<String, Value>, from: Value) {
     }
 }
 
-/// Reads params: the query string, then a JSON, form or multipart body over it.
-async fn read_params(req: Request) -> Result<Value, ApiError> {
+/// A form (query string or body) as params, with the order its keys were sent in.
+fn form_params(form: &[u8], order: &mut SentOrder) -> Result<Value, ApiError> {
+    let bad = |e: php::FormError| ApiError::new(codes::INVALID_REQUEST, e.to_string());
+    order.push(php::decode_ordered(form, limits()).map_err(bad)?);
+    php::decode(form, limits()).map_err(bad)
+}
+
+/// Reads params: the query string, then a JSON, form or multipart body over it; and the
+/// order their keys were sent in (a `Value` sorts them).
+async fn read_params(req: Request) -> Result<(Value, SentOrder), ApiError> {
     let mut params = Map::new();
+    let mut order = SentOrder::default();
     if let Some(q) = req.uri().query() {
-        merge(
-            &mut params,
-            php::decode(q.as_bytes(), limits())
-                .map_err(|e| ApiError::new(codes::INVALID_REQUEST, e.to_string()))?,
-        );
+        merge(&mut params, form_params(q.as_bytes(), &mut order)?);
     }
     let content_type = req
         .headers()
@@ -175,18 +192,14 @@ async fn read_params(req: Request) -> Result<Value, ApiError> {
         let encoded = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(pairs)
             .finish();
-        merge(
-            &mut params,
-            php::decode(encoded.as_bytes(), limits())
-                .map_err(|e| ApiError::new(codes::INVALID_REQUEST, e.to_string()))?,
-        );
-        return Ok(Value::Object(params));
+        merge(&mut params, form_params(encoded.as_bytes(), &mut order)?);
+        return Ok((Value::Object(params), order));
     }
     let body = Bytes::from_request(req, &())
         .await
         .map_err(|e| ApiError::new(codes::INVALID_REQUEST, e.body_text()))?;
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Value::Object(params));
+        return Ok((Value::Object(params), order));
     }
     let looks_json = content_type.starts_with("application/json")
         || (content_type.is_empty()
@@ -198,6 +211,9 @@ async fn read_params(req: Request) -> Result<Value, ApiError> {
         let v: Value = serde_json::from_slice(&body).map_err(|e| {
             ApiError::new(codes::INVALID_REQUEST, format!("Invalid JSON body: {e}"))
         })?;
+        if let Ok(raw) = serde_json::from_slice::<Box<RawValue>>(&body) {
+            order.push(raw);
+        }
         match v {
             Value::Object(_) => merge(&mut params, v),
             Value::Array(items) => {
@@ -214,13 +230,9 @@ async fn read_params(req: Request) -> Result<Value, ApiError> {
             }
         }
     } else {
-        merge(
-            &mut params,
-            php::decode(&body, limits())
-                .map_err(|e| ApiError::new(codes::INVALID_REQUEST, e.to_string()))?,
-        );
+        merge(&mut params, form_params(&body, &mut order)?);
     }
-    Ok(Value::Object(params))
+    Ok((Value::Object(params), order))
 }
 
 /// `/rest/...` split into the webhook part (if any) and the method.
@@ -332,22 +344,23 @@ async fn rest(State(shared): State<SharedRef>, req: Request) -> Response {
     let http_method = req.method().clone();
     // The whole request is read before any fault acts, so a dropped connection is dropped
     // after the request was sent, and faulted requests are logged with their params.
-    let params = match read_params(req).await {
+    let (params, order) = match read_params(req).await {
         Ok(p) => p,
         Err(e) if fault.is_none() => return error_response(&e),
-        Err(_) => Value::Object(Map::new()),
+        Err(_) => (Value::Object(Map::new()), SentOrder::default()),
     };
     let start = shared.clock.now();
     let mut out: Vec<Outgoing> = Vec::new();
-    let (status, body, cost) = handle(
+    let (status, body, cost, ran_order) = handle(
         &shared,
         route,
-        params,
+        (params, order),
         &http_method,
         start,
         &mut out,
         fault.as_ref(),
     );
+    let ran_order = ran_order.as_deref();
     if !out.is_empty() {
         events::deliver(&shared, out).await;
     }
@@ -358,8 +371,8 @@ async fn rest(State(shared): State<SharedRef>, req: Request) -> Response {
         }
     }
     match fault {
-        None => json_response(status, &body),
-        Some(Fault::SlowBody(d)) => slow_response(status, &body, d),
+        None => json_response_in(status, &body, ran_order),
+        Some(Fault::SlowBody(d)) => slow_response(status, &body, ran_order, d),
         Some(Fault::DropConnection | Fault::DropAfterExecuting) => {
             drop_connection(conn.as_ref()).await
         }
@@ -372,7 +385,7 @@ async fn rest(State(shared): State<SharedRef>, req: Request) -> Response {
         }
         Some(Fault::Redirect { location }) => found(&location),
         // The JSON-error faults: `handle` answered them.
-        Some(_) => json_response(status, &body),
+        Some(_) => json_response_in(status, &body, ran_order),
     }
 }
 
@@ -392,21 +405,23 @@ fn refusal(fault: Option<&Fault>) -> Option<(u16, Value, Option<String>)> {
     }
 }
 
-/// Auth, rate limit, the call, the envelope and the log, under one lock. Returns status, body
-/// and the simulated seconds the call cost. A `fault` that refuses the request is answered
-/// (and logged) after the auth is resolved, before the bucket or the method.
+/// Auth, rate limit, the call, the envelope and the log, under one lock. Returns status, body,
+/// the simulated seconds the call cost, and the order a batch ran its commands in. A `fault`
+/// that refuses the request is answered (and logged) after the auth is resolved, before the
+/// bucket or the method.
 fn handle(
     shared: &SharedRef,
     route: Route,
-    params: Value,
+    (params, order): (Value, SentOrder),
     http_method: &HttpMethod,
     start: f64,
     out: &mut Vec<Outgoing>,
     fault: Option<&Fault>,
-) -> (u16, Value, f64) {
+) -> (u16, Value, f64, Option<Vec<String>>) {
     let cfg = &shared.cfg;
     let mut st = shared.lock();
     let mut params = params;
+    let mut ran_order = None;
     let token = match &mut params {
         Value::Object(m) => m.remove("auth").and_then(|v| crate::util::text(&v)),
         _ => None,
@@ -414,10 +429,10 @@ fn handle(
     let (method, caller) = match route {
         Route::Unknown => {
             if let Some((status, body, _)) = refusal(fault) {
-                return (status, body, 0.0);
+                return (status, body, 0.0, None);
             }
             let e = ApiError::new(codes::ERROR_METHOD_NOT_FOUND, "Method not found!");
-            return (e.status(), e.body(), 0.0);
+            return (e.status(), e.body(), 0.0, None);
         }
         Route::Webhook {
             user_id,
@@ -489,9 +504,12 @@ fn handle(
                         cost: 0.0,
                         in_batch: false,
                         ran: false,
+                        order,
+                        ran_order: None,
                     };
                     let (outcome, time) = methods::run(&mut ctx, &method, &params, start);
                     executed = ctx.ran;
+                    ran_order = ctx.ran_order.take();
                     let cost = time.processing.unwrap_or(0.0);
                     match outcome {
                         Ok(reply) => {
@@ -536,7 +554,7 @@ fn handle(
             executed,
         },
     );
-    (status, body, cost)
+    (status, body, cost, ran_order)
 }
 
 async fn oauth_token(State(shared): State<SharedRef>, req: Request) -> Response {
@@ -546,7 +564,7 @@ async fn oauth_token(State(shared): State<SharedRef>, req: Request) -> Response 
     }
     let via = req.method().as_str().to_owned();
     let params = match read_params(req).await {
-        Ok(p) => p,
+        Ok((p, _)) => p,
         Err(e) => {
             return json_response(
                 400,

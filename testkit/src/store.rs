@@ -661,10 +661,12 @@ pub(crate) fn list(table: &Table, q: &Query, g: &Gen) -> Page {
 }
 
 /// Builds a [`Query`] from `filter`, `order` and `start` params; `rename` maps a wire field
-/// name as sent (e.g. camelCase) to the record's name.
+/// name as sent (e.g. camelCase) to the record's name. `order_keys` is the order the keys of
+/// `order` were sent in (its `Value` sorts them): the first sorts first.
 pub(crate) fn query_from(
     filter: Option<&Value>,
     order: Option<&Value>,
+    order_keys: Option<&[String]>,
     start: Option<&Value>,
     rename: &dyn Fn(&str) -> String,
 ) -> Query {
@@ -684,7 +686,7 @@ pub(crate) fn query_from(
         }
     }
     if let Some(Value::Object(o)) = order {
-        for (k, v) in o {
+        for (k, v) in crate::order::in_order(o, order_keys) {
             let desc = util::text(v).is_some_and(|d| d.eq_ignore_ascii_case("desc"));
             q.order.push((rename(k), desc));
         }
@@ -735,6 +737,7 @@ mod tests {
         let q = query_from(
             Some(&serde_json::json!({">ID": 999_950})),
             Some(&serde_json::json!({"ID": "ASC"})),
+            None,
             Some(&serde_json::json!(-1)),
             &|f| f.to_owned(),
         );
@@ -742,7 +745,9 @@ mod tests {
         assert_eq!(page.records.len(), 49);
         assert_eq!(page.records[0]["ID"], "999951");
         assert_eq!(page.total, None);
-        let q = query_from(None, None, Some(&serde_json::json!(0)), &|f| f.to_owned());
+        let q = query_from(None, None, None, Some(&serde_json::json!(0)), &|f| {
+            f.to_owned()
+        });
         assert_eq!(list(&t, &q, &g).total, Some(999_999));
     }
 
@@ -753,6 +758,7 @@ mod tests {
         let q = query_from(
             Some(&serde_json::json!({"STAGE_ID": "NEW", "%TITLE": "deal #1", "<=ID": 150})),
             Some(&serde_json::json!({"OPPORTUNITY": "DESC"})),
+            None,
             None,
             &|f| f.to_owned(),
         );

@@ -92,11 +92,18 @@ pub(crate) fn p_obj(p: &Value, key: &str) -> Option<Map<String, Value>> {
     }
 }
 
-/// A list parameter: a JSON array, a PHP form list, or an object keyed by positions.
+/// A list parameter: a JSON array, a PHP form list, or an object keyed by positions (in
+/// numeric order: a `Map` sorts "10" before "2").
 pub(crate) fn p_list(p: &Value, key: &str) -> Vec<Value> {
     match get(p, key) {
         Some(Value::Array(a)) => a.clone(),
-        Some(Value::Object(m)) => m.values().cloned().collect(),
+        Some(Value::Object(m)) => {
+            let mut entries: Vec<(&String, &Value)> = m.iter().collect();
+            if entries.iter().all(|(k, _)| k.parse::<u64>().is_ok()) {
+                entries.sort_by_key(|(k, _)| k.parse::<u64>().unwrap_or(u64::MAX));
+            }
+            entries.into_iter().map(|(_, v)| v.clone()).collect()
+        }
         Some(v @ (Value::String(_) | Value::Number(_))) => vec![v.clone()],
         _ => Vec::new(),
     }
@@ -155,13 +162,17 @@ pub(crate) fn hex(seed: u64, len: usize) -> String {
 
 /// A map with keys `0..n` in order becomes a JSON array, and an empty map `[]`, as PHP's
 /// `json_encode` prints them; other maps stay objects.
-pub(crate) fn php_array(map: Map<String, Value>) -> Value {
+///
+/// The keys are checked as a set, in numeric order: a `Map` sorts them as text ("10" before
+/// "2"), and the fake fills these maps in key order (commands of a list, ids ascending).
+pub(crate) fn php_array(mut map: Map<String, Value>) -> Value {
     if map.is_empty() {
         return Value::Array(Vec::new());
     }
-    let is_list = map.keys().enumerate().all(|(i, k)| *k == i.to_string());
+    let n = map.len();
+    let is_list = (0..n).all(|i| map.contains_key(&i.to_string()));
     if is_list {
-        Value::Array(map.into_iter().map(|(_, v)| v).collect())
+        Value::Array((0..n).filter_map(|i| map.remove(&i.to_string())).collect())
     } else {
         Value::Object(map)
     }
@@ -182,5 +193,18 @@ mod tests {
         assert_eq!(token(1, 32).len(), 32);
         assert_eq!(token(1, 32), token(1, 32));
         assert_eq!(php_array(Map::new()), json!([]));
+        // Eleven and more: "10" sorts before "2" as text, still a list in numeric order.
+        let map: Map<String, Value> = (0..12).map(|i| (i.to_string(), json!(i))).collect();
+        assert_eq!(
+            php_array(map),
+            json!([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11])
+        );
+        let holes: Map<String, Value> = [("0", 1), ("2", 2)]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), json!(v)))
+            .collect();
+        assert!(php_array(holes).is_object());
+        let p = json!({"s": {"10": "c", "2": "b", "0": "a"}});
+        assert_eq!(p_list(&p, "s"), [json!("a"), json!("b"), json!("c")]);
     }
 }

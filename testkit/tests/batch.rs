@@ -33,9 +33,11 @@ async fn halt_stops_and_empty_maps_are_arrays() {
         .webhook_scopes(&["user"])
         .start()
         .await;
-    let (status, body) = post_json(
+    // Raw text: the commands run in the order sent, and `json!` would sort them.
+    let (status, body, _) = post_text(
         &format!("{}batch", portal.webhook_url(1)),
-        json!({"halt": 1, "cmd": {"new_deal": "crm.deal.add?fields[TITLE]=x", "me": "user.current"}}),
+        "application/json",
+        r#"{"halt": 1, "cmd": {"new_deal": "crm.deal.add?fields[TITLE]=x", "me": "user.current"}}"#,
     )
     .await;
     assert_eq!(status, 200);
@@ -101,4 +103,56 @@ async fn list_commands_references_cap_and_nested_batch() {
     let cmds: Vec<String> = (0..50).map(|_| "server.time".to_owned()).collect();
     let (status, _) = post_json(&url, json!({"cmd": cmds})).await;
     assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn commands_run_and_are_answered_in_the_order_sent() {
+    let portal = FakePortal::start().await;
+    let url = format!("{}batch", portal.webhook_url(1));
+    // Not alphabetical, and `a_deal` needs `z_me` to have run first.
+    let json = r#"{"cmd": {"z_me": "user.current", "a_deal": "crm.deal.get?id=$result[z_me][ID]", "m_time": "server.time"}}"#;
+    let form =
+        "cmd%5Bz_me%5D=user.current&cmd%5Ba_deal%5D=crm.deal.get%3Fid%3D%24result%5Bz_me%5D%5BID%5D\
+                &cmd%5Bm_time%5D=server.time";
+    for (content_type, body) in [
+        ("application/json", json),
+        ("application/x-www-form-urlencoded", form),
+    ] {
+        let (status, answer, text) = post_text(&url, content_type, body).await;
+        assert_eq!(status, 200, "{content_type}: {text}");
+        let r = &answer["result"];
+        assert_eq!(r["result"]["a_deal"]["ID"], "1", "{content_type}: {text}");
+        assert_eq!(r["result_error"], json!([]), "{content_type}: {text}");
+        // The answer lists the commands in the order they ran, as PHP's arrays do.
+        for map in ["result", "result_time"] {
+            let at = |key: &str| {
+                let start = text.find(&format!(r#""{map}":{{"#)).unwrap();
+                start + text[start..].find(&format!(r#""{key}":"#)).unwrap()
+            };
+            assert!(
+                at("z_me") < at("a_deal") && at("a_deal") < at("m_time"),
+                "{content_type} {map}: {text}"
+            );
+        }
+    }
+    // The log keeps what was sent.
+    let logged = portal.requests();
+    assert_eq!(logged.last().unwrap().method, "batch");
+}
+
+#[tokio::test]
+async fn more_than_ten_list_commands_stay_a_list_in_order() {
+    let portal = FakePortal::start().await;
+    let cmds: Vec<String> = (1..=12).map(|i| format!("crm.deal.get?id={i}")).collect();
+    let (status, body) = post_json(
+        &format!("{}batch", portal.webhook_url(1)),
+        json!({"cmd": cmds}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let results = body["result"]["result"].as_array().expect("a list");
+    let ids: Vec<&str> = results.iter().map(|r| r["ID"].as_str().unwrap()).collect();
+    let want: Vec<String> = (1..=12).map(|i| i.to_string()).collect();
+    assert_eq!(ids, want);
+    assert!(body["result"]["result_time"].is_array());
 }

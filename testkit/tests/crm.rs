@@ -209,3 +209,53 @@ async fn users_and_departments() {
     let (_, deps) = get(&format!("{url}department.get")).await;
     assert_eq!(deps["result"][0]["NAME"], "Company");
 }
+
+#[tokio::test]
+#[allow(deprecated)] // crm.deal.* is deprecated upstream; it is what the fake serves here
+async fn list_order_sorts_by_its_keys_in_the_order_sent() {
+    let portal = FakePortal::start().await;
+    let url = format!("{}crm.deal.list", portal.webhook_url(1));
+    let page = |text: &'static str| {
+        let url = url.clone();
+        async move {
+            let (status, body, raw) = post_text(&url, "application/json", text).await;
+            assert_eq!(status, 200, "{raw}");
+            body["result"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    (
+                        r["STAGE_ID"].as_str().unwrap().to_owned(),
+                        r["ID"].as_str().unwrap().parse::<u64>().unwrap(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    // STAGE_ID first: by stage, then by id descending within a stage.
+    let by_stage =
+        page(r#"{"order": {"STAGE_ID": "ASC", "ID": "DESC"}, "select": ["ID", "STAGE_ID"]}"#).await;
+    let mut want = by_stage.clone();
+    want.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+    assert_eq!(by_stage, want);
+    // ID first: the stage never decides.
+    let by_id =
+        page(r#"{"order": {"ID": "DESC", "STAGE_ID": "ASC"}, "select": ["ID", "STAGE_ID"]}"#).await;
+    let ids: Vec<u64> = by_id.iter().map(|r| r.1).collect();
+    assert_eq!(ids, (88..=137).rev().collect::<Vec<u64>>());
+    assert_ne!(by_stage, by_id);
+
+    // End to end: the client sends `order` in the order given, and the fake honours it.
+    let client = Client::webhook(portal.webhook_url(1)).unwrap();
+    let deals = client
+        .crm()
+        .deal_list()
+        .order([("STAGE_ID", "ASC"), ("ID", "DESC")])
+        .select(["ID", "STAGE_ID"])
+        .await
+        .unwrap();
+    let got: Vec<u64> = deals.iter().map(|d| d.id).collect();
+    let want: Vec<u64> = by_stage.iter().map(|r| r.1).collect();
+    assert_eq!(got, want);
+}

@@ -66,7 +66,13 @@ pub(crate) fn user_get(ctx: &mut Ctx<'_>, p: &Value) -> Outcome {
         order = json!({ sort.to_ascii_uppercase(): dir });
     }
     let rename = |f: &str| f.to_ascii_uppercase();
-    let mut q = store::query_from(Some(&filter), Some(&order), util::get(p, "start"), &rename);
+    let mut q = store::query_from(
+        Some(&filter),
+        Some(&order),
+        None,
+        util::get(p, "start"),
+        &rename,
+    );
     // Bots are users too, but user.get lists people only unless asked.
     if !q
         .filter
@@ -210,6 +216,7 @@ pub(crate) fn department_get(ctx: &mut Ctx<'_>, p: &Value) -> Outcome {
     let q = store::query_from(
         Some(&filter),
         util::get(p, "order"),
+        ctx.order.keys("order").as_deref(),
         util::get(p, "start"),
         &|f| f.to_ascii_uppercase(),
     );

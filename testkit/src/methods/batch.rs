@@ -5,6 +5,7 @@ use bitrix24::codes;
 use serde_json::{json, Map, Value};
 
 use super::{run, ApiError, Ctx, Outcome, Reply};
+use crate::order::SentOrder;
 use crate::util;
 
 /// Most commands in one batch.
@@ -37,8 +38,14 @@ pub(crate) fn batch(ctx: &mut Ctx<'_>, p: &Value) -> Outcome {
     let halt = util::get(p, "halt")
         .and_then(util::as_bool)
         .unwrap_or(false);
+    // Commands run in the order sent (a `Value` sorts the keys of `cmd`).
     let commands: Vec<(String, Value)> = match util::get(p, "cmd") {
-        Some(Value::Object(m)) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        Some(Value::Object(m)) => ctx
+            .order
+            .entries("cmd", m)
+            .into_iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
         Some(Value::Array(a)) => a
             .iter()
             .enumerate()
@@ -56,6 +63,9 @@ pub(crate) fn batch(ctx: &mut Ctx<'_>, p: &Value) -> Outcome {
     let mut elapsed = 0.0;
     let was_in_batch = ctx.in_batch;
     ctx.in_batch = true;
+    // The answer's maps list the commands in this order, as PHP's arrays would.
+    let ran: Vec<String> = commands.iter().map(|(k, _)| k.clone()).collect();
+    let batch_order = std::mem::take(&mut ctx.order);
     for (key, command) in commands {
         let Some(command) = command.as_str().map(str::to_owned) else {
             maps.error.insert(
@@ -69,10 +79,16 @@ pub(crate) fn batch(ctx: &mut Ctx<'_>, p: &Value) -> Outcome {
         };
         let (method, query) = command.split_once('?').unwrap_or((command.as_str(), ""));
         let method = method.trim().trim_end_matches(".json");
-        let params = match bitrix24::php::decode(query.as_bytes(), bitrix24::php::Limits::default())
-        {
-            Ok(mut v) => {
+        let limits = bitrix24::php::Limits::default();
+        let decoded = bitrix24::php::decode(query.as_bytes(), limits).and_then(|v| {
+            let sent = bitrix24::php::decode_ordered(query.as_bytes(), limits)?;
+            Ok((v, sent))
+        });
+        let params = match decoded {
+            Ok((mut v, sent)) => {
                 substitute(&mut v, &maps);
+                // The command's own params, in the order its query string lists them.
+                ctx.order = SentOrder::of(sent);
                 v
             }
             Err(e) => {
@@ -127,6 +143,8 @@ pub(crate) fn batch(ctx: &mut Ctx<'_>, p: &Value) -> Outcome {
         }
     }
     ctx.in_batch = was_in_batch;
+    ctx.order = batch_order;
+    ctx.ran_order = Some(ran);
     ctx.cost = elapsed;
     Ok(Reply::ok(json!({
         "result": util::php_array(maps.result),

@@ -233,6 +233,7 @@ fn classic(ctx: &mut Ctx<'_>, kind: Kind, action: &str, p: &Value) -> Option<Out
             let q = store::query_from(
                 util::get(p, "filter"),
                 util::get(p, "order"),
+                ctx.order.keys("order").as_deref(),
                 util::get(p, "start"),
                 &upper,
             );
@@ -445,6 +446,7 @@ fn item(ctx: &mut Ctx<'_>, action: &str, p: &Value) -> Option<Outcome> {
             let q = store::query_from(
                 util::get(p, "filter"),
                 util::get(p, "order"),
+                ctx.order.keys("order").as_deref(),
                 util::get(p, "start"),
                 &rename,
             );
@@ -568,6 +570,7 @@ fn task(ctx: &mut Ctx<'_>, action: &str, p: &Value) -> Option<Outcome> {
             let q = store::query_from(
                 util::get(p, "filter"),
                 util::get(p, "order"),
+                ctx.order.keys("order").as_deref(),
                 util::get(p, "start"),
                 &upper,
             );

@@ -145,8 +145,9 @@ pub(crate) fn fire(ctx: &mut Ctx<'_>, event: &str, data: Value) {
     }
 }
 
-/// An event POST body as PHP's `http_build_query` builds it: `event`, `event_handler_id`,
-/// `data[...]`, `ts`, `auth[...]`.
+/// An event POST body as PHP's `http_build_query` builds it, in the portal's order:
+/// `event`, `event_handler_id`, `data[...]`, `ts`, `auth[...]` (a `Value` would sort them;
+/// inside `data` and `auth` the `Value`'s order is kept, integer keys ascending).
 pub(crate) fn event_body(
     event: &str,
     handler_id: u64,
@@ -154,14 +155,23 @@ pub(crate) fn event_body(
     now: f64,
     auth: Map<String, Value>,
 ) -> String {
-    let mut top = Map::new();
-    top.insert("event".into(), Value::String(event.to_owned()));
-    top.insert(
-        "event_handler_id".into(),
-        Value::String(handler_id.to_string()),
-    );
-    top.insert("data".into(), data);
-    top.insert("ts".into(), Value::String((now.floor() as i64).to_string()));
-    top.insert("auth".into(), Value::Object(auth));
-    bitrix24::php::encode(&Value::Object(top))
+    #[derive(serde::Serialize)]
+    struct Body<'a> {
+        event: &'a str,
+        event_handler_id: String,
+        data: crate::order::Answer<'a>,
+        ts: String,
+        auth: &'a Map<String, Value>,
+    }
+    let body = Body {
+        event,
+        event_handler_id: handler_id.to_string(),
+        data: crate::order::Answer {
+            value: &data,
+            order: None,
+        },
+        ts: (now.floor() as i64).to_string(),
+        auth: &auth,
+    };
+    bitrix24::php::encode_ordered(&body).unwrap_or_default()
 }

@@ -12,6 +12,7 @@ use bitrix24::wire::Time;
 use serde_json::Value;
 
 use crate::clock;
+use crate::order::SentOrder;
 use crate::state::{Caller, Config, Outgoing, State};
 
 /// What a method sees.
@@ -30,6 +31,12 @@ pub(crate) struct Ctx<'a> {
     /// Set by [`run`]: whether the last call it ran got past the scope and operating-time
     /// checks into the method itself (which may still have failed).
     pub ran: bool,
+    /// The order the current call's params were sent in (its `Value` sorts keys): `batch`'s
+    /// `cmd`, a list's `order`.
+    pub order: SentOrder,
+    /// Set by `batch`: the keys of the commands in the order they ran, the order of its
+    /// answer's maps.
+    pub ran_order: Option<Vec<String>>,
 }
 
 /// A method's successful answer.

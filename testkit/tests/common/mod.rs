@@ -177,6 +177,22 @@ pub async fn post_json(url: &str, body: Value) -> (u16, Value) {
     )
 }
 
+/// POSTs `body` as is with `content_type` (JSON text whose key order is the point: a
+/// `Value` would sort the keys), returns status, the parsed body and its text.
+pub async fn post_text(url: &str, content_type: &str, body: &str) -> (u16, Value, String) {
+    let r = http()
+        .post(url)
+        .header("content-type", content_type)
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    let parsed = serde_json::from_str(&text).unwrap_or(Value::String(text.clone()));
+    (status, parsed, text)
+}
+
 /// GETs a URL, returns status and body.
 pub async fn get(url: &str) -> (u16, Value) {
     let r = http().get(url).send().await.unwrap();
