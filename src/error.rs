@@ -244,6 +244,11 @@ impl Error {
         self.inner.executed = Some(self.maybe_executed() || maybe);
         self
     }
+    /// Marks the request as certainly not run on the portal.
+    pub(crate) fn never_executed(mut self) -> Self {
+        self.inner.executed = Some(false);
+        self
+    }
     pub(crate) fn with_cause(mut self, cause: Cause) -> Self {
         self.inner.cause = Some(cause);
         self

@@ -22,9 +22,10 @@ async fn installed() -> (
     );
     let store: Arc<dyn InstallationStore> = Arc::new(MemoryInstallationStore::new());
     store.put(installation.clone()).await.unwrap();
-    let pool = ClientPool::new(app.app.clone(), store.clone())
+    let pool = ClientPool::builder(app.app.clone(), store.clone())
         .oauth_server(portal.base_url())
-        .rate_limit(RateLimit::off());
+        .rate_limit(RateLimit::off())
+        .build();
     (portal, pool, installation, store)
 }
 

@@ -481,6 +481,9 @@ async fn request_tokens_unredacted(
     let exchange = matches!(grant, Grant::AuthorizationCode { .. });
     let label = req.method.unwrap_or("");
     let with_context = |e: Error| {
+        // A failure to reach the OAuth server says nothing ran on the portal: the call
+        // that needed the token was refused before it ran.
+        let e = e.never_executed();
         let e = if exchange { e.in_code_exchange() } else { e };
         match req.method {
             Some(m) => e.with_method(m),

@@ -35,7 +35,7 @@ pub use decode::{Response, ResponseFuture};
 pub use limit::{RateLimit, DEFAULT_OPERATING_BUDGET};
 pub(crate) use policy::CallOptions;
 pub use policy::{Retry, DEFAULT_CALL_TIMEOUT};
-pub use pool::ClientPool;
+pub use pool::{ClientPool, ClientPoolBuilder};
 pub use transport::DEFAULT_MAX_RESPONSE_BYTES;
 
 use crate::auth::{BoxFuture, OAuthApp, Tokens};

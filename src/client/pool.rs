@@ -24,8 +24,9 @@ use crate::install::{token_store_for, Installation, InstallationStore};
 /// ```no_run
 /// # async fn f(store: std::sync::Arc<dyn bitrix24::InstallationStore>) -> Result<(), bitrix24::Error> {
 /// use bitrix24::{ClientPool, OAuthApp, RateLimit};
-/// let pool = ClientPool::new(OAuthApp::new("app.123", "secret"), store)
-///     .rate_limit(RateLimit::standard());
+/// let pool = ClientPool::builder(OAuthApp::new("app.123", "secret"), store)
+///     .rate_limit(RateLimit::enterprise())
+///     .build();
 /// let client = pool.client("a1b2c3...member_id").await?;
 /// let me = client.user().current().await?;
 /// # let _ = me; Ok(()) }
@@ -39,7 +40,8 @@ struct PoolInner {
     app: OAuthApp,
     store: Arc<dyn InstallationStore>,
     oauth_server: String,
-    http: reqwest::Client,
+    /// Shared by every portal's client; `None` when it could not be made.
+    http: Option<reqwest::Client>,
     rate_limit: RateLimit,
     retry: Retry,
     timeout: Duration,
@@ -47,6 +49,78 @@ struct PoolInner {
     /// Per `member_id`: the client and the `application_token` it was built for (a reinstall
     /// brings a new one, and new tokens).
     clients: Mutex<HashMap<String, (Client, String)>>,
+}
+
+/// Settings of a [`ClientPool`]: made by [`ClientPool::builder`], finished by
+/// [`build`](Self::build).
+#[must_use]
+pub struct ClientPoolBuilder {
+    inner: PoolInner,
+}
+
+impl fmt::Debug for ClientPoolBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientPoolBuilder")
+            .field("client_id", &self.inner.app.client_id)
+            .field("oauth_server", &self.inner.oauth_server)
+            .field("rate_limit", &self.inner.rate_limit)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientPoolBuilder {
+    /// The OAuth server refreshes go to (default `https://oauth.bitrix.info`; https, or http
+    /// on a loopback host, checked when a client is made).
+    pub fn oauth_server(mut self, url: impl Into<String>) -> Self {
+        self.inner.oauth_server = url.into();
+        self
+    }
+
+    /// The plan limits of every portal; each portal gets its own bucket.
+    pub fn rate_limit(mut self, limit: RateLimit) -> Self {
+        self.inner.rate_limit = limit;
+        self
+    }
+
+    /// How calls are retried.
+    pub fn retry(mut self, retry: Retry) -> Self {
+        self.inner.retry = retry;
+        self
+    }
+
+    /// Timeout of one HTTP request (default 30 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.inner.timeout = timeout;
+        self
+    }
+
+    /// Deadline of a whole call (default 120 s).
+    pub fn call_timeout(mut self, timeout: Duration) -> Self {
+        self.inner.call_timeout = timeout;
+        self
+    }
+
+    /// Uses this `reqwest::Client` for every portal; it must not follow redirects (see
+    /// [`ClientBuilder::http_client`](crate::ClientBuilder::http_client)). By default the
+    /// pool makes one, shared by all its portals.
+    pub fn http_client(mut self, http: reqwest::Client) -> Self {
+        self.inner.http = Some(http);
+        self
+    }
+
+    /// The pool. If the shared HTTP client cannot be made (no TLS backend), each client is
+    /// built with its own and reports the failure then.
+    pub fn build(mut self) -> ClientPool {
+        if self.inner.http.is_none() {
+            self.inner.http = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .ok();
+        }
+        ClientPool {
+            inner: Arc::new(self.inner),
+        }
+    }
 }
 
 impl fmt::Debug for ClientPool {
@@ -60,72 +134,29 @@ impl fmt::Debug for ClientPool {
 }
 
 impl ClientPool {
-    /// A pool for `app`, whose installations are kept in `store`. Refreshes go to
-    /// [`DEFAULT_OAUTH_SERVER`] (never to a `server_endpoint` an event named).
-    ///
-    /// # Panics
-    /// Never; if the TLS backend cannot be set up, building each client reports it instead.
+    /// A pool for `app`, whose installations are kept in `store`, with the default
+    /// settings: refreshes at [`DEFAULT_OAUTH_SERVER`] (never at a `server_endpoint` an event
+    /// named), [`RateLimit::standard`] for every portal, [`Retry::default`]. Use
+    /// [`ClientPool::builder`] for others.
     pub fn new(app: OAuthApp, store: Arc<dyn InstallationStore>) -> ClientPool {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_default();
-        ClientPool {
-            inner: Arc::new(PoolInner {
+        ClientPool::builder(app, store).build()
+    }
+
+    /// A builder for the pool's settings.
+    pub fn builder(app: OAuthApp, store: Arc<dyn InstallationStore>) -> ClientPoolBuilder {
+        ClientPoolBuilder {
+            inner: PoolInner {
                 app,
                 store,
                 oauth_server: DEFAULT_OAUTH_SERVER.to_owned(),
-                http,
+                http: None,
                 rate_limit: RateLimit::standard(),
                 retry: Retry::default(),
                 timeout: DEFAULT_TIMEOUT,
                 call_timeout: DEFAULT_CALL_TIMEOUT,
                 clients: Mutex::new(HashMap::new()),
-            }),
+            },
         }
-    }
-
-    fn settings(mut self, f: impl FnOnce(&mut PoolInner)) -> ClientPool {
-        match Arc::get_mut(&mut self.inner) {
-            Some(inner) => f(inner),
-            None => tracing::warn!("ClientPool settings changed after it was shared; ignored"),
-        }
-        self
-    }
-
-    /// The OAuth server refreshes go to (default `https://oauth.bitrix.info`). Set before the
-    /// pool is cloned or used.
-    pub fn oauth_server(self, url: impl Into<String>) -> ClientPool {
-        let url = url.into();
-        self.settings(|i| i.oauth_server = url)
-    }
-
-    /// The plan limits of every portal (each portal gets its own bucket). Set before the
-    /// pool is cloned or used.
-    pub fn rate_limit(self, limit: RateLimit) -> ClientPool {
-        self.settings(|i| i.rate_limit = limit)
-    }
-
-    /// How calls are retried. Set before the pool is cloned or used.
-    pub fn retry(self, retry: Retry) -> ClientPool {
-        self.settings(|i| i.retry = retry)
-    }
-
-    /// Timeout of one HTTP request (default 30 s). Set before the pool is cloned or used.
-    pub fn timeout(self, timeout: Duration) -> ClientPool {
-        self.settings(|i| i.timeout = timeout)
-    }
-
-    /// Deadline of a whole call (default 120 s). Set before the pool is cloned or used.
-    pub fn call_timeout(self, timeout: Duration) -> ClientPool {
-        self.settings(|i| i.call_timeout = timeout)
-    }
-
-    /// Uses this `reqwest::Client` for every portal; it must not follow redirects (see
-    /// [`ClientBuilder::http_client`](crate::ClientBuilder::http_client)). Set before the
-    /// pool is cloned or used.
-    pub fn http_client(self, http: reqwest::Client) -> ClientPool {
-        self.settings(|i| i.http = http)
     }
 
     fn clients(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Client, String)>> {
@@ -176,14 +207,17 @@ impl ClientPool {
         }
         let inner = &self.inner;
         let limits = limits.unwrap_or_else(|| Arc::new(Limits::new(&inner.rate_limit)));
-        let client = Client::builder()
+        let mut builder = Client::builder();
+        if let Some(http) = &inner.http {
+            builder = builder.http_client(http.clone());
+        }
+        let client = builder
             .oauth(inner.app.clone(), installation.tokens.clone())
             .token_store(token_store_for(
                 inner.store.clone(),
                 installation.member_id.clone(),
             ))
             .oauth_server(inner.oauth_server.clone())
-            .http_client(inner.http.clone())
             .timeout(inner.timeout)
             .call_timeout(inner.call_timeout)
             .retry(inner.retry.clone())
