@@ -238,9 +238,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let app = portal
         .install_app(AppSpec::new().handler_url(&handler_url))
         .await;
-    let _ = bot
-        .pool
-        .set(ClientPool::new(app.app.clone(), bot.store.clone()).oauth_server(oauth_server));
+    let _ = bot.pool.set(
+        ClientPool::builder(app.app.clone(), bot.store.clone())
+            .oauth_server(oauth_server)
+            .build(),
+    );
     let member_id = installs.recv().await.ok_or("no ONAPPINSTALL received")?;
     println!("installed on portal {member_id}");
 
