@@ -418,9 +418,10 @@ impl Error {
                     RetryClass::Throttled
                 } else if self.is_code(codes::OPERATION_TIME_LIMIT) {
                     RetryClass::OperatingLimit
-                } else if self.is_code(codes::INTERNAL_SERVER_ERROR)
-                    || self.is_code(codes::ERROR_UNEXPECTED_ANSWER)
+                } else if self.is_code(codes::OVERLOAD_LIMIT) || self.is_code(codes::PORTAL_DELETED)
                 {
+                    RetryClass::Never
+                } else if self.is_server_failure() {
                     RetryClass::Transient
                 } else {
                     RetryClass::Never
@@ -433,6 +434,25 @@ impl Error {
         }
     }
 
+    /// An API error of the server itself, during or after running the request: a 5xx status
+    /// (other than the refusals `QUERY_LIMIT_EXCEEDED`, `OPERATION_TIME_LIMIT`,
+    /// `OVERLOAD_LIMIT` and `PORTAL_DELETED`), or `INTERNAL_SERVER_ERROR` /
+    /// `ERROR_UNEXPECTED_ANSWER` whatever the status.
+    fn is_server_failure(&self) -> bool {
+        let refusal = [
+            codes::QUERY_LIMIT_EXCEEDED,
+            codes::OPERATION_TIME_LIMIT,
+            codes::OVERLOAD_LIMIT,
+            codes::PORTAL_DELETED,
+        ]
+        .iter()
+        .any(|c| self.is_code(c));
+        !refusal
+            && (self.status().unwrap_or(0) >= 500
+                || self.is_code(codes::INTERNAL_SERVER_ERROR)
+                || self.is_code(codes::ERROR_UNEXPECTED_ANSWER))
+    }
+
     /// Whether the portal may have run the request: `false` only when it certainly did not
     /// (a refusal before running it, a connection that never opened, bad input, an auth
     /// error), so that sending a write again cannot duplicate it. `true` after a timeout, a
@@ -443,17 +463,7 @@ impl Error {
         }
         let status = self.status().unwrap_or(0);
         match self.kind() {
-            ErrorKind::Api => {
-                status >= 500
-                    && ![
-                        codes::QUERY_LIMIT_EXCEEDED,
-                        codes::OPERATION_TIME_LIMIT,
-                        codes::OVERLOAD_LIMIT,
-                        codes::PORTAL_DELETED,
-                    ]
-                    .iter()
-                    .any(|c| self.is_code(c))
-            }
+            ErrorKind::Api => self.is_server_failure(),
             ErrorKind::Http => status >= 500 || (200..300).contains(&status),
             ErrorKind::Decode | ErrorKind::TooLarge | ErrorKind::Timeout => true,
             ErrorKind::Transport => self

@@ -366,8 +366,8 @@ async fn the_whole_call_deadline_holds_under_a_slow_portal() {
     let client = Client::builder()
         .webhook(portal.webhook_url(1))
         .rate_limit(RateLimit::off())
-        .timeout(Duration::from_millis(300))
-        .call_timeout(Duration::from_secs(1))
+        .request_timeout(Duration::from_millis(300))
+        .timeout(Duration::from_secs(1))
         .retry(
             Retry::default()
                 .max_attempts(10)

@@ -10,7 +10,7 @@ use super::auth::{AuthState, OAuthState};
 use super::limit::{Limits, RateLimit};
 use super::policy::{Retry, DEFAULT_CALL_TIMEOUT};
 use super::transport::DEFAULT_MAX_RESPONSE_BYTES;
-use super::{Client, Inner, DEFAULT_TIMEOUT};
+use super::{Client, Inner, DEFAULT_REQUEST_TIMEOUT};
 use crate::auth::{MemoryTokenStore, OAuthApp, TokenStore, Tokens};
 use crate::error::{Error, ErrorKind};
 
@@ -31,7 +31,7 @@ pub struct ClientBuilder {
     oauth: Option<(OAuthApp, Tokens)>,
     store: Option<Arc<dyn TokenStore>>,
     oauth_server: Option<String>,
-    timeout: Duration,
+    request_timeout: Duration,
     user_agent: String,
     http: Option<reqwest::Client>,
     rate_limit: RateLimit,
@@ -47,8 +47,8 @@ impl fmt::Debug for ClientBuilder {
         f.debug_struct("ClientBuilder")
             .field("webhook", &self.webhook.as_ref().map(|_| "[redacted]"))
             .field("oauth", &self.oauth.as_ref().map(|(app, _)| &app.client_id))
-            .field("timeout", &self.timeout)
-            .field("call_timeout", &self.call_timeout)
+            .field("timeout", &self.call_timeout)
+            .field("request_timeout", &self.request_timeout)
             .field("rate_limit", &self.rate_limit)
             .field("retry", &self.retry)
             .finish_non_exhaustive()
@@ -62,7 +62,7 @@ impl Default for ClientBuilder {
             oauth: None,
             store: None,
             oauth_server: None,
-            timeout: DEFAULT_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
             user_agent: concat!("bitrix24-rust/", env!("CARGO_PKG_VERSION")).to_owned(),
             http: None,
             rate_limit: RateLimit::standard(),
@@ -121,18 +121,19 @@ impl ClientBuilder {
         self
     }
 
-    /// Timeout of one HTTP request (default 30 s; Bitrix24 cuts requests at 60 s). See
-    /// [`call_timeout`](Self::call_timeout) for the whole call.
+    /// The deadline of a whole call (default 120 s): the wait for the rate limit, redirects,
+    /// a token refresh and every retry included. A call still running then fails with
+    /// [`ErrorKind::Timeout`]. Any request can set its own with `.timeout(..)`, which means
+    /// the same. See [`request_timeout`](Self::request_timeout) for one HTTP request.
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.call_timeout = timeout;
         self
     }
 
-    /// The deadline of a whole call (default 120 s): the wait for the rate limit, redirects,
-    /// a token refresh and every retry included. A call still running then fails with
-    /// [`ErrorKind::Timeout`]. Any request can set its own with `.timeout(..)`.
-    pub fn call_timeout(mut self, timeout: Duration) -> Self {
-        self.call_timeout = timeout;
+    /// Timeout of one HTTP request (default 30 s; Bitrix24 cuts requests at 60 s): each
+    /// attempt, redirect hop and token refresh.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
         self
     }
 
@@ -240,7 +241,7 @@ impl ClientBuilder {
         Ok(Client {
             inner: Arc::new(Inner {
                 http,
-                timeout: self.timeout,
+                timeout: self.request_timeout,
                 call_timeout: self.call_timeout,
                 user_agent: self.user_agent,
                 auth,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::auth::{request_tokens, Grant, TokenRequest};
 use super::builder::parse_oauth_server;
-use super::{DEFAULT_OAUTH_SERVER, DEFAULT_TIMEOUT};
+use super::{DEFAULT_OAUTH_SERVER, DEFAULT_REQUEST_TIMEOUT};
 use crate::auth::{OAuthApp, Secret, Tokens};
 use crate::error::{Error, ErrorKind};
 
@@ -64,7 +64,7 @@ impl AuthorizationCode {
             code: code.into(),
             oauth_server: None,
             http: None,
-            timeout: DEFAULT_TIMEOUT,
+            timeout: DEFAULT_REQUEST_TIMEOUT,
             user_agent: concat!("bitrix24-rust/", env!("CARGO_PKG_VERSION")).to_owned(),
         }
     }

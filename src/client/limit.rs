@@ -62,7 +62,8 @@ impl RateLimit {
 
     /// A bucket of `burst` requests that drains by `per_second` requests per second (a
     /// self-hosted portal's own settings). A `burst` of 0 counts as 1; a `per_second` that is
-    /// not a positive finite number switches the bucket off.
+    /// not a positive finite number switches the bucket off; below one request a day it
+    /// counts as one a day.
     pub fn custom(burst: u32, per_second: f64) -> RateLimit {
         let bucket =
             (per_second.is_finite() && per_second > 0.0).then_some((burst.max(1), per_second));
@@ -110,6 +111,9 @@ const MAX_THROTTLE_PAUSE: Duration = Duration::from_secs(8);
 /// The pause of a method refused with `OPERATION_TIME_LIMIT` when no `operating_reset_at` is
 /// known: the window's buckets are one minute long.
 pub(crate) const DEFAULT_OPERATING_PAUSE: Duration = Duration::from_secs(60);
+/// The shortest pause after `OPERATION_TIME_LIMIT` (doubled for every refusal in a row, up to
+/// [`DEFAULT_OPERATING_PAUSE`]).
+const MIN_OPERATING_PAUSE: Duration = Duration::from_secs(1);
 /// Above this share of the budget a method's calls are spread out until the reset.
 const SLOW_DOWN_AT: f64 = 0.8;
 
@@ -143,6 +147,8 @@ struct MethodState {
     last_cost: f64,
     /// When the last call of this method was let through.
     last_sent: Option<Instant>,
+    /// `OPERATION_TIME_LIMIT` refusals since its last answer.
+    blocked_in_a_row: u32,
 }
 
 impl Limits {
@@ -152,7 +158,10 @@ impl Limits {
             // The safety margin: ~10 % of the burst (at least 2) and 2 % of the rate.
             let margin = (burst / 10).max(2);
             let burst = NonZeroU32::new(burst.saturating_sub(margin).max(1))?;
-            let period = Duration::from_secs_f64(1.0 / (per_second * 0.98));
+            // At least one request a day: a slower rate would overflow the period.
+            let period = Duration::try_from_secs_f64(1.0 / (per_second * 0.98))
+                .unwrap_or(Duration::from_secs(86_400))
+                .min(Duration::from_secs(86_400));
             let quota = Quota::with_period(period)?.allow_burst(burst);
             Some(RateLimiter::direct_with_clock(quota, clock.clone()))
         });
@@ -218,19 +227,28 @@ impl Limits {
 
     /// How long a call of `method` must wait before it is sent: until a pause after
     /// `OPERATION_TIME_LIMIT` ends, or, close to the budget, long enough to spread what is left
-    /// of it until the reset. Zero when it may go now, and then it counts as sent.
-    pub(crate) fn method_wait(&self, method: &str) -> Duration {
+    /// of it until the reset (then the flag is false: only advice). Zero when it may go now,
+    /// and then it counts as sent.
+    pub(crate) fn method_wait(&self, method: &str) -> (Duration, bool) {
         let now = Instant::now();
         let mut s = self.state();
         let budget = self.budget;
         let Some(m) = s.methods.get_mut(method) else {
-            return Duration::ZERO;
+            return (Duration::ZERO, false);
         };
+        let blocked = m.blocked_until.is_some_and(|t| t > now);
         let wait = m.wait(now, budget);
         if wait.is_zero() {
             m.last_sent = Some(now);
         }
-        wait
+        (wait, blocked)
+    }
+
+    /// Marks a call of `method` as let through now (a spread-out wait skipped).
+    pub(crate) fn method_sent(&self, method: &str) {
+        if let Some(m) = self.state().methods.get_mut(method) {
+            m.last_sent = Some(Instant::now());
+        }
     }
 
     /// Records an answer of `method` that was not a rate-limit refusal, with its `time`.
@@ -255,6 +273,7 @@ impl Limits {
         m.reset_at = reset_at;
         m.last_cost = cost;
         m.blocked_until = None;
+        m.blocked_in_a_row = 0;
     }
 
     /// `OPERATION_TIME_LIMIT` for `method`: pauses it until `reset_at` (unix seconds) or,
@@ -264,15 +283,23 @@ impl Limits {
         let now = Instant::now();
         let mut s = self.state();
         let m = s.methods.entry(method.to_owned()).or_default();
+        // Refused again right after a pause: the reset was not what it seemed (a portal
+        // clock behind ours, a reset second just passed). Never less than a growing pause,
+        // so that a method is not hammered.
+        let floor = MIN_OPERATING_PAUSE
+            .saturating_mul(1 << m.blocked_in_a_row.min(6))
+            .min(DEFAULT_OPERATING_PAUSE);
+        m.blocked_in_a_row = m.blocked_in_a_row.saturating_add(1);
         let until = reset_at
             .and_then(|r| local_instant(r, &Time::default()))
             .or(m.reset_at.filter(|t| *t > now))
-            .unwrap_or(now + DEFAULT_OPERATING_PAUSE);
+            .unwrap_or(now + DEFAULT_OPERATING_PAUSE)
+            .max(now + floor);
         m.blocked_until = Some(until);
         let unix = crate::client::unix_now()
             + i64::try_from(until.saturating_duration_since(now).as_secs()).unwrap_or(0)
             + 1;
-        (until, reset_at.unwrap_or(unix))
+        (until, unix)
     }
 }
 
@@ -349,19 +376,19 @@ mod tests {
         let limits = Limits::new(&RateLimit::standard());
         limits.answered("a", Some(&time(100.0, 60, 1.0)));
         assert_eq!(
-            limits.method_wait("a"),
+            limits.method_wait("a").0,
             Duration::ZERO,
             "well under the budget"
         );
         // 470 of 480 s used: 10 calls of 1 s fit in the 60 s left, about 5.5 s apart.
         limits.answered("a", Some(&time(470.0, 60, 1.0)));
         // The call before went just now: the next waits about one spacing.
-        let wait = limits.method_wait("a");
+        let wait = limits.method_wait("a").0;
         assert!(
             wait > Duration::from_secs(4) && wait < Duration::from_secs(7),
             "{wait:?}"
         );
-        assert_eq!(limits.method_wait("b"), Duration::ZERO);
+        assert_eq!(limits.method_wait("b").0, Duration::ZERO);
     }
 
     #[test]
@@ -369,17 +396,29 @@ mod tests {
         let limits = Limits::new(&RateLimit::standard());
         let now = crate::client::unix_now();
         let (until, unix) = limits.blocked("a", Some(now + 30));
-        assert_eq!(unix, now + 30);
+        assert!((now + 30..=now + 31).contains(&unix), "{unix} vs {now}");
         assert!(until > Instant::now() + Duration::from_secs(28));
-        assert!(limits.method_wait("a") > Duration::from_secs(28));
-        assert_eq!(limits.method_wait("b"), Duration::ZERO);
+        assert!(limits.method_wait("a").0 > Duration::from_secs(28));
+        assert_eq!(limits.method_wait("b").0, Duration::ZERO);
         // Unknown reset: the documented default pause.
         let (until, _) = limits.blocked("c", None);
         let pause = until - Instant::now();
         assert!(pause > Duration::from_secs(58) && pause <= DEFAULT_OPERATING_PAUSE);
         // A successful answer lifts the pause.
         limits.answered("a", Some(&time(10.0, 600, 0.1)));
-        assert_eq!(limits.method_wait("a"), Duration::ZERO);
+        assert_eq!(limits.method_wait("a").0, Duration::ZERO);
+    }
+
+    #[test]
+    fn a_reset_already_past_still_pauses_and_the_pause_grows() {
+        let limits = Limits::new(&RateLimit::standard());
+        let past = crate::client::unix_now() - 5;
+        let pauses: Vec<Duration> = (0..3)
+            .map(|_| limits.blocked("a", Some(past)).0 - Instant::now())
+            .collect();
+        assert!(pauses[0] > Duration::from_millis(900), "{pauses:?}");
+        assert!(pauses[1] > Duration::from_millis(1900), "{pauses:?}");
+        assert!(pauses[2] > Duration::from_millis(3900), "{pauses:?}");
     }
 
     #[test]

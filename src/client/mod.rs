@@ -45,8 +45,9 @@ use crate::params::Params;
 use crate::wire::{FromWire, Time};
 use auth::AuthState;
 
-/// Default timeout of one HTTP request.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default timeout of one HTTP request (30 s); see
+/// [`ClientBuilder::request_timeout`].
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default OAuth server, used when the tokens carry no `server_endpoint`.
 pub const DEFAULT_OAUTH_SERVER: &str = "https://oauth.bitrix.info";
 
@@ -103,9 +104,10 @@ pub(crate) struct Call {
 
 impl Call {
     /// Whether the method only reads, so that sending it twice is harmless. A read with
-    /// side effects (marking messages as read) is repeatable too.
+    /// side effects (`event.offline.get` deletes what it returns) is not: a lost answer
+    /// would lose what it read.
     fn access_is_read(&self) -> bool {
-        matches!(self.access, Access::Read | Access::ReadWithEffects)
+        self.access.is_idempotent()
     }
 }
 
@@ -120,8 +122,8 @@ impl fmt::Debug for Client {
         };
         f.debug_struct("Client")
             .field("auth", &auth)
-            .field("timeout", &self.inner.timeout)
-            .field("call_timeout", &self.inner.call_timeout)
+            .field("timeout", &self.inner.call_timeout)
+            .field("request_timeout", &self.inner.timeout)
             .finish_non_exhaustive()
     }
 }
@@ -284,7 +286,7 @@ impl RawCall {
     }
 
     /// The deadline of this whole call (default: the client's
-    /// [`call_timeout`](ClientBuilder::call_timeout)).
+    /// [`timeout`](ClientBuilder::timeout)).
     pub fn timeout(mut self, timeout: Duration) -> RawCall {
         self.options.timeout = Some(timeout);
         self

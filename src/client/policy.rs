@@ -25,6 +25,9 @@ use crate::error::{Error, ErrorKind, RetryClass};
 /// retries included.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// The longest backoff [`Retry`] accepts.
+const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+
 /// How a call is retried after a failure that may be transient.
 ///
 /// A read (a method marked read in the spec, or a raw call marked
@@ -79,15 +82,15 @@ impl Retry {
         self
     }
 
-    /// The first delay (default 500 ms).
+    /// The first delay (default 500 ms; at most an hour).
     pub fn base_backoff(mut self, delay: Duration) -> Retry {
-        self.base = delay;
+        self.base = delay.min(MAX_BACKOFF);
         self
     }
 
-    /// The longest delay (default 10 s).
+    /// The longest delay (default 10 s; at most an hour).
     pub fn max_backoff(mut self, delay: Duration) -> Retry {
-        self.max = delay;
+        self.max = delay.min(MAX_BACKOFF);
         self
     }
 
@@ -114,15 +117,19 @@ pub(crate) struct CallOptions {
 /// What the lower layers report back about one attempt.
 #[derive(Default)]
 pub(crate) struct Progress {
-    /// An HTTP request of this attempt left for the portal (so it may have run).
-    pub sent: bool,
+    /// An HTTP request of this attempt is out and its answer not fully read: if the
+    /// deadline ends the attempt now, the request may have run.
+    pub in_flight: bool,
 }
 
 /// Runs `call` under the client's policy: waits for the method's operating-time budget,
 /// sends (auth, transport), retries what may be retried, all within the deadline.
 pub(crate) async fn run(inner: &Arc<Inner>, call: &Call) -> Result<Answer, Error> {
     let timeout = call.options.timeout.unwrap_or(inner.call_timeout);
-    let deadline = Instant::now() + timeout;
+    // `Duration::MAX` is a fair way to say "no deadline": a century is as good.
+    let deadline = Instant::now()
+        .checked_add(timeout)
+        .unwrap_or_else(|| Instant::now() + Duration::from_secs(100 * 365 * 86_400));
     let retry = call.options.retry.as_ref().unwrap_or(&inner.retry);
     let mut backoff = retry.schedule();
     let mut attempts = 0u32;
@@ -131,23 +138,29 @@ pub(crate) async fn run(inner: &Arc<Inner>, call: &Call) -> Result<Answer, Error
     let mut maybe_ran = false;
     let limits = &inner.limits;
     loop {
-        let wait = limits.method_wait(&call.method);
+        let (wait, blocked) = limits.method_wait(&call.method);
         if !wait.is_zero() {
-            if Instant::now() + wait > deadline {
+            let past_deadline = Instant::now() + wait > deadline;
+            if past_deadline && blocked {
                 return Err(Error::new(ErrorKind::Api)
                     .with_method(&call.method)
                     .with_code(crate::codes::OPERATION_TIME_LIMIT.to_owned())
                     .with_description(format!(
-                        "not sent: the method is paused for {} s more by its operating-time \
-                         budget, past the call's deadline",
+                        "not sent: the method is paused for {} s more after OPERATION_TIME_LIMIT, \
+                         past the call's deadline",
                         wait.as_secs()
                     ))
                     .with_operating_reset_at(unix_in(wait))
                     .or_maybe_executed(maybe_ran));
             }
-            tracing::debug!(method = %call.method, wait_ms = wait.as_millis() as u64, "waiting for the method's operating-time budget");
-            tokio::time::sleep(wait).await;
-            continue;
+            if past_deadline {
+                // Spreading the budget is advice: rather send now than fail unsent.
+                limits.method_sent(&call.method);
+            } else {
+                tracing::debug!(method = %call.method, wait_ms = wait.as_millis() as u64, "waiting for the method's operating-time budget");
+                tokio::time::sleep(wait).await;
+                continue;
+            }
         }
         attempts += 1;
         let mut progress = Progress::default();
@@ -163,13 +176,18 @@ pub(crate) async fn run(inner: &Arc<Inner>, call: &Call) -> Result<Answer, Error
             }
             Ok(Err(e)) => e,
             Err(_elapsed) => {
-                return Err(Error::new(ErrorKind::Timeout)
+                let e = Error::new(ErrorKind::Timeout)
                     .with_method(&call.method)
                     .with_message(format!(
                         "the call's deadline of {} s passed (attempt {attempts})",
                         timeout.as_secs_f64()
-                    ))
-                    .or_maybe_executed(maybe_ran || progress.sent));
+                    ));
+                // Waiting for the bucket or a refresh, nothing is out: certainly not run.
+                return Err(if maybe_ran || progress.in_flight {
+                    e.or_maybe_executed(true)
+                } else {
+                    e.never_executed()
+                });
             }
         };
         maybe_ran |= error.maybe_executed();

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::limit::{Limits, RateLimit};
 use super::policy::{Retry, DEFAULT_CALL_TIMEOUT};
-use super::{Client, DEFAULT_OAUTH_SERVER, DEFAULT_TIMEOUT};
+use super::{Client, DEFAULT_OAUTH_SERVER, DEFAULT_REQUEST_TIMEOUT};
 use crate::auth::OAuthApp;
 use crate::error::{Error, ErrorKind};
 use crate::install::{token_store_for, Installation, InstallationStore};
@@ -88,15 +88,17 @@ impl ClientPoolBuilder {
         self
     }
 
-    /// Timeout of one HTTP request (default 30 s).
+    /// Deadline of a whole call (default 120 s), as
+    /// [`ClientBuilder::timeout`](crate::ClientBuilder::timeout).
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.inner.timeout = timeout;
+        self.inner.call_timeout = timeout;
         self
     }
 
-    /// Deadline of a whole call (default 120 s).
-    pub fn call_timeout(mut self, timeout: Duration) -> Self {
-        self.inner.call_timeout = timeout;
+    /// Timeout of one HTTP request (default 30 s), as
+    /// [`ClientBuilder::request_timeout`](crate::ClientBuilder::request_timeout).
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.inner.timeout = timeout;
         self
     }
 
@@ -152,7 +154,7 @@ impl ClientPool {
                 http: None,
                 rate_limit: RateLimit::standard(),
                 retry: Retry::default(),
-                timeout: DEFAULT_TIMEOUT,
+                timeout: DEFAULT_REQUEST_TIMEOUT,
                 call_timeout: DEFAULT_CALL_TIMEOUT,
                 clients: Mutex::new(HashMap::new()),
             },
@@ -179,8 +181,13 @@ impl ClientPool {
             .get(member_id)
             .await
             .map_err(|e| {
+                let text = e.to_string();
                 Error::new(ErrorKind::TokenStore)
-                    .with_message(format!("the installation store failed: {e}"))
+                    .with_message(format!("the installation store failed: {text}"))
+                    .with_cause(crate::error::Cause::new(
+                        crate::error::CauseKind::TokenStore,
+                        text,
+                    ))
             })?
             .ok_or_else(|| {
                 Error::new(ErrorKind::InvalidInput)
@@ -218,8 +225,8 @@ impl ClientPool {
                 installation.member_id.clone(),
             ))
             .oauth_server(inner.oauth_server.clone())
-            .timeout(inner.timeout)
-            .call_timeout(inner.call_timeout)
+            .request_timeout(inner.timeout)
+            .timeout(inner.call_timeout)
             .retry(inner.retry.clone())
             .shared_limits(limits)
             .build()?;

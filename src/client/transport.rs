@@ -25,7 +25,7 @@ pub(super) struct Posted {
 }
 
 /// POSTs `body` to `url`, each HTTP request after a unit of the portal's rate limit; on
-/// 301/302/303/307/308 to another host's REST path re-POSTs the same body there (never from
+/// 301/302/307/308 to another host's REST path re-POSTs the same body there (never from
 /// https down to http). A redirect to the same origin, or to a page that is not a REST path
 /// (an expired license's coupon page), is [`ErrorKind::PortalUnavailable`].
 pub(super) async fn post(
@@ -44,7 +44,7 @@ pub(super) async fn post(
     };
     for _ in 0..=MAX_REDIRECTS {
         inner.limits.acquire().await;
-        progress.sent = true;
+        progress.in_flight = true;
         let response = inner
             .http
             .post(url.clone())
@@ -64,7 +64,18 @@ pub(super) async fn post(
             .or_maybe_executed(true));
         }
         let status = response.status().as_u16();
-        if matches!(status, 301 | 302 | 303 | 307 | 308) {
+        if status == 303 {
+            // "See other": the request was processed, and the answer is elsewhere. Sending
+            // the body again to another address could run a write twice.
+            return Err(http_error(
+                "a 303 See Other answer: the request was processed; not sent again",
+            )
+            .with_status(status)
+            .or_maybe_executed(true));
+        }
+        if matches!(status, 301 | 302 | 307 | 308) {
+            // Not run at this address: it moved.
+            progress.in_flight = false;
             let location = response
                 .headers()
                 .get(reqwest::header::LOCATION)
@@ -116,6 +127,8 @@ pub(super) async fn post(
                     .or_maybe_executed(true),
                 Capped::Failed(e) => transport(method, &e, &[secret]),
             })?;
+        // Answered: what ran is now up to the answer.
+        progress.in_flight = false;
         return Ok(Posted {
             status,
             body,
@@ -229,8 +242,16 @@ pub(super) fn classify(
     if let Some((code, description)) = env.error() {
         let time = env.time();
         let mut e = Error::api(method, status, code, description).redact(&[secret]);
-        if let Some(reset) = time.and_then(|t| t.operating_reset_at) {
-            e = e.with_operating_reset_at(reset);
+        if let Some(t) = &time {
+            if let Some(reset) = t.operating_reset_at {
+                // On this machine's clock: the portal's may differ from ours.
+                let ahead = t.finish.map_or(0, |f| reset - f.floor() as i64);
+                let reset = match t.finish {
+                    Some(_) => super::unix_now() + ahead,
+                    None => reset,
+                };
+                e = e.with_operating_reset_at(reset);
+            }
         }
         return Err(e);
     }

@@ -22,7 +22,7 @@ async fn leaky_bucket_refuses_past_the_burst_and_drains() {
     // of waiting and succeeding (it waits `QUERY_LIMIT_EXCEEDED` out when it can).
     let client = Client::builder()
         .webhook(portal.webhook_url(1))
-        .call_timeout(Duration::from_millis(200))
+        .timeout(Duration::from_millis(200))
         .build()
         .unwrap();
     let err = client.user().current().await.unwrap_err();
