@@ -449,7 +449,7 @@ impl Params {
     }
 
     /// The deadline of the whole call carrying these parameters (waits and retries included),
-    /// instead of the client's [`call_timeout`](crate::ClientBuilder::call_timeout). Not sent
+    /// instead of the client's [`timeout`](crate::ClientBuilder::timeout). Not sent
     /// to the portal.
     pub fn set_timeout(&mut self, timeout: std::time::Duration) {
         self.options.get_or_insert_with(Default::default).timeout = Some(timeout);
