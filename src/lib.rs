@@ -21,9 +21,10 @@ pub use auth::{
 };
 pub use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 pub use client::{
-    AuthorizationCode, Client, ClientBuilder, ClientPool, ClientPoolBuilder, RateLimit, RawCall,
-    RawResponse, Response, ResponseFuture, Retry, DEFAULT_CALL_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES,
-    DEFAULT_OAUTH_SERVER, DEFAULT_OPERATING_BUDGET, DEFAULT_REQUEST_TIMEOUT,
+    AuthorizationCode, Client, ClientBuilder, ClientPool, ClientPoolBuilder, Decode, RateLimit,
+    RawCall, RawResponse, Response, ResponseFuture, Retry, DEFAULT_CALL_TIMEOUT,
+    DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_OAUTH_SERVER, DEFAULT_OPERATING_BUDGET,
+    DEFAULT_REQUEST_TIMEOUT,
 };
 pub use error::{Cause, CauseKind, Error, ErrorKind, RetryClass};
 pub use install::{

@@ -15,7 +15,8 @@ use crate::wire::{Envelope, FromWire, Time};
 /// A successful HTTP answer whose body is a Bitrix24 success envelope, parsed once: its
 /// `result`, the envelope's paging and timing data, the body (for the snippet of a decode
 /// error) and the secret (access token or webhook code) to keep out of any error text.
-pub(crate) struct Answer {
+#[doc(hidden)]
+pub struct Answer {
     pub(super) body: Vec<u8>,
     pub(super) secret: std::sync::Arc<str>,
     /// `None` when the key is absent.
@@ -129,7 +130,31 @@ pub(crate) fn decode_with_meta<T: FromWire>(
     })
 }
 
-type Decoder<T> = fn(&str, &Answer) -> Result<T, Error>;
+/// What a [`ResponseFuture`] can answer: a decoded `result` (any [`FromWire`] type), or a
+/// [`Response`] of one. Sealed; the decoding is instantiated only where a future is polled,
+/// so the crate itself compiles no decoder per method.
+pub trait Decode: Sized + sealed::Sealed {
+    #[doc(hidden)]
+    fn decode(method: &str, answer: &Answer) -> Result<Self, Error>;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl<T: super::FromWire> Sealed for T {}
+    impl<T: super::FromWire> Sealed for super::Response<T> {}
+}
+
+impl<T: FromWire> Decode for T {
+    fn decode(method: &str, answer: &Answer) -> Result<T, Error> {
+        decode_answer(method, answer)
+    }
+}
+
+impl<T: FromWire> Decode for Response<T> {
+    fn decode(method: &str, answer: &Answer) -> Result<Response<T>, Error> {
+        decode_with_meta(method, answer)
+    }
+}
 
 /// The future of a typed call: sends through the client's shared path, then decodes
 /// `result` as `T`.
@@ -142,10 +167,10 @@ type Decoder<T> = fn(&str, &Answer) -> Result<T, Error>;
 pub struct ResponseFuture<T> {
     inner: Option<BoxFuture<'static, Result<Answer, Error>>>,
     method: &'static str,
-    decode: Decoder<T>,
+    _output: std::marker::PhantomData<fn() -> T>,
 }
 
-impl<T: FromWire> ResponseFuture<T> {
+impl<T> ResponseFuture<T> {
     pub(crate) fn new(
         method: &'static str,
         inner: BoxFuture<'static, Result<Answer, Error>>,
@@ -153,17 +178,19 @@ impl<T: FromWire> ResponseFuture<T> {
         ResponseFuture {
             inner: Some(inner),
             method,
-            decode: decode_answer::<T>,
+            _output: std::marker::PhantomData,
         }
     }
+}
 
+impl<T: FromWire> ResponseFuture<T> {
     /// The same call, answering with the decoded `result` and the envelope's `total`,
     /// `next` and `time` ([`Response`]).
     pub fn with_meta(self) -> ResponseFuture<Response<T>> {
         ResponseFuture {
             inner: self.inner,
             method: self.method,
-            decode: decode_with_meta::<T>,
+            _output: std::marker::PhantomData,
         }
     }
 }
@@ -176,7 +203,7 @@ impl<T> fmt::Debug for ResponseFuture<T> {
     }
 }
 
-impl<T> Future for ResponseFuture<T> {
+impl<T: Decode> Future for ResponseFuture<T> {
     type Output = Result<T, Error>;
 
     /// # Panics
@@ -197,7 +224,7 @@ impl<T> Future for ResponseFuture<T> {
                 }
             }
         };
-        Poll::Ready((self.decode)(self.method, &answer))
+        Poll::Ready(T::decode(self.method, &answer))
     }
 }
 

@@ -30,8 +30,8 @@ mod transport;
 
 pub use builder::ClientBuilder;
 pub use code::AuthorizationCode;
-pub(crate) use decode::Answer;
-pub use decode::{Response, ResponseFuture};
+pub use decode::Answer;
+pub use decode::{Decode, Response, ResponseFuture};
 pub use limit::{RateLimit, DEFAULT_OPERATING_BUDGET};
 pub(crate) use policy::CallOptions;
 pub use policy::{Retry, DEFAULT_CALL_TIMEOUT};
