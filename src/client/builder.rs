@@ -63,7 +63,7 @@ impl Default for ClientBuilder {
             store: None,
             oauth_server: None,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
-            user_agent: concat!("bitrix24-rust/", env!("CARGO_PKG_VERSION")).to_owned(),
+            user_agent: super::transport::USER_AGENT.to_owned(),
             http: None,
             rate_limit: RateLimit::standard(),
             retry: Retry::default(),
@@ -194,12 +194,7 @@ impl ClientBuilder {
     pub fn build(self) -> Result<Client, Error> {
         let http = match self.http {
             Some(h) => h,
-            None => reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .map_err(|e| {
-                    Error::new(ErrorKind::Transport).with_message(e.without_url().to_string())
-                })?,
+            None => super::transport::default_http_client()?,
         };
         let auth = if let Some(raw) = self.webhook {
             {

@@ -65,7 +65,7 @@ impl AuthorizationCode {
             oauth_server: None,
             http: None,
             timeout: DEFAULT_REQUEST_TIMEOUT,
-            user_agent: concat!("bitrix24-rust/", env!("CARGO_PKG_VERSION")).to_owned(),
+            user_agent: super::transport::USER_AGENT.to_owned(),
         }
     }
 
@@ -127,12 +127,7 @@ impl AuthorizationCode {
         )?;
         let http = match self.http {
             Some(h) => h,
-            None => reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .map_err(|e| {
-                    Error::new(ErrorKind::Transport).with_message(e.without_url().to_string())
-                })?,
+            None => super::transport::default_http_client()?,
         };
         let request = TokenRequest {
             http: &http,

@@ -114,10 +114,7 @@ impl ClientPoolBuilder {
     /// built with its own and reports the failure then.
     pub fn build(mut self) -> ClientPool {
         if self.inner.http.is_none() {
-            self.inner.http = reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .ok();
+            self.inner.http = super::transport::default_http_client().ok();
         }
         ClientPool {
             inner: Arc::new(self.inner),

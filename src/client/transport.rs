@@ -16,6 +16,22 @@ const MAX_REDIRECTS: usize = 5;
 /// Default cap on the size of one answer, bytes (64 MiB).
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 
+/// The default `User-Agent` header.
+pub(super) const USER_AGENT: &str = concat!("bitrix24-rust/", env!("CARGO_PKG_VERSION"));
+
+/// The HTTP client the crate makes when it is given none: it never follows a redirect by
+/// itself (the transport re-POSTs to a renamed portal, where an automatic redirect would turn
+/// the POST into a GET).
+///
+/// # Errors
+/// [`ErrorKind::Transport`] when the TLS backend cannot be set up.
+pub(super) fn default_http_client() -> Result<reqwest::Client, Error> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| Error::new(ErrorKind::Transport).with_message(e.without_url().to_string()))
+}
+
 /// What one POST (after following redirects) brought back.
 pub(super) struct Posted {
     pub status: u16,
