@@ -10,6 +10,7 @@ pub mod codes;
 mod error;
 mod event_body;
 mod install;
+mod list;
 mod meta;
 mod params;
 pub mod php;
@@ -31,7 +32,8 @@ pub use install::{
     token_store_for, verify, verify_application_token, FileInstallationStore, InstallError,
     Installation, InstallationStore, MemoryInstallationStore,
 };
-pub use meta::{Access, ApiVersion, ListModel, Method, MethodMeta};
+pub use list::ListStream;
+pub use meta::{Access, ApiVersion, BoolForm, ListMethod, ListModel, Method, MethodMeta};
 pub use params::{Arg, IntoArg, Params, ToWire};
 pub use receive::{receive_event, ReceiveError, VerifiedEvent};
 pub use wire::{FromWire, Time, WireError};
@@ -51,7 +53,9 @@ pub mod __private {
     pub use crate::event_body::{
         decode_body, typed as typed_event, EventAuth, EventError, EventOf, UnknownEvent,
     };
-    pub use crate::meta::{Access, ApiVersion, ListModel, Method, MethodMeta};
+    pub use crate::meta::{
+        Access, ApiVersion, BoolForm, ListMethod, ListModel, Method, MethodMeta,
+    };
     pub use crate::params::{put, put_yn, Arg, IntoArg, Params, ToWire};
     pub use crate::php::Limits;
     pub use crate::wire::{enum_str, Fields, FromWire, WireError};

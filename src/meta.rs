@@ -57,6 +57,32 @@ impl Access {
     }
 }
 
+/// How a JSON `true`/`false` parameter is written in a PHP query string (the commands of a
+/// `batch`, [PROTOCOL 2.3](https://apidocs.bitrix24.com/settings/how-to-call-rest-api/data-encoding.html)),
+/// where PHP receives every value as a string.
+///
+/// Parameters of spec type `yn` are `"Y"`/`"N"` strings already and are not affected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum BoolForm {
+    /// `1` / `0`, as PHP's `http_build_query` (and so the official PHP SDK) writes them.
+    /// PHP reads `"0"` as false and `"1"` as true, so truthiness checks see the same value
+    /// as from a JSON body. The default.
+    OneZero,
+    /// `Y` / `N`, for methods whose docs accept the flag strings in place of JSON booleans
+    /// (chat-bots 2.0, `imbot.v2.*`).
+    YesNo,
+}
+
+/// A list method: one whose `result` is a page of items (PROTOCOL 6). Generated for every
+/// method with list metadata ([`MethodMeta::list`]); it gives `.stream()` and
+/// `.collect_all()`.
+pub trait ListMethod: Method {
+    /// One item of a page, as decoded from the item list in `result`
+    /// ([`ListModel::items`]).
+    type Item: FromWire;
+}
+
 /// Which generation of the REST API a method belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -170,6 +196,9 @@ pub struct MethodMeta {
     /// groups of parameters must be set entirely (empty: none). `imbot.message.add` needs
     /// `DIALOG_ID`, or `FROM_USER_ID` with `TO_USER_ID`.
     pub requires: &'static [&'static [&'static str]],
+    /// How JSON booleans travel when this method runs inside `batch`, where parameters are a
+    /// PHP query string and have no boolean type.
+    pub query_bool: BoolForm,
 }
 
 impl MethodMeta {
@@ -187,6 +216,7 @@ impl MethodMeta {
             batch: true,
             list: None,
             requires: &[],
+            query_bool: BoolForm::OneZero,
         }
     }
 
@@ -229,6 +259,12 @@ impl MethodMeta {
     /// The list model of a list method.
     pub const fn list(mut self, list: ListModel) -> MethodMeta {
         self.list = Some(list);
+        self
+    }
+
+    /// How booleans travel inside `batch` (see [`BoolForm`]).
+    pub const fn query_bool(mut self, form: BoolForm) -> MethodMeta {
+        self.query_bool = form;
         self
     }
 
