@@ -60,6 +60,14 @@ pub enum ErrorKind {
     /// ([`max_response_bytes`](crate::ClientBuilder::max_response_bytes), 64 MiB by default).
     /// The call ran.
     TooLarge,
+    /// A batch command that did not run: the batch halted at an earlier failure
+    /// ([`Outcome::NotRun`](crate::Outcome::NotRun)). Nothing of it reached the portal's
+    /// method.
+    NotRun,
+    /// A list stream in fast mode saw its cursor stop moving: the method ignores the `>ID`
+    /// (or `<ID`) filter it was given, so paging by ID would loop forever. Scan it in offset
+    /// mode (`ListMode::Offset`).
+    CursorStalled,
 }
 
 /// What the client may do after a failure, decided once for every error
@@ -642,6 +650,8 @@ impl fmt::Display for Error {
                 }
             }
             ErrorKind::TooLarge => f.write_str("answer too large")?,
+            ErrorKind::NotRun => f.write_str("not run")?,
+            ErrorKind::CursorStalled => f.write_str("list cursor stalled")?,
         }
         if !matches!(i.kind, ErrorKind::Api | ErrorKind::OAuthServer) {
             if let Some(m) = &i.message {

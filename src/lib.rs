@@ -10,7 +10,6 @@ pub mod codes;
 mod error;
 mod event_body;
 mod install;
-mod list;
 mod meta;
 mod params;
 pub mod php;
@@ -22,17 +21,17 @@ pub use auth::{
 };
 pub use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 pub use client::{
-    AuthorizationCode, Client, ClientBuilder, ClientPool, ClientPoolBuilder, Decode, RateLimit,
-    RawCall, RawResponse, Response, ResponseFuture, Retry, DEFAULT_CALL_TIMEOUT,
-    DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_OAUTH_SERVER, DEFAULT_OPERATING_BUDGET,
-    DEFAULT_REQUEST_TIMEOUT,
+    AuthorizationCode, Batch, BatchRef, BatchResults, CallMany, Client, ClientBuilder, ClientPool,
+    ClientPoolBuilder, Decode, Handle, ListMode, ListProgress, ListStream, Outcome, RateLimit,
+    RawCall, RawResponse, Response, ResponseFuture, Retry, DEFAULT_CALL_MANY_CONCURRENCY,
+    DEFAULT_CALL_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_OAUTH_SERVER,
+    DEFAULT_OPERATING_BUDGET, DEFAULT_REQUEST_TIMEOUT, MAX_BATCH_COMMANDS,
 };
 pub use error::{Cause, CauseKind, Error, ErrorKind, RetryClass};
 pub use install::{
     token_store_for, verify, verify_application_token, FileInstallationStore, InstallError,
     Installation, InstallationStore, MemoryInstallationStore,
 };
-pub use list::ListStream;
 pub use meta::{Access, ApiVersion, BoolForm, ListMethod, ListModel, Method, MethodMeta};
 pub use params::{Arg, IntoArg, Params, ToWire};
 pub use receive::{receive_event, ReceiveError, VerifiedEvent};

@@ -152,6 +152,20 @@ pub struct Arg {
     /// A value that has no JSON form (a NaN or infinite float, which JSON would carry as
     /// `null`: clearing the field): the call is refused before it is sent.
     invalid: bool,
+    /// The batch commands whose results this value refers to (`$result[..]`, made from a
+    /// [`BatchRef`](crate::BatchRef)); empty for ordinary values.
+    refs: Vec<RefTo>,
+}
+
+/// What a `$result[..]` reference inside a value points at: a command of one batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RefTo {
+    /// The batch (each `Client::batch()` gets its own number).
+    pub batch: u64,
+    /// The command's position in the batch.
+    pub index: usize,
+    /// A path segment that cannot be written inside `[..]`.
+    pub bad: bool,
 }
 
 /// The order the keys of the objects inside a value are sent in. A `serde_json::Map` sorts
@@ -205,6 +219,19 @@ impl Arg {
             shape: Shape::Any,
             secret: false,
             invalid: false,
+            refs: Vec::new(),
+        }
+    }
+
+    /// A `$result[..]` reference to the command `to` of a batch, as text `value`; `bad` when
+    /// its path cannot be written.
+    pub(crate) fn reference(value: Value, to: RefTo, bad: bool) -> Arg {
+        Arg {
+            value,
+            shape: Shape::Any,
+            secret: false,
+            invalid: false,
+            refs: vec![RefTo { bad, ..to }],
         }
     }
 
@@ -215,6 +242,7 @@ impl Arg {
             shape: Shape::Any,
             secret: value.contains_secret(),
             invalid: false,
+            refs: Vec::new(),
         }
     }
 
@@ -274,6 +302,7 @@ impl Arg {
             shape: Shape::Any,
             secret,
             invalid: false,
+            refs: Vec::new(),
         }
     }
 
@@ -301,6 +330,7 @@ impl Arg {
             shape: Shape::Object(keys),
             secret,
             invalid: false,
+            refs: Vec::new(),
         }
     }
 }
@@ -359,6 +389,7 @@ impl IntoArg<f64> for f64 {
             shape: Shape::Any,
             secret: false,
             invalid: !self.is_finite(),
+            refs: Vec::new(),
         }
     }
 }
@@ -468,6 +499,18 @@ impl Params {
             .map(|(k, _)| k.as_ref())
     }
 
+    /// The batch commands these parameters refer to through `$result[..]` references.
+    pub(crate) fn refs(&self) -> impl Iterator<Item = RefTo> + '_ {
+        self.entries
+            .iter()
+            .flat_map(|(_, v)| v.refs.iter().copied())
+    }
+
+    /// Whether a reference in these parameters has a path that cannot be written.
+    pub(crate) fn has_bad_ref(&self) -> bool {
+        self.refs().any(|r| r.bad)
+    }
+
     /// Whether any value is secret (never printed by `Debug`).
     pub fn contains_secret(&self) -> bool {
         self.entries.iter().any(|(_, v)| v.secret)
@@ -531,6 +574,11 @@ impl Params {
     pub fn into_arg(self) -> Arg {
         let secret = self.entries.iter().any(|(_, v)| v.secret);
         let invalid = self.entries.iter().any(|(_, v)| v.invalid);
+        let refs = self
+            .entries
+            .iter()
+            .flat_map(|(_, v)| v.refs.iter().copied())
+            .collect();
         let mut object = Map::new();
         let mut keys = Vec::with_capacity(self.entries.len());
         for (k, v) in self.entries {
@@ -543,6 +591,7 @@ impl Params {
             shape: Shape::Object(keys),
             secret,
             invalid,
+            refs,
         }
     }
 

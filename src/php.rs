@@ -414,16 +414,54 @@ fn join(pairs: &[(String, String)]) -> String {
 /// A [`serde_json::Error`] when `value` does not serialize to JSON (a map with keys that are
 /// not strings, a failing `Serialize` impl).
 pub fn encode_ordered<T: Serialize + ?Sized>(value: &T) -> Result<String, serde_json::Error> {
+    encode_with(value, Opts::HTTP_BUILD_QUERY)
+}
+
+/// Encodes the parameters of one `batch` command (`method?query`), so that each value means
+/// on the server what it means in a JSON body, as far as a query string can say it:
+/// booleans as `bools` says, and `null`, `[]` and `{}` as `key=` (an empty value, which PHP's
+/// `empty()` reads like the JSON value), never left out. The order set is kept at every level.
+pub(crate) fn encode_command<T: Serialize + ?Sized>(
+    value: &T,
+    bools: crate::meta::BoolForm,
+) -> Result<String, serde_json::Error> {
+    encode_with(
+        value,
+        Opts {
+            bools,
+            keep_empty: true,
+        },
+    )
+}
+
+fn encode_with<T: Serialize + ?Sized>(value: &T, opts: Opts) -> Result<String, serde_json::Error> {
     let text = serde_json::to_string(value)?;
     let mut out = Vec::new();
     let mut de = serde_json::Deserializer::from_str(&text);
     Walk {
         prefix: None,
         out: &mut out,
+        opts,
     }
     .deserialize(&mut de)?;
     de.end()?;
     Ok(join(&out))
+}
+
+/// How values without a query-string form are written.
+#[derive(Clone, Copy)]
+struct Opts {
+    bools: crate::meta::BoolForm,
+    /// `null`, `[]` and `{}` as `key=` instead of nothing.
+    keep_empty: bool,
+}
+
+impl Opts {
+    /// PHP's `http_build_query`: `1`/`0`, empties left out.
+    const HTTP_BUILD_QUERY: Opts = Opts {
+        bools: crate::meta::BoolForm::OneZero,
+        keep_empty: false,
+    };
 }
 
 /// Walks JSON text in order, pushing the `http_build_query` pairs of what it reads under
@@ -431,6 +469,7 @@ pub fn encode_ordered<T: Serialize + ?Sized>(value: &T) -> Result<String, serde_
 struct Walk<'a> {
     prefix: Option<String>,
     out: &'a mut Vec<(String, String)>,
+    opts: Opts,
 }
 
 impl Walk<'_> {
@@ -464,7 +503,13 @@ impl<'de> Visitor<'de> for Walk<'_> {
     }
 
     fn visit_bool<E: de::Error>(self, b: bool) -> Result<(), E> {
-        self.leaf(if b { "1" } else { "0" }.to_owned());
+        let text = match (self.opts.bools, b) {
+            (crate::meta::BoolForm::OneZero, true) => "1",
+            (crate::meta::BoolForm::OneZero, false) => "0",
+            (crate::meta::BoolForm::YesNo, true) => "Y",
+            (crate::meta::BoolForm::YesNo, false) => "N",
+        };
+        self.leaf(text.to_owned());
         Ok(())
     }
 
@@ -492,6 +537,9 @@ impl<'de> Visitor<'de> for Walk<'_> {
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        if self.opts.keep_empty {
+            self.leaf(String::new());
+        }
         Ok(())
     }
 
@@ -502,21 +550,32 @@ impl<'de> Visitor<'de> for Walk<'_> {
             let walk = Walk {
                 prefix: Some(key),
                 out: &mut *self.out,
+                opts: self.opts,
             };
             if seq.next_element_seed(walk)?.is_none() {
-                return Ok(());
+                break;
             }
             i += 1;
         }
+        if i == 0 && self.opts.keep_empty {
+            self.leaf(String::new());
+        }
+        Ok(())
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut n = 0usize;
         while let Some(k) = map.next_key::<String>()? {
             let key = self.key(&k);
             map.next_value_seed(Walk {
                 prefix: Some(key),
                 out: &mut *self.out,
+                opts: self.opts,
             })?;
+            n += 1;
+        }
+        if n == 0 && self.opts.keep_empty {
+            self.leaf(String::new());
         }
         Ok(())
     }

@@ -24,8 +24,8 @@ use crate::wire::Time;
 /// Every HTTP request to the portal takes one unit from a bucket shared by all clones of the
 /// client (and by every client a [`ClientPool`](crate::ClientPool) hands out for one portal):
 /// a re-POST after a redirect, the retry after a token refresh and a `batch` each count. The
-/// client keeps a small safety margin below the plan's figures (about 10 % of the burst, at
-/// least 2 requests, and 2 % of the rate), so that network jitter does not trip the portal.
+/// client keeps a small safety margin below the plan's figures (2 % of the burst, at
+/// least 1 request, and 1 % of the rate), so that network jitter does not trip the portal.
 ///
 /// The per-method operating-time budget (480 s of server time per 10 minutes on cloud
 /// portals) is part of the same settings: a method whose `time.operating` approaches it is
@@ -121,6 +121,8 @@ const SLOW_DOWN_AT: f64 = 0.8;
 /// per-method operating-time state.
 pub(crate) struct Limits {
     bucket: Option<RateLimiter<NotKeyed, InMemoryState, DefaultClock>>,
+    /// The portal's drain rate the bucket was made for, requests per second.
+    per_second: Option<f64>,
     clock: DefaultClock,
     budget: f64,
     state: Mutex<State>,
@@ -155,11 +157,13 @@ impl Limits {
     pub(crate) fn new(limit: &RateLimit) -> Limits {
         let clock = DefaultClock::default();
         let bucket = limit.bucket.and_then(|(burst, per_second)| {
-            // The safety margin: ~10 % of the burst (at least 2) and 2 % of the rate.
-            let margin = (burst / 10).max(2);
+            // The safety margin: 2 % of the burst (at least 1, against requests arriving
+            // bunched by network jitter) and 1 % of the rate (against clock drift and the
+            // portal's rounding).
+            let margin = (burst / 50).max(1);
             let burst = NonZeroU32::new(burst.saturating_sub(margin).max(1))?;
             // At least one request a day: a slower rate would overflow the period.
-            let period = Duration::try_from_secs_f64(1.0 / (per_second * 0.98))
+            let period = Duration::try_from_secs_f64(1.0 / (per_second * 0.99))
                 .unwrap_or(Duration::from_secs(86_400))
                 .min(Duration::from_secs(86_400));
             let quota = Quota::with_period(period)?.allow_burst(burst);
@@ -167,10 +171,16 @@ impl Limits {
         });
         Limits {
             bucket,
+            per_second: limit.bucket.map(|(_, r)| r),
             clock,
             budget: limit.operating_budget.as_secs_f64(),
             state: Mutex::new(State::default()),
         }
+    }
+
+    /// The portal's request rate this client keeps to (requests per second), if limited.
+    pub(crate) fn rate(&self) -> Option<f64> {
+        self.per_second
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {

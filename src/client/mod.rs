@@ -20,19 +20,26 @@ use std::time::Duration;
 use serde_json::Value;
 
 mod auth;
+mod batch;
 mod builder;
 mod code;
 mod decode;
 mod limit;
+mod list;
 mod policy;
 mod pool;
 mod transport;
 
+pub use batch::{
+    Batch, BatchRef, BatchResults, CallMany, Handle, Outcome, DEFAULT_CALL_MANY_CONCURRENCY,
+    MAX_BATCH_COMMANDS,
+};
 pub use builder::ClientBuilder;
 pub use code::AuthorizationCode;
 pub use decode::Answer;
 pub use decode::{Decode, Response, ResponseFuture};
 pub use limit::{RateLimit, DEFAULT_OPERATING_BUDGET};
+pub use list::{ListMode, ListProgress, ListStream};
 pub(crate) use policy::CallOptions;
 pub use policy::{Retry, DEFAULT_CALL_TIMEOUT};
 pub use pool::{ClientPool, ClientPoolBuilder};
@@ -364,6 +371,13 @@ fn start(
                 .with_method(meta.name)
                 .with_message(m)
         })?;
+        if params.refs().next().is_some() {
+            return Err(Error::new(ErrorKind::InvalidInput)
+                .with_method(meta.name)
+                .with_message(
+                    "a batch reference ($result[..]) only means something inside its batch",
+                ));
+        }
         let body = serde_json::to_vec(&params).map_err(|e| {
             Error::new(ErrorKind::InvalidInput)
                 .with_method(meta.name)

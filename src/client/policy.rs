@@ -50,7 +50,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Retry {
-    max_attempts: u32,
+    pub(super) max_attempts: u32,
     base: Duration,
     max: Duration,
 }

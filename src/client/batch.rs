@@ -1,0 +1,1187 @@
+//! `batch`: many commands in one HTTP request (PROTOCOL 5), typed, with `$result[..]`
+//! references, `halt`, transparent splitting into requests of 50 commands, and
+//! [`Client::call_many`] for bulk writes.
+//!
+//! A command is encoded once, when it is added: its parameters become the PHP query string of
+//! `method?query`, with booleans as the method's [`BoolForm`](crate::BoolForm) says and
+//! `null` / `[]` / `{}` as empty values (never left out). Each batch request goes down the
+//! client's one call path (rate limit, auth, refresh, retries of refusals) as method `batch`,
+//! a write unless every command in it only reads; the answer's five maps are read back under
+//! the caller's labels.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value};
+
+use super::{policy, Call, CallOptions, Client, Response};
+use crate::codes;
+use crate::error::{Error, ErrorKind, RetryClass};
+use crate::meta::{Access, ApiVersion, BoolForm, Method};
+use crate::params::{Arg, IntoArg, Params, RefTo};
+use crate::wire::{FromWire, Time};
+
+/// Most commands the portal runs in one `batch` request.
+pub const MAX_BATCH_COMMANDS: usize = 50;
+
+/// Each batch gets its own number, so that a reference or handle from another batch is
+/// recognised.
+static NEXT_BATCH: AtomicU64 = AtomicU64::new(1);
+
+/// One encoded command.
+#[derive(Clone)]
+pub(crate) struct Command {
+    /// The caller's label.
+    label: Arc<str>,
+    /// The key it travels under in `cmd` (the label when it is a safe PHP array key, else
+    /// `_<position>`).
+    key: Arc<str>,
+    method: Cow<'static, str>,
+    access: Access,
+    /// `method?query`.
+    text: String,
+    /// Positions of the commands whose results it uses.
+    refs: Vec<usize>,
+}
+
+impl Command {
+    /// Encodes `params` for `method`.
+    pub(crate) fn new(
+        label: Arc<str>,
+        key: Arc<str>,
+        method: Cow<'static, str>,
+        access: Access,
+        bools: BoolForm,
+        mut params: Params,
+    ) -> Result<Command, Error> {
+        let invalid = |m: String| {
+            Error::new(ErrorKind::InvalidInput)
+                .with_method(&method)
+                .with_message(m)
+        };
+        if method.eq_ignore_ascii_case("batch") {
+            return Err(invalid("`batch` cannot run inside a batch".into()));
+        }
+        if method.is_empty() || method.contains(['?', '&', '#', ' ']) {
+            return Err(invalid(format!("`{method}` is not a method name")));
+        }
+        params.remove("auth");
+        if let Some(name) = params.unsendable() {
+            return Err(invalid(format!(
+                "parameter `{name}` is not a finite number (NaN or infinite)"
+            )));
+        }
+        let query = crate::php::encode_command(&params, bools)
+            .map_err(|e| invalid(format!("the parameters cannot be encoded: {e}")))?;
+        let text = if query.is_empty() {
+            method.to_string()
+        } else {
+            format!("{method}?{query}")
+        };
+        Ok(Command {
+            label,
+            key,
+            method,
+            access,
+            text,
+            refs: Vec::new(),
+        })
+    }
+}
+
+/// A reference to the result of an earlier command of the same batch: `$result[label]`,
+/// `$result[label][ID]`, `$result[label][items][0][id]`. Pass it to any setter of a later
+/// command (`.id(contact.result())`, `.contact_id(found.index(0).field("ID"))`): the portal
+/// puts the referenced value in its place when it runs that command
+/// ([batch docs](https://apidocs.bitrix24.com/settings/how-to-call-rest-api/batch.html)).
+///
+/// Made from a [`Handle`]. A reference to a command of another batch, to a later command, or
+/// across the 50-command split of a large batch is refused by [`Batch::push`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BatchRef {
+    to: RefTo,
+    text: String,
+    /// A path segment that cannot be written inside `[..]`.
+    bad: bool,
+}
+
+impl BatchRef {
+    /// The field `name` of the referenced value (`[ID]`).
+    pub fn field(mut self, name: &str) -> BatchRef {
+        self.bad |= name.is_empty() || name.contains(['[', ']', '&', '=', '?', '#']);
+        self.text.push('[');
+        self.text.push_str(name);
+        self.text.push(']');
+        self
+    }
+
+    /// The item at `index` of the referenced list (`[0]`).
+    pub fn index(mut self, index: usize) -> BatchRef {
+        self.text.push('[');
+        self.text.push_str(&index.to_string());
+        self.text.push(']');
+        self
+    }
+
+    /// The reference as the portal reads it, e.g. `$result[contact][ID]`.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl<T> IntoArg<T> for BatchRef {
+    fn into_arg(self) -> Arg {
+        Arg::reference(Value::String(self.text), self.to, self.bad)
+    }
+}
+
+/// The handle of one command added to a [`Batch`]: read its outcome from the
+/// [`BatchResults`] with it, or refer to its result in a later command.
+pub struct Handle<T> {
+    batch: u64,
+    index: usize,
+    label: Arc<str>,
+    key: Arc<str>,
+    _output: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for Handle<T> {
+    fn clone(&self) -> Self {
+        Handle {
+            batch: self.batch,
+            index: self.index,
+            label: self.label.clone(),
+            key: self.key.clone(),
+            _output: PhantomData,
+        }
+    }
+}
+
+impl<T> fmt::Debug for Handle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handle")
+            .field("label", &self.label)
+            .field("index", &self.index)
+            .finish()
+    }
+}
+
+impl<T> Handle<T> {
+    /// The label given to the command.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// The command's position in the batch, from 0.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// A reference to the command's whole `result` (`$result[label]`).
+    pub fn result(&self) -> BatchRef {
+        BatchRef {
+            to: RefTo {
+                batch: self.batch,
+                index: self.index,
+                bad: false,
+            },
+            text: format!("$result[{}]", self.key),
+            bad: false,
+        }
+    }
+
+    /// A reference to the field `name` of the command's result (`$result[label][name]`).
+    pub fn field(&self, name: &str) -> BatchRef {
+        self.result().field(name)
+    }
+
+    /// A reference to the item at `index` of the command's list result
+    /// (`$result[label][index]`).
+    pub fn item(&self, index: usize) -> BatchRef {
+        self.result().index(index)
+    }
+}
+
+/// Several commands sent together as `batch` requests: made by [`Client::batch`].
+///
+/// ```no_run
+/// # async fn f(client: &bitrix24::Client) -> Result<(), bitrix24::Error> {
+/// use bitrix24::crm::{CrmContactAdd, CrmContactAddFields, CrmDealAdd, CrmDealAddFields};
+///
+/// let mut batch = client.batch();
+/// let contact = batch.push("contact", CrmContactAdd::new(CrmContactAddFields::new().name("Ann")))?;
+/// // The deal is linked to the contact created just before, in the same request.
+/// let deal = batch.push(
+///     "deal",
+///     CrmDealAdd::new(CrmDealAddFields::new().title("First order").contact_id(contact.result())),
+/// )?;
+/// let results = batch.send().await?;
+/// let contact_id = results.get(&contact).into_result()?.result;
+/// let deal_id = results.get(&deal).into_result()?.result;
+/// println!("contact {contact_id}, deal {deal_id}");
+/// # Ok(()) }
+/// ```
+///
+/// More than 50 commands go out as several requests, one after another, each paced by the
+/// client's rate limit. With references the batch [halts](Self::halt) at the first failure
+/// unless told otherwise: the portal puts the literal text of a reference in place when the
+/// command it names failed.
+pub struct Batch {
+    client: Client,
+    id: u64,
+    commands: Vec<Command>,
+    labels: HashMap<Arc<str>, usize>,
+    halt: Option<bool>,
+    options: CallOptions,
+}
+
+impl fmt::Debug for Batch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The encoded commands may hold secrets: only labels and methods are shown.
+        f.debug_struct("Batch")
+            .field(
+                "commands",
+                &self
+                    .commands
+                    .iter()
+                    .map(|c| (&*c.label, &*c.method))
+                    .collect::<Vec<_>>(),
+            )
+            .field("halt", &self.halt)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether `label` can travel as it is as a key of `cmd` and inside `$result[..]`: PHP would
+/// turn a numeric key into a list index (`"0"`, `"1"`), and brackets or `&` would break the
+/// reference syntax.
+fn safe_key(label: &str) -> bool {
+    let mut chars = label.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && label.len() <= 64
+}
+
+impl Batch {
+    pub(crate) fn new(client: Client) -> Batch {
+        Batch {
+            client,
+            id: NEXT_BATCH.fetch_add(1, Ordering::Relaxed),
+            commands: Vec::new(),
+            labels: HashMap::new(),
+            halt: None,
+            options: CallOptions::default(),
+        }
+    }
+
+    /// Adds `request` under `label` (any text, unique in the batch; numeric labels such as
+    /// `"0"` are fine) and returns its handle.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`], and nothing is added, when the label is taken; the method
+    /// may not run inside `batch` ([`MethodMeta::batch`](crate::MethodMeta::batch)) or is a
+    /// REST 3.0 one; a parameter cannot be encoded (NaN); a reference names a command of
+    /// another batch, a command not added before this one, or one that will travel in
+    /// another request of 50 commands.
+    pub fn push<M: Method>(
+        &mut self,
+        label: impl Into<String>,
+        request: M,
+    ) -> Result<Handle<M::Output>, Error> {
+        let meta = M::META;
+        let invalid = |m: String| {
+            Error::new(ErrorKind::InvalidInput)
+                .with_method(meta.name)
+                .with_message(m)
+        };
+        if !meta.batch {
+            return Err(invalid(format!(
+                "{} may not run inside batch (file transfer, or batch itself)",
+                meta.name
+            )));
+        }
+        if meta.api != ApiVersion::V2 {
+            return Err(invalid(
+                "REST 3.0 methods are not supported by this version".into(),
+            ));
+        }
+        let params = request.wire_params().clone();
+        meta.check(&params).map_err(invalid)?;
+        self.add_command(
+            label.into(),
+            Cow::Borrowed(meta.name),
+            meta.access,
+            meta.query_bool,
+            params,
+        )
+    }
+
+    /// Adds a command under the next free numeric label (`"0"`, `"1"`, ...: its position).
+    ///
+    /// # Errors
+    /// As for [`push`](Self::push).
+    pub fn add<M: Method>(&mut self, request: M) -> Result<Handle<M::Output>, Error> {
+        let label = self.commands.len().to_string();
+        self.push(label, request)
+    }
+
+    /// Adds a method by name with JSON parameters (an object, or `null` for none), as
+    /// [`Client::call_raw`] does; it counts as a write.
+    ///
+    /// # Errors
+    /// As for [`push`](Self::push); also when `params` is not a JSON object (nothing of it
+    /// would reach the portal).
+    pub fn push_raw(
+        &mut self,
+        label: impl Into<String>,
+        method: impl Into<String>,
+        params: Value,
+    ) -> Result<Handle<Value>, Error> {
+        let method = method.into();
+        let params = Params::from_value(params).map_err(|_| {
+            Error::new(ErrorKind::InvalidInput)
+                .with_method(&method)
+                .with_message("params must be a JSON object")
+        })?;
+        self.add_command(
+            label.into(),
+            Cow::Owned(method),
+            Access::Write,
+            BoolForm::OneZero,
+            params,
+        )
+    }
+
+    fn add_command<T>(
+        &mut self,
+        label: String,
+        method: Cow<'static, str>,
+        access: Access,
+        bools: BoolForm,
+        params: Params,
+    ) -> Result<Handle<T>, Error> {
+        let index = self.commands.len();
+        let invalid = |m: String| {
+            Error::new(ErrorKind::InvalidInput)
+                .with_method(&method)
+                .with_message(m)
+        };
+        let label: Arc<str> = label.into();
+        if self.labels.contains_key(&label) {
+            return Err(invalid(format!(
+                "the label `{label}` is already in this batch"
+            )));
+        }
+        let mut refs = Vec::new();
+        for to in params.refs() {
+            if to.batch != self.id {
+                return Err(invalid(
+                    "a reference to a command of another batch".to_owned(),
+                ));
+            }
+            if to.index >= index {
+                return Err(invalid(
+                    "a reference to a command that is not before this one".to_owned(),
+                ));
+            }
+            if to.index / MAX_BATCH_COMMANDS != index / MAX_BATCH_COMMANDS {
+                return Err(invalid(format!(
+                    "a reference to `{}` (command {}), which travels in another request of {MAX_BATCH_COMMANDS} \
+                     commands than this one (command {index}): a reference only reaches commands of its own request",
+                    self.commands[to.index].label, to.index
+                )));
+            }
+            refs.push(to.index);
+        }
+        if params.has_bad_ref() {
+            return Err(invalid(
+                "a reference path segment is empty or holds `[`, `]`, `&`, `=`, `?` or `#`".into(),
+            ));
+        }
+        let key: Arc<str> = if safe_key(&label) {
+            label.clone()
+        } else {
+            format!("_{index}").into()
+        };
+        let mut command = Command::new(label.clone(), key.clone(), method, access, bools, params)?;
+        command.refs = refs;
+        self.labels.insert(label.clone(), index);
+        self.commands.push(command);
+        Ok(Handle {
+            batch: self.id,
+            index,
+            label,
+            key,
+            _output: PhantomData,
+        })
+    }
+
+    /// With `true`, the portal stops at the first failing command and the rest come back
+    /// [`Outcome::NotRun`]; with `false` every command runs. Default: `true` when a command
+    /// carries a reference, else `false`. Also stops the later requests of a batch larger
+    /// than 50 commands.
+    pub fn halt(&mut self, halt: bool) -> &mut Batch {
+        self.halt = Some(halt);
+        self
+    }
+
+    /// How each batch request is retried (default: the client's [`Retry`](crate::Retry)).
+    /// Only refusals the portal answers before running anything (`QUERY_LIMIT_EXCEEDED`, a
+    /// connection that never opened) are retried for a batch that writes, and only commands
+    /// the portal reports as refused (`OPERATION_TIME_LIMIT`) are sent again.
+    pub fn retry(&mut self, retry: crate::Retry) -> &mut Batch {
+        self.options.retry = Some(retry);
+        self
+    }
+
+    /// The deadline of each batch request, waits and retries included (default: the
+    /// client's [`timeout`](crate::ClientBuilder::timeout)).
+    pub fn timeout(&mut self, timeout: Duration) -> &mut Batch {
+        self.options.timeout = Some(timeout);
+        self
+    }
+
+    /// How many commands it holds.
+    pub fn len(&self) -> usize {
+        self.commands.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.commands.is_empty()
+    }
+
+    /// Sends every command: requests of up to 50 commands, one after another.
+    ///
+    /// # Errors
+    /// Only when no command could run at all: every batch request failed as a whole (auth,
+    /// transport, a deadline), with that request's error. Otherwise each command's own
+    /// outcome is in the [`BatchResults`], failures included.
+    pub async fn send(self) -> Result<BatchResults, Error> {
+        let halt = self
+            .halt
+            .unwrap_or_else(|| self.commands.iter().any(|c| !c.refs.is_empty()));
+        let mut outcomes: Vec<Entry> = Vec::with_capacity(self.commands.len());
+        let mut requests = 0;
+        let mut whole_failures = 0;
+        let mut first_whole_error = None;
+        let chunks = self.commands.chunks(MAX_BATCH_COMMANDS).count();
+        let mut stopped = false;
+        for chunk in self.commands.chunks(MAX_BATCH_COMMANDS) {
+            if stopped {
+                outcomes.extend(chunk.iter().map(|_| Entry::NotRun));
+                continue;
+            }
+            let sent = run_chunk(&self.client, chunk, halt, &self.options).await;
+            requests += sent.requests;
+            if let Some(e) = &sent.whole {
+                whole_failures += 1;
+                first_whole_error.get_or_insert_with(|| e.clone());
+            }
+            if halt
+                && sent
+                    .entries
+                    .iter()
+                    .any(|e| matches!(e, Entry::Failed(_) | Entry::NotRun))
+            {
+                stopped = true;
+            }
+            outcomes.extend(sent.entries);
+        }
+        if chunks > 0 && whole_failures == chunks {
+            if let Some(e) = first_whole_error {
+                return Err(e);
+            }
+        }
+        Ok(BatchResults {
+            batch: self.id,
+            labels: self.commands.iter().map(|c| c.label.clone()).collect(),
+            methods: self.commands.iter().map(|c| c.method.clone()).collect(),
+            entries: outcomes,
+            requests,
+        })
+    }
+}
+
+/// What happened to one command.
+#[derive(Clone, Debug)]
+pub(crate) enum Entry {
+    Done {
+        result: Value,
+        total: Option<u64>,
+        next: Option<u64>,
+        time: Option<Value>,
+    },
+    Failed(Error),
+    NotRun,
+}
+
+/// The outcome of one batch command, read with [`BatchResults::get`].
+#[derive(Debug)]
+#[must_use]
+pub enum Outcome<T> {
+    /// It ran: its decoded `result` with its own `total`, `next` and `time`.
+    Done(Response<T>),
+    /// It failed (its error from `result_error`, the whole request's error, or a `result`
+    /// that does not decode as `T`).
+    Failed(Error),
+    /// It did not run: the batch halted at an earlier failure.
+    NotRun,
+}
+
+impl<T> Outcome<T> {
+    /// `Done` as `Ok`; `Failed` as its error; `NotRun` as an error of kind
+    /// [`ErrorKind::NotRun`].
+    ///
+    /// # Errors
+    /// As said.
+    pub fn into_result(self) -> Result<Response<T>, Error> {
+        match self {
+            Outcome::Done(r) => Ok(r),
+            Outcome::Failed(e) => Err(e),
+            Outcome::NotRun => Err(Error::new(ErrorKind::NotRun)
+                .with_message("not run: the batch halted at an earlier failure")),
+        }
+    }
+
+    /// The decoded `result` if it ran.
+    pub fn ok(self) -> Option<T> {
+        match self {
+            Outcome::Done(r) => Some(r.result),
+            _ => None,
+        }
+    }
+
+    /// Whether it ran and decoded.
+    pub fn is_done(&self) -> bool {
+        matches!(self, Outcome::Done(_))
+    }
+
+    /// Whether it did not run.
+    pub fn is_not_run(&self) -> bool {
+        matches!(self, Outcome::NotRun)
+    }
+}
+
+/// The outcomes of a sent [`Batch`], in the order added.
+#[derive(Debug)]
+pub struct BatchResults {
+    batch: u64,
+    labels: Vec<Arc<str>>,
+    methods: Vec<Cow<'static, str>>,
+    entries: Vec<Entry>,
+    requests: usize,
+}
+
+impl BatchResults {
+    /// The outcome of the command `handle` stands for, decoded as its method's output.
+    /// A handle of another batch gives `Failed` ([`ErrorKind::InvalidInput`]).
+    pub fn get<T: FromWire>(&self, handle: &Handle<T>) -> Outcome<T> {
+        if handle.batch != self.batch {
+            return Outcome::Failed(
+                Error::new(ErrorKind::InvalidInput).with_message("a handle of another batch"),
+            );
+        }
+        self.decode(handle.index)
+    }
+
+    /// The outcome of the command labelled `label`, as raw JSON.
+    pub fn get_raw(&self, label: &str) -> Option<Outcome<Value>> {
+        let i = self.labels.iter().position(|l| &**l == label)?;
+        Some(self.decode(i))
+    }
+
+    fn decode<T: FromWire>(&self, i: usize) -> Outcome<T> {
+        match &self.entries[i] {
+            Entry::Done {
+                result,
+                total,
+                next,
+                time,
+            } => match T::from_wire(result) {
+                Ok(v) => Outcome::Done(Response {
+                    result: v,
+                    total: *total,
+                    next: *next,
+                    time: time.as_ref().and_then(Time::from_value),
+                }),
+                Err(e) => Outcome::Failed(
+                    Error::new(ErrorKind::Decode)
+                        .with_method(&self.methods[i])
+                        .with_path(e.path())
+                        .with_message(e.message()),
+                ),
+            },
+            Entry::Failed(e) => Outcome::Failed(e.clone()),
+            Entry::NotRun => Outcome::NotRun,
+        }
+    }
+
+    /// The labels, in the order added.
+    pub fn labels(&self) -> impl Iterator<Item = &str> {
+        self.labels.iter().map(|l| &**l)
+    }
+
+    /// How many commands ran successfully.
+    pub fn done(&self) -> usize {
+        self.entries
+            .iter()
+            .filter(|e| matches!(e, Entry::Done { .. }))
+            .count()
+    }
+
+    /// How many failed.
+    pub fn failed(&self) -> usize {
+        self.entries
+            .iter()
+            .filter(|e| matches!(e, Entry::Failed(_)))
+            .count()
+    }
+
+    /// How many did not run.
+    pub fn not_run(&self) -> usize {
+        self.entries
+            .iter()
+            .filter(|e| matches!(e, Entry::NotRun))
+            .count()
+    }
+
+    /// How many HTTP requests the batch took (retries of refused commands included).
+    pub fn requests(&self) -> usize {
+        self.requests
+    }
+
+    /// How many commands it had.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether it had none.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// What one chunk of at most 50 commands came to.
+pub(crate) struct Sent {
+    pub entries: Vec<Entry>,
+    pub requests: usize,
+    /// The error of a batch request that failed as a whole (every command carries it).
+    pub whole: Option<Error>,
+}
+
+/// Sends one chunk (at most 50 commands, references only inside it), then sends again the
+/// commands the portal refused without running them, as long as the retry policy and the
+/// deadline allow.
+pub(crate) async fn run_chunk(
+    client: &Client,
+    chunk: &[Command],
+    halt: bool,
+    options: &CallOptions,
+) -> Sent {
+    let inner = &client.inner;
+    let retry = options.retry.as_ref().unwrap_or(&inner.retry).clone();
+    let timeout = options.timeout.unwrap_or(inner.call_timeout);
+    let deadline = Instant::now().checked_add(timeout);
+    let mut entries: Vec<Entry> = vec![Entry::NotRun; chunk.len()];
+    // The positions to send in this round.
+    let mut todo: Vec<usize> = (0..chunk.len()).collect();
+    let mut requests = 0;
+    let mut rounds = 0u32;
+    loop {
+        rounds += 1;
+        let cmds: Vec<&Command> = todo.iter().map(|&i| &chunk[i]).collect();
+        // Wait for the operating-time budget of the methods refused before.
+        let wait = cmds
+            .iter()
+            .map(|c| inner.limits.method_wait(&c.method))
+            .filter(|(_, blocked)| *blocked)
+            .map(|(w, _)| w)
+            .max()
+            .unwrap_or_default();
+        if !wait.is_zero() {
+            if deadline.is_some_and(|d| Instant::now() + wait > d) {
+                break;
+            }
+            tokio::time::sleep(wait).await;
+        }
+        let answer = send_batch(client, &cmds, halt, options).await;
+        requests += 1;
+        let maps = match answer {
+            Ok(maps) => maps,
+            Err(e) => {
+                for &i in &todo {
+                    entries[i] = Entry::Failed(e.clone());
+                }
+                let whole = (rounds == 1).then_some(e);
+                return Sent {
+                    entries,
+                    requests,
+                    whole,
+                };
+            }
+        };
+        let mut refused = Vec::new();
+        for (pos, &i) in todo.iter().enumerate() {
+            let c = &chunk[i];
+            let entry = maps.entry(&c.key, pos, &c.method);
+            if let Entry::Done { time, .. } = &entry {
+                inner
+                    .limits
+                    .answered(&c.method, time.as_ref().and_then(Time::budget_of).as_ref());
+            }
+            if let Entry::Failed(e) = &entry {
+                match e.retry_class() {
+                    RetryClass::OperatingLimit => {
+                        inner.limits.blocked(&c.method, e.operating_reset_at());
+                        refused.push(i);
+                    }
+                    RetryClass::Throttled => {
+                        inner.limits.throttled();
+                        refused.push(i);
+                    }
+                    _ => {}
+                }
+            }
+            entries[i] = entry;
+        }
+        if refused.is_empty() || rounds >= retry.max_attempts.max(1) {
+            break;
+        }
+        // Send again what certainly did not run: the refused commands and, under halt, what
+        // did not run after them, except commands whose references point at commands that
+        // ran (their results are not in a new request).
+        let mut again: Vec<usize> = Vec::new();
+        for &i in &todo {
+            let retry_it = refused.contains(&i) || (halt && matches!(entries[i], Entry::NotRun));
+            if retry_it && chunk[i].refs.iter().all(|r| again.contains(r)) {
+                again.push(i);
+            }
+        }
+        if again.is_empty() {
+            break;
+        }
+        todo = again;
+    }
+    Sent {
+        entries,
+        requests,
+        whole: None,
+    }
+}
+
+/// The five maps of a batch answer.
+struct Maps {
+    result: Option<Value>,
+    error: Option<Value>,
+    total: Option<Value>,
+    next: Option<Value>,
+    time: Option<Value>,
+}
+
+impl Maps {
+    /// The entry of `key` (the command at `pos` of the request) in `map`: a map by key, or a
+    /// list by position (PHP turns a map with keys 0, 1, ... into a list); `[]` is empty.
+    fn find<'a>(map: &'a Option<Value>, key: &str, pos: usize) -> Option<&'a Value> {
+        match map.as_ref()? {
+            Value::Object(m) => m.get(key),
+            Value::Array(a) => a.get(pos),
+            _ => None,
+        }
+    }
+
+    fn entry(&self, key: &str, pos: usize, method: &str) -> Entry {
+        if let Some(e) = Self::find(&self.error, key, pos) {
+            return Entry::Failed(command_error(method, e));
+        }
+        match Self::find(&self.result, key, pos) {
+            // A `null` result is a result (methods that return nothing).
+            Some(result) => Entry::Done {
+                result: result.clone(),
+                total: Self::find(&self.total, key, pos).and_then(as_u64),
+                next: Self::find(&self.next, key, pos).and_then(as_u64),
+                time: Self::find(&self.time, key, pos).cloned(),
+            },
+            None => Entry::NotRun,
+        }
+    }
+}
+
+fn as_u64(v: &Value) -> Option<u64> {
+    match v {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+/// A command's error from `result_error`: `{error, error_description}` (or a bare code).
+fn command_error(method: &str, e: &Value) -> Error {
+    let (code, description) = match e {
+        Value::Object(o) => (
+            match o.get("error") {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Number(n)) => n.to_string(),
+                _ => String::new(),
+            },
+            o.get("error_description")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+        ),
+        Value::String(s) => (s.clone(), String::new()),
+        other => (String::new(), other.to_string()),
+    };
+    let status = codes::http_status(&code);
+    Error::api(method, status, code, description)
+}
+
+/// One `batch` HTTP request of `cmds` (at most 50) down the client's call path.
+async fn send_batch(
+    client: &Client,
+    cmds: &[&Command],
+    halt: bool,
+    options: &CallOptions,
+) -> Result<Maps, Error> {
+    // The body, keys in the order to run: `{"cmd": {key: "method?query", ..}, "halt": 0|1}`.
+    let mut body = Vec::with_capacity(64 + cmds.iter().map(|c| c.text.len() + 8).sum::<usize>());
+    body.extend_from_slice(b"{\"cmd\":{");
+    for (i, c) in cmds.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        serde_json::to_writer(&mut body, &*c.key).map_err(encode_error)?;
+        body.push(b':');
+        serde_json::to_writer(&mut body, &c.text).map_err(encode_error)?;
+    }
+    body.extend_from_slice(if halt {
+        b"},\"halt\":1}"
+    } else {
+        b"},\"halt\":0}"
+    });
+    let access = if cmds.iter().all(|c| c.access.is_idempotent()) {
+        Access::Read
+    } else {
+        Access::Write
+    };
+    let call = Call {
+        method: Cow::Borrowed("batch"),
+        access,
+        body: body.into(),
+        options: options.clone(),
+    };
+    let answer = policy::run(&client.inner, &call).await?;
+    let mut result = match answer.result {
+        Some(Value::Object(o)) => o,
+        // `[]` for a batch whose maps are all empty.
+        Some(Value::Array(a)) if a.is_empty() => Map::new(),
+        _ => {
+            return Err(super::decode::decode_error(
+                "batch",
+                &answer,
+                ".result",
+                "not the five maps of a batch answer",
+            ))
+        }
+    };
+    Ok(Maps {
+        result: result.remove("result"),
+        error: result.remove("result_error"),
+        total: result.remove("result_total"),
+        next: result.remove("result_next"),
+        time: result.remove("result_time"),
+    })
+}
+
+fn encode_error(e: serde_json::Error) -> Error {
+    Error::new(ErrorKind::InvalidInput)
+        .with_method("batch")
+        .with_message(e.to_string())
+}
+
+impl Client {
+    /// A new, empty [`Batch`] on this client.
+    pub fn batch(&self) -> Batch {
+        Batch::new(self.clone())
+    }
+}
+
+/// How many batch requests [`Client::call_many`] keeps in flight by default.
+pub const DEFAULT_CALL_MANY_CONCURRENCY: usize = 8;
+
+type BoxStream<T> = std::pin::Pin<Box<dyn futures_core::Stream<Item = T> + Send>>;
+
+/// The results of [`Client::call_many`], one per request in input order: a
+/// [`Stream`](futures_core::Stream) of `Result<Response<T>, Error>`.
+///
+/// Requests are packed 50 to a `batch` and sent as fast as the client's rate limit allows,
+/// a few batches at a time ([`concurrency`](Self::concurrency)). One request's failure is
+/// that request's item only: every other result, every created ID, still comes back. A batch
+/// request refused as a whole before it ran (`QUERY_LIMIT_EXCEEDED`) is sent again; one that
+/// may have run (a lost answer) is not, and each of its requests reports an error with
+/// [`Error::maybe_executed`]. Commands the portal refused inside a batch
+/// (`OPERATION_TIME_LIMIT`) are sent again.
+#[must_use = "a stream does nothing until polled"]
+pub struct CallMany<T> {
+    start: Option<Box<CallManyStart>>,
+    stream: Option<BoxStream<Entry>>,
+    method: Cow<'static, str>,
+    _output: PhantomData<fn() -> T>,
+}
+
+struct CallManyStart {
+    client: Client,
+    commands: Box<dyn Iterator<Item = Result<Command, Error>> + Send>,
+    concurrency: usize,
+    options: CallOptions,
+}
+
+impl<T> fmt::Debug for CallMany<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CallMany")
+            .field("method", &self.method)
+            .field("started", &self.stream.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: FromWire> CallMany<T> {
+    /// How many batch requests may be in flight at once (default
+    /// [`DEFAULT_CALL_MANY_CONCURRENCY`]; at least 1). The rate limit paces them anyway; more
+    /// only helps to spend the bucket's burst quickly over a slow connection. Set before the
+    /// first poll.
+    pub fn concurrency(mut self, n: usize) -> CallMany<T> {
+        if let Some(s) = &mut self.start {
+            s.concurrency = n.max(1);
+        }
+        self
+    }
+
+    /// The deadline and retry policy of each batch request (see [`Batch::timeout`]).
+    pub fn timeout(mut self, timeout: Duration) -> CallMany<T> {
+        if let Some(s) = &mut self.start {
+            s.options.timeout = Some(timeout);
+        }
+        self
+    }
+
+    /// How each batch request is retried (see [`Batch::retry`]).
+    pub fn retry(mut self, retry: crate::Retry) -> CallMany<T> {
+        if let Some(s) = &mut self.start {
+            s.options.retry = Some(retry);
+        }
+        self
+    }
+
+    /// Runs every request and returns all results, in input order.
+    pub async fn results(self) -> Vec<Result<Response<T>, Error>> {
+        use futures_util::StreamExt;
+        self.collect().await
+    }
+
+    fn begin(start: CallManyStart) -> BoxStream<Entry> {
+        use futures_util::StreamExt;
+        let CallManyStart {
+            client,
+            commands,
+            concurrency,
+            options,
+        } = start;
+        let chunks = Chunks {
+            commands,
+            done: false,
+        };
+        let stream = futures_util::stream::iter(chunks)
+            .map(move |chunk| {
+                let client = client.clone();
+                let options = options.clone();
+                async move {
+                    let (positions, cmds): (Vec<usize>, Vec<Command>) = chunk
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(i, c)| c.as_ref().ok().map(|c| (i, c.clone())))
+                        .unzip();
+                    let mut out: Vec<Entry> = chunk
+                        .into_iter()
+                        .map(|c| match c {
+                            Ok(_) => Entry::NotRun,
+                            Err(e) => Entry::Failed(e),
+                        })
+                        .collect();
+                    if !cmds.is_empty() {
+                        let sent = run_chunk(&client, &cmds, false, &options).await;
+                        for (pos, entry) in positions.into_iter().zip(sent.entries) {
+                            out[pos] = entry;
+                        }
+                    }
+                    futures_util::stream::iter(out)
+                }
+            })
+            .buffered(concurrency)
+            .flatten();
+        Box::pin(stream)
+    }
+}
+
+/// Cuts the encoded commands into chunks of at most 50, keyed `c0`..`c49`.
+struct Chunks {
+    commands: Box<dyn Iterator<Item = Result<Command, Error>> + Send>,
+    done: bool,
+}
+
+impl Iterator for Chunks {
+    type Item = Vec<Result<Command, Error>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let mut chunk = Vec::with_capacity(MAX_BATCH_COMMANDS);
+        let mut sendable = 0;
+        while sendable < MAX_BATCH_COMMANDS {
+            match self.commands.next() {
+                Some(Ok(mut c)) => {
+                    c.key = format!("c{sendable}").into();
+                    sendable += 1;
+                    chunk.push(Ok(c));
+                }
+                Some(Err(e)) => chunk.push(Err(e)),
+                None => {
+                    self.done = true;
+                    break;
+                }
+            }
+        }
+        (!chunk.is_empty()).then_some(chunk)
+    }
+}
+
+impl<T: FromWire> futures_core::Stream for CallMany<T> {
+    type Item = Result<Response<T>, Error>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if let Some(start) = this.start.take() {
+            this.stream = Some(Self::begin(*start));
+        }
+        let Some(stream) = &mut this.stream else {
+            return std::task::Poll::Ready(None);
+        };
+        match stream.as_mut().poll_next(cx) {
+            std::task::Poll::Ready(Some(entry)) => {
+                std::task::Poll::Ready(Some(entry_result(entry, &this.method)))
+            }
+            std::task::Poll::Ready(None) => std::task::Poll::Ready(None),
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    }
+}
+
+/// One command's entry as the caller's result.
+pub(crate) fn entry_result<T: FromWire>(entry: Entry, method: &str) -> Result<Response<T>, Error> {
+    match entry {
+        Entry::Done {
+            result,
+            total,
+            next,
+            time,
+        } => match T::from_wire(&result) {
+            Ok(v) => Ok(Response {
+                result: v,
+                total,
+                next,
+                time: time.as_ref().and_then(Time::from_value),
+            }),
+            Err(e) => Err(Error::new(ErrorKind::Decode)
+                .with_method(method)
+                .with_path(e.path())
+                .with_message(e.message())),
+        },
+        Entry::Failed(e) => Err(e),
+        Entry::NotRun => Err(Error::new(ErrorKind::NotRun)
+            .with_method(method)
+            .with_message("not run")),
+    }
+}
+
+impl Client {
+    /// Runs many requests of one method (`crm.contact.add` x 10,000) as bulk `batch`
+    /// requests of 50, at the pace of the client's rate limit, and yields one result per
+    /// request in input order (see [`CallMany`]). `requests` is read lazily, as batches are
+    /// sent.
+    ///
+    /// ```no_run
+    /// # async fn f(client: &bitrix24::Client) -> Result<(), bitrix24::Error> {
+    /// use bitrix24::crm::{CrmContactAdd, CrmContactAddFields};
+    ///
+    /// let adds = (0..10_000).map(|i| CrmContactAdd::new(CrmContactAddFields::new().name(format!("Contact {i}"))));
+    /// let results = client.call_many(adds).results().await;
+    /// let created: Vec<u64> = results.iter().filter_map(|r| r.as_ref().ok().map(|r| r.result)).collect();
+    /// let failed = results.iter().filter(|r| r.is_err()).count();
+    /// println!("{} created, {failed} failed", created.len());
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// Per request: the command's own error; [`ErrorKind::InvalidInput`] for a request that
+    /// cannot go in a batch (see [`Batch::push`]); the batch request's error when it failed
+    /// as a whole (check [`Error::maybe_executed`] before sending a write again).
+    pub fn call_many<M, I>(&self, requests: I) -> CallMany<M::Output>
+    where
+        M: Method + 'static,
+        I: IntoIterator<Item = M>,
+        I::IntoIter: Send + 'static,
+    {
+        let meta = M::META;
+        let commands = requests.into_iter().map(move |request| {
+            let invalid = |m: String| {
+                Error::new(ErrorKind::InvalidInput)
+                    .with_method(meta.name)
+                    .with_message(m)
+            };
+            if !meta.batch {
+                return Err(invalid(format!("{} may not run inside batch", meta.name)));
+            }
+            if meta.api != ApiVersion::V2 {
+                return Err(invalid(
+                    "REST 3.0 methods are not supported by this version".into(),
+                ));
+            }
+            let params = request.wire_params().clone();
+            meta.check(&params).map_err(invalid)?;
+            if params.refs().next().is_some() {
+                return Err(invalid(
+                    "a batch reference ($result[..]) only means something inside its batch".into(),
+                ));
+            }
+            let key: Arc<str> = Arc::from("c");
+            Command::new(
+                key.clone(),
+                key,
+                Cow::Borrowed(meta.name),
+                meta.access,
+                meta.query_bool,
+                params,
+            )
+        });
+        CallMany {
+            start: Some(Box::new(CallManyStart {
+                client: self.clone(),
+                commands: Box::new(commands),
+                concurrency: DEFAULT_CALL_MANY_CONCURRENCY,
+                options: CallOptions::default(),
+            })),
+            stream: None,
+            method: Cow::Borrowed(meta.name),
+            _output: PhantomData,
+        }
+    }
+}
