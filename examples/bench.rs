@@ -3,6 +3,8 @@
 //! ```sh
 //! cargo run --release --example bench -- overhead [CALLS]   # default 10000
 //! cargo run --release --example bench -- limiter [CALLS]    # default 2000
+//! cargo run --release --example bench -- bulk [ADDS]        # default 10000
+//! cargo run --release --example bench -- scan [CONTACTS] [MODES]  # default 20000, all modes
 //! ```
 //!
 //! `overhead`: `CALLS` sequential `user.current` calls, the typed client versus a bare
@@ -14,6 +16,19 @@
 //! portal whose bucket is 50 / 20 per second: wall time, its ratio to the floor the portal's
 //! bucket allows (`(CALLS - 50) / 20` s), and the `QUERY_LIMIT_EXCEEDED` refusals the portal
 //! answered.
+
+//!
+//! `bulk`: `ADDS` `crm.contact.add` through `Client::call_many` (batches of 50) against a
+//! portal with a 50 / 20 per s bucket and a 20 ms round trip: HTTP requests, wall time, its
+//! ratio to the bucket's floor (the first 50 batch requests at once, then 20 per s, plus one
+//! round trip), refusals, and whether every ID came back in input order.
+//!
+//! `scan`: a full scan of `CONTACTS` contacts (`crm.contact.list`) through a list stream in
+//! each mode (`offset`, `batched-offset`, `fast`, `batched-fast`, or those named, comma
+//! separated), same portal settings; items are counted and checked in order without
+//! collecting them: requests, wall time, and the growth of the process's peak RSS during the
+//! scan (the peak is reset through `/proc/self/clear_refs` before each mode; the fake portal
+//! runs in the same process, so its page buffers count too).
 
 #![allow(deprecated)]
 
@@ -264,6 +279,135 @@ fn decode(n: usize) {
     );
 }
 
+/// The fake portal of `bulk` and `scan`: a 50 / 20 per s bucket, a 20 ms round trip.
+fn bucket_portal(contacts: u64, log: usize) -> FakePortal {
+    start_portal(
+        FakePortal::builder()
+            .rate_limit(50, 20.0)
+            .latency(Duration::from_millis(20))
+            .contacts(contacts)
+            .request_log_capacity(log),
+    )
+}
+
+fn bucket_client(portal: &FakePortal) -> Client {
+    Client::builder()
+        .webhook(portal.webhook_url(1))
+        .rate_limit(RateLimit::custom(50, 20.0))
+        .build()
+        .expect("client")
+}
+
+fn bulk(adds: usize) {
+    let portal = bucket_portal(0, adds / 10 + 1000);
+    let rt = client_runtime();
+    rt.block_on(async {
+        let client = bucket_client(&portal);
+        let requests = (0..adds).map(|i| {
+            CrmContactAdd::new().fields(
+                CrmContactAddFields::new()
+                    .name(format!("Bulk {i}"))
+                    .last_name("Bench"),
+            )
+        });
+        let started = Instant::now();
+        let results = client.call_many(requests).results().await;
+        let wall = started.elapsed().as_secs_f64();
+        let ids: Vec<u64> = results
+            .iter()
+            .filter_map(|r| r.as_ref().ok().map(|r| r.result))
+            .collect();
+        let failed = results.len() - ids.len();
+        let in_order = ids.windows(2).all(|w| w[0] < w[1]);
+        let batches = adds.div_ceil(50);
+        let floor = batches.saturating_sub(50) as f64 / 20.0 + 0.02;
+        let log = portal.requests();
+        let refused = log
+            .iter()
+            .filter(|r| r.error.as_deref() == Some(codes::QUERY_LIMIT_EXCEEDED))
+            .count();
+        let status_503 = log.iter().filter(|r| r.status == 503).count();
+        println!("{adds} crm.contact.add through call_many, bucket 50 / 20 per s, 20 ms round trip:");
+        println!(
+            "  HTTP requests {}; wall {wall:.3} s; floor {floor:.3} s; ratio {:.3}",
+            log.len(),
+            wall / floor
+        );
+        println!(
+            "  QUERY_LIMIT_EXCEEDED {refused}; 503 answers {status_503}; IDs returned {} of {adds}, failed {failed}, in input order: {in_order}",
+            ids.len()
+        );
+    });
+}
+
+/// The process's resident set now and its peak since the last reset, in MiB.
+fn rss_mib() -> (f64, f64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+fn reset_peak_rss() {
+    // "5" resets the peak resident set size (VmHWM) to the current one (proc(5)).
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn scan(contacts: u64, modes: &str) {
+    use bitrix24::ListMode;
+    use futures_util::TryStreamExt;
+    let portal = bucket_portal(contacts, 100_000);
+    let rt = client_runtime();
+    let all = [
+        ("offset", ListMode::Offset),
+        ("batched-offset", ListMode::BatchedOffset),
+        ("fast", ListMode::Fast),
+        ("batched-fast", ListMode::BatchedFast),
+    ];
+    println!("full scan of {contacts} contacts (crm.contact.list), bucket 50 / 20 per s, 20 ms round trip:");
+    println!("  mode            requests   wall s   peak RSS growth MiB   items  ordered");
+    for (name, mode) in all {
+        if modes != "all" && !modes.split(',').any(|m| m == name) {
+            continue;
+        }
+        // A fresh client (a full bucket) for every mode, after the portal's bucket drained.
+        std::thread::sleep(Duration::from_secs(3));
+        rt.block_on(async {
+            let client = bucket_client(&portal);
+            portal.clear_requests();
+            reset_peak_rss();
+            let (base, _) = rss_mib();
+            let started = Instant::now();
+            let mut stream = client
+                .crm()
+                .contact_list()
+                .select(["ID", "NAME", "LAST_NAME"])
+                .stream()
+                .mode(mode);
+            let (mut count, mut last, mut ordered) = (0u64, 0u64, true);
+            while let Some(contact) = stream.try_next().await.expect("scan") {
+                let id = contact.id.unwrap_or(0);
+                ordered &= id > last;
+                last = id;
+                count += 1;
+            }
+            let wall = started.elapsed().as_secs_f64();
+            let (_, peak) = rss_mib();
+            println!(
+                "  {name:<15} {:>8} {wall:>8.3} {:>21.1} {count:>7}  {ordered}",
+                portal.requests().len(),
+                peak - base
+            );
+        });
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let n = |default: usize| args.get(1).and_then(|a| a.parse().ok()).unwrap_or(default);
@@ -271,8 +415,15 @@ fn main() {
         Some("overhead") => overhead(n(10_000)),
         Some("limiter") => limiter(n(2_000)),
         Some("decode") => decode(n(100_000)),
+        Some("bulk") => bulk(n(10_000)),
+        Some("scan") => scan(
+            n(20_000) as u64,
+            args.get(2).map_or("all", String::as_str),
+        ),
         _ => {
-            eprintln!("usage: bench overhead [CALLS] | bench limiter [CALLS]");
+            eprintln!(
+                "usage: bench overhead [CALLS] | limiter [CALLS] | decode [N] | bulk [ADDS] | scan [CONTACTS] [MODES]"
+            );
             std::process::exit(2);
         }
     }

@@ -27,7 +27,9 @@ use axum::{http::StatusCode, routing::post, Router};
 use bitrix24::axum::VerifiedEvent;
 use bitrix24::events::{Event, EventOf};
 use bitrix24::types::{BotProperties, ImbotMessageAddData};
-use bitrix24::{ClientPool, Installation, InstallationStore, MemoryInstallationStore, OAuthApp};
+use bitrix24::{
+    Client, ClientPool, Installation, InstallationStore, MemoryInstallationStore, OAuthApp,
+};
 use bitrix24_testkit::{AppSpec, FakePortal};
 use tokio::sync::mpsc;
 
@@ -83,6 +85,54 @@ async fn on_event(State(bot): State<Bot>, verified: VerifiedEvent) -> StatusCode
     StatusCode::OK
 }
 
+/// How many contacts a reply names.
+const SHOWN: usize = 5;
+
+/// The reply to a search: how many contacts match `text` (the portal's `total`, not the
+/// length of one page) and the first few.
+async fn contact_reply(client: &Client, text: &str) -> Result<String, bitrix24::Error> {
+    // Contacts are CRM items of entity type 3 (crm.item.list; camelCase field names). One
+    // page is enough to show a few; its `total` counts them all.
+    let page = client
+        .crm()
+        .item_list(3)
+        .filter(serde_json::json!({ "%name": text }))
+        .select(["id", "name", "lastName"])
+        .order([("id", "ASC")])
+        .send_with_meta()
+        .await?;
+    let contacts = page.result.items;
+    // `total` is absent only when the portal did not count; then the page and whether
+    // another follows are all there is to say.
+    let (count, at_least) = match page.total {
+        Some(total) => (total.max(contacts.len() as u64), false),
+        None => (contacts.len() as u64, page.next.is_some()),
+    };
+    let found: Vec<String> = contacts
+        .iter()
+        .take(SHOWN)
+        .map(|c| {
+            let first = c.name.as_deref().unwrap_or("");
+            let last = c.last_name.as_deref().unwrap_or("");
+            format!("{first} {last} (ID {})", c.id)
+        })
+        .collect();
+    let count_text = if at_least {
+        format!("at least {count}")
+    } else {
+        count.to_string()
+    };
+    Ok(match count {
+        0 => format!("No contacts named {text:?}"),
+        n if n > found.len() as u64 => format!(
+            "Found {count_text} contacts: {} and {} more",
+            found.join(", "),
+            n - found.len() as u64
+        ),
+        _ => format!("Found {count_text} contacts: {}", found.join(", ")),
+    })
+}
+
 /// Answers one message: a prompt to a greeting, CRM contacts matching anything else.
 async fn answer(
     bot: &Bot,
@@ -100,33 +150,7 @@ async fn answer(
     {
         "Enter search string".to_owned()
     } else {
-        // Contacts are CRM items of entity type 3 (crm.item.list; camelCase field names).
-        let page = client
-            .crm()
-            .item_list(3)
-            .filter(serde_json::json!({ "%name": text }))
-            .select(["id", "name", "lastName"])
-            .order([("id", "ASC")])
-            .await?;
-        let contacts = page.items;
-        let found: Vec<String> = contacts
-            .iter()
-            .take(5)
-            .map(|c| {
-                let first = c.name.as_deref().unwrap_or("");
-                let last = c.last_name.as_deref().unwrap_or("");
-                format!("{first} {last} (ID {})", c.id)
-            })
-            .collect();
-        match contacts.len() {
-            0 => format!("No contacts named {text:?}"),
-            n if n > 5 => format!(
-                "Found {n} contacts: {} and {} more",
-                found.join(", "),
-                n - 5
-            ),
-            n => format!("Found {n} contacts: {}", found.join(", ")),
-        }
+        contact_reply(&client, text).await?
     };
     // Every bot of this app that received the message answers (here: the one).
     for bot_id in message
@@ -297,4 +321,51 @@ async fn wait_for_reply(
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     Err("the bot did not answer within 5 s")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bitrix24::crm::CrmContactAdd;
+    use bitrix24::types::CrmContactAddFields;
+    use bitrix24::RateLimit;
+
+    #[tokio::test]
+    async fn the_reply_counts_every_match_not_one_page() {
+        let portal = FakePortal::builder().rate_limit_off().start().await;
+        let client = Client::builder()
+            .webhook(portal.webhook_url(1))
+            .rate_limit(RateLimit::off())
+            .build()
+            .unwrap();
+        let adds = (0..319).map(|i| {
+            CrmContactAdd::new().fields(
+                CrmContactAddFields::new()
+                    .name("Zoe")
+                    .last_name(format!("N{i}")),
+            )
+        });
+        for r in client.call_many(adds).results().await {
+            r.unwrap();
+        }
+        let reply = contact_reply(&client, "Zoe").await.unwrap();
+        assert!(
+            reply.starts_with("Found 319 contacts: Zoe N0 (ID "),
+            "{reply}"
+        );
+        assert!(reply.ends_with(" and 314 more"), "{reply}");
+        client
+            .crm()
+            .contact_add()
+            .fields(CrmContactAddFields::new().name("Uma").last_name("Single"))
+            .await
+            .unwrap();
+        let one = contact_reply(&client, "Uma").await.unwrap();
+        assert!(one.starts_with("Found 1 contacts: Uma Single (ID "), "{one}");
+        assert!(!one.contains("more"), "{one}");
+        assert_eq!(
+            contact_reply(&client, "nobody").await.unwrap(),
+            "No contacts named \"nobody\""
+        );
+    }
 }

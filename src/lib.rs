@@ -24,8 +24,8 @@ pub use client::{
     AuthorizationCode, Batch, BatchRef, BatchResults, CallMany, Client, ClientBuilder, ClientPool,
     ClientPoolBuilder, Decode, Handle, ListMode, ListProgress, ListStream, Outcome, RateLimit,
     RawCall, RawResponse, Response, ResponseFuture, Retry, DEFAULT_CALL_MANY_CONCURRENCY,
-    DEFAULT_CALL_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_OAUTH_SERVER,
-    DEFAULT_OPERATING_BUDGET, DEFAULT_REQUEST_TIMEOUT, MAX_BATCH_COMMANDS,
+    DEFAULT_CALL_TIMEOUT, DEFAULT_LIST_CONCURRENCY, DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_OAUTH_SERVER, DEFAULT_OPERATING_BUDGET, DEFAULT_REQUEST_TIMEOUT, MAX_BATCH_COMMANDS,
 };
 pub use error::{Cause, CauseKind, Error, ErrorKind, RetryClass};
 pub use install::{

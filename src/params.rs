@@ -486,6 +486,10 @@ impl Params {
         self.options.get_or_insert_with(Default::default).timeout = Some(timeout);
     }
 
+    pub(crate) fn options(&self) -> Option<&crate::client::CallOptions> {
+        self.options.as_deref()
+    }
+
     pub(crate) fn take_options(&mut self) -> crate::client::CallOptions {
         self.options.take().map(|o| *o).unwrap_or_default()
     }

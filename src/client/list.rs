@@ -34,6 +34,9 @@ use crate::wire::FromWire;
 /// Items per page of a classic list method.
 const PAGE: usize = 50;
 
+/// How many batch requests of offset pages a [`ListStream`] sends at once by default.
+pub const DEFAULT_LIST_CONCURRENCY: usize = 4;
+
 /// How a [`ListStream`] pages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
@@ -46,8 +49,10 @@ pub enum ListMode {
     Auto,
     /// One page per request, `start` from `next` until an answer has no `next`.
     Offset,
-    /// Offsets, up to 50 pages per `batch` request (computed from `total`; then following
-    /// `next` again if `total` was too low).
+    /// Offsets, up to 50 pages per `batch` request, computed from `total` (then following
+    /// `next` again if `total` was too low), a few such requests at once
+    /// ([`ListStream::concurrency`]). Deep offsets are slow on big portals (the portal counts
+    /// and skips every row before `start`): prefer the fast modes for full scans.
     BatchedOffset,
     /// One page per request by ID cursor (`>ID`, `start = -1`), until a page has fewer than
     /// 50 items.
@@ -149,6 +154,17 @@ impl<T: FromWire> ListStream<T> {
         self
     }
 
+    /// How many batch requests of offset pages ([`ListMode::BatchedOffset`]) may be in
+    /// flight at once (default [`DEFAULT_LIST_CONCURRENCY`], at least 1). Each holds up to
+    /// 2,500 items until the stream reaches them. Fast modes are sequential: each page starts
+    /// where the one before ended.
+    pub fn concurrency(mut self, n: usize) -> ListStream<T> {
+        if let Some(e) = &mut self.engine {
+            e.concurrency = n.max(1);
+        }
+        self
+    }
+
     /// Calls `f` after every request with the stream's [`ListProgress`].
     pub fn on_progress(
         mut self,
@@ -233,6 +249,8 @@ impl Client {
             descending: None,
             progress: None,
             plan: None,
+            concurrency: DEFAULT_LIST_CONCURRENCY,
+            options: request.wire_params().options().cloned().unwrap_or_default(),
             finished: false,
             items: 0,
             requests: 0,
@@ -269,6 +287,9 @@ struct Engine {
     descending: Option<bool>,
     progress: Option<ProgressFn>,
     plan: Option<Plan>,
+    /// Batch requests of offset pages sent at once.
+    concurrency: usize,
+    options: CallOptions,
     finished: bool,
     items: u64,
     requests: u64,
@@ -465,8 +486,8 @@ impl Engine {
         Ok((items, total, next))
     }
 
-    /// Pages as one batch request (halting at the first failure).
-    async fn batch(&mut self, pages: Vec<Params>) -> Result<Vec<Entry>, Error> {
+    /// The commands of one batch request of `pages`, keyed `p0`, `p1`...
+    fn batch_request(&self, pages: Vec<Params>) -> Result<Vec<Command>, Error> {
         let mut cmds = Vec::with_capacity(pages.len());
         for (i, p) in pages.into_iter().enumerate() {
             let key: Arc<str> = format!("p{i}").into();
@@ -479,8 +500,14 @@ impl Engine {
                 p,
             )?);
         }
+        Ok(cmds)
+    }
+
+    /// Pages as one batch request (halting at the first failure).
+    async fn batch(&mut self, pages: Vec<Params>) -> Result<Vec<Entry>, Error> {
+        let cmds = self.batch_request(pages)?;
         self.requests += 1;
-        let sent = run_chunk(&self.client, &cmds, true, &CallOptions::default()).await;
+        let sent = run_chunk(&self.client, &cmds, true, &self.options).await;
         self.requests += sent.requests.saturating_sub(1) as u64;
         if let Some(e) = sent.whole {
             return Err(e);
@@ -525,10 +552,42 @@ impl Engine {
             self.finished = next.is_none();
             return Ok(items);
         }
-        let params = (0..pages)
-            .map(|k| self.with_start(from + (k * PAGE) as i64))
-            .collect();
-        let entries = self.batch(params).await?;
+        // Up to `concurrency` batch requests at once, each of up to 50 pages, all computed
+        // from `total`: the pages do not depend on each other.
+        let total = self.total.unwrap_or(0);
+        let left_pages = (total.saturating_sub(from as u64)).div_ceil(PAGE as u64) as usize;
+        let batches = left_pages
+            .div_ceil(MAX_BATCH_COMMANDS)
+            .clamp(1, self.concurrency);
+        let mut requests = Vec::with_capacity(batches);
+        for b in 0..batches {
+            let first_page = b * MAX_BATCH_COMMANDS;
+            let n = if b == 0 {
+                pages
+            } else {
+                (left_pages - first_page).min(MAX_BATCH_COMMANDS)
+            };
+            let params: Vec<Params> = (first_page..first_page + n)
+                .map(|k| self.with_start(from + (k * PAGE) as i64))
+                .collect();
+            requests.push(self.batch_request(params)?);
+        }
+        self.requests += requests.len() as u64;
+        let client = self.client.clone();
+        let sent = futures_util::future::join_all(
+            requests
+                .iter()
+                .map(|cmds| run_chunk(&client, cmds, true, &self.options)),
+        )
+        .await;
+        let mut entries = Vec::new();
+        for s in sent {
+            self.requests += s.requests.saturating_sub(1) as u64;
+            if let Some(e) = s.whole {
+                return Err(e);
+            }
+            entries.extend(s.entries);
+        }
         let mut out = Vec::new();
         self.finished = true;
         for entry in entries {

@@ -39,7 +39,7 @@ pub use code::AuthorizationCode;
 pub use decode::Answer;
 pub use decode::{Decode, Response, ResponseFuture};
 pub use limit::{RateLimit, DEFAULT_OPERATING_BUDGET};
-pub use list::{ListMode, ListProgress, ListStream};
+pub use list::{ListMode, ListProgress, ListStream, DEFAULT_LIST_CONCURRENCY};
 pub(crate) use policy::CallOptions;
 pub use policy::{Retry, DEFAULT_CALL_TIMEOUT};
 pub use pool::{ClientPool, ClientPoolBuilder};
