@@ -416,10 +416,7 @@ fn main() {
         Some("limiter") => limiter(n(2_000)),
         Some("decode") => decode(n(100_000)),
         Some("bulk") => bulk(n(10_000)),
-        Some("scan") => scan(
-            n(20_000) as u64,
-            args.get(2).map_or("all", String::as_str),
-        ),
+        Some("scan") => scan(n(20_000) as u64, args.get(2).map_or("all", String::as_str)),
         _ => {
             eprintln!(
                 "usage: bench overhead [CALLS] | limiter [CALLS] | decode [N] | bulk [ADDS] | scan [CONTACTS] [MODES]"

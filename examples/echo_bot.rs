@@ -361,7 +361,10 @@ mod tests {
             .await
             .unwrap();
         let one = contact_reply(&client, "Uma").await.unwrap();
-        assert!(one.starts_with("Found 1 contacts: Uma Single (ID "), "{one}");
+        assert!(
+            one.starts_with("Found 1 contacts: Uma Single (ID "),
+            "{one}"
+        );
         assert!(!one.contains("more"), "{one}");
         assert_eq!(
             contact_reply(&client, "nobody").await.unwrap(),
