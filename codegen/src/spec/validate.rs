@@ -30,12 +30,15 @@ pub const RESERVED_GROUP_NAMES: &[&str] = &[
     "prelude",
 ];
 
-/// Group accessor names that would clash with `Client`'s own public methods (and `batch`,
-/// reserved for it). The client's private helpers live off `Client`, so they need no entry.
+/// Group accessor names that would clash with `Client`'s own public methods (and `batch`
+/// and `call_many`, reserved for it). The client's private helpers live off `Client`, so
+/// they need no entry.
 pub const RESERVED_ACCESSORS: &[&str] = &[
     "call",
     "call_raw",
     "call_with_meta",
+    "call_many",
+    "stream",
     "tokens",
     "builder",
     "webhook",
@@ -48,7 +51,8 @@ pub const RESERVED_ACCESSORS: &[&str] = &[
 /// Deepest `list<map<...>>` nesting accepted.
 const MAX_TYPE_DEPTH: usize = 8;
 
-/// Names the generated API of a struct or request uses besides its fields' setters.
+/// Names the generated API of a struct or request uses besides its fields' setters
+/// (`stream` and `collect_all`: list requests).
 const STRUCT_METHODS: &[&str] = &[
     "new",
     "send",
@@ -58,6 +62,8 @@ const STRUCT_METHODS: &[&str] = &[
     "retry",
     "timeout",
     "into_future",
+    "stream",
+    "collect_all",
 ];
 
 pub(super) fn validate(cx: &mut Ctx<'_>, raw: &RawSpec) -> Spec {
