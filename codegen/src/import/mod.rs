@@ -549,6 +549,14 @@ fn hand_diff(
     compare_fields(
         "param", &h.params, &m.params, &m.types, hand, enums, &mut diffs, 0, "",
     );
+    match (&m.list, h.list) {
+        (Some(l), false) => diffs.push(format!(
+            "the import makes it a list method (items {:?}, id {:?}); the hand entry has no `list`",
+            l.items, l.id
+        )),
+        (None, true) => diffs.push("a list method by hand; the import does not make it one".into()),
+        _ => {}
+    }
     diffs
 }
 
