@@ -233,6 +233,10 @@ pub struct ListDef {
     pub select: String,
     /// Wire name of the start param.
     pub start: String,
+    /// The type of one item of a page: the `T` of the `list<T>` at `items` in the result.
+    /// `None` when the result (or its `items` field) is free JSON or a map: items are then
+    /// `serde_json::Value`s.
+    pub item: Option<Ty>,
 }
 
 /// One REST method.
