@@ -79,7 +79,7 @@ mod obstacle_snapshot {
     mod tests {
         use super::obstacle::*;
         use super::types::*;
-        use crate::{Access, ApiVersion, FromWire, Method, ToWire};
+        use crate::{Access, ApiVersion, BoolForm, FromWire, Method, ToWire};
         use serde_json::json;
 
         #[test]
@@ -251,6 +251,8 @@ mod obstacle_snapshot {
             assert!(send
                 .check(ObstacleV2ChatMessageSend::new(1, ObstacleFields::new("t")).wire_params())
                 .is_err());
+            assert_eq!(send.query_bool, BoolForm::YesNo);
+            assert_eq!(list.query_bool, BoolForm::OneZero, "the default");
             use super::obstacle_type::*;
             let events = <ObstacleEventsGet as Method>::META;
             assert_eq!(events.access, Access::ReadWithEffects);

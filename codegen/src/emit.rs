@@ -17,7 +17,7 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
 use crate::naming::{self, RustName};
-use crate::spec::{Access, Api, Field, MethodDef, Spec, Ty, TypeDef, TypeKind};
+use crate::spec::{Access, Api, BoolForm, Field, MethodDef, Spec, Ty, TypeDef, TypeKind};
 
 /// How and what to generate.
 #[derive(Clone, Debug)]
@@ -644,6 +644,8 @@ fn method_doc(m: &MethodDef, group_ty: &proc_macro2::Ident) -> String {
     }
     if !m.batch {
         doc.push_str(" Not allowed inside `batch`.");
+    } else if m.query_bool == BoolForm::YesNo {
+        doc.push_str(" Inside `batch`, booleans are sent as `Y`/`N`.");
     }
     doc.push_str("\n\n# Errors\nThose of [`Client::call`](rt::Client::call).");
     doc
@@ -1185,6 +1187,9 @@ fn meta(m: &MethodDef) -> TokenStream {
     }
     if !m.batch {
         chain = quote!(#chain.batch(false));
+    }
+    if m.query_bool == BoolForm::YesNo {
+        chain = quote!(#chain.query_bool(rt::BoolForm::YesNo));
     }
     if !m.requires.is_empty() {
         let groups = m.requires.iter().map(|g| quote!(&[#(#g),*]));

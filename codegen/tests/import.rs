@@ -397,6 +397,36 @@ fn list_methods() {
 }
 
 #[test]
+fn chat_bots_v2_send_booleans_as_y_n_inside_batch() {
+    let send = entry(
+        r#"{"method": "imbot.v2.Chat.Message.send", "api_version": "v2", "scope": "imbot",
+            "doc": "a/b.md", "params": [{"name": "botId", "type": "integer", "required": true}],
+            "result": {"type": "integer"}}"#,
+    );
+    assert!(build(&cx(), &send).query_bool_yn);
+    let old = entry(
+        r#"{"method": "imbot.message.add", "api_version": "v2", "scope": "imbot",
+            "doc": "a/b.md", "params": [], "result": {"type": "integer"}}"#,
+    );
+    assert!(!build(&cx(), &old).query_bool_yn);
+    // A hand entry without the key is reported.
+    let catalog = import::parse_catalog(
+        Path::new("small.json"),
+        r#"[{"method": "imbot.v2.Bot.get", "api_version": "v2", "scope": "imbot", "doc": "b.md",
+             "params": [], "result": {"type": "object"}}]"#,
+    )
+    .unwrap();
+    let hand = HandSpec::from_texts(&[(
+        "methods.toml",
+        "[[method]]\nname = \"imbot.v2.Bot.get\"\nscope = \"imbot\"\naccess = \"read\"\nresult = \"json\"\n",
+    )])
+    .unwrap();
+    let imp = import::import(&catalog, &cx(), &hand, Path::new("methods"));
+    let text = imp.hand_diffs[0].diffs.join("\n");
+    assert!(text.contains("`query_bool`: (default) by hand"), "{text}");
+}
+
+#[test]
 fn hand_entries_without_the_list_model_are_reported() {
     let catalog = import::parse_catalog(
         Path::new("small.json"),

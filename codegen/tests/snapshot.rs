@@ -67,6 +67,7 @@ fn obstacle_names_are_sanitized() {
         ".list(rt::ListModel::new(\"events\").keys(\"FILTER\", \"\", \"\", \"START\"))",
         ".api(rt::ApiVersion::V3)",
         ".batch(false)",
+        ".query_bool(rt::BoolForm::YesNo)",
         "rt::Access::ReadWithEffects",
     ] {
         assert!(

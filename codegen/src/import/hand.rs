@@ -49,6 +49,8 @@ pub struct HandMethod {
     pub why: Option<String>,
     /// It has a `list = {...}` model.
     pub list: bool,
+    /// `query_bool = "..."`, when set.
+    pub query_bool: Option<String>,
 }
 
 /// A `[[type]]` of a hand file.
@@ -207,6 +209,7 @@ impl HandSpec {
                 params,
                 why: opt_str(m, "why"),
                 list: m.contains_key("list"),
+                query_bool: opt_str(m, "query_bool"),
             };
             if let Some(prev) = self.methods.insert(name.to_lowercase(), hm) {
                 return Err(ImportError::spec(

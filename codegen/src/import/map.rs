@@ -98,6 +98,8 @@ pub struct OutMethod {
     pub deprecated: Option<String>,
     /// `false` when it may not run inside `batch`.
     pub batch: bool,
+    /// Its booleans travel as `Y`/`N` inside `batch` (`query_bool = "yn"`).
+    pub query_bool_yn: bool,
     /// Result spec type.
     pub result: String,
     /// Result doc.
@@ -511,6 +513,11 @@ impl<'a> MethodBuilder<'a> {
         let list = self.is_list.then(|| self.list_model(&params, &result));
         let access = access_of(s, e, &catalog_params).to_owned();
         let batch = batch_allowed(s, e, &catalog_params, &group);
+        let query_bool_yn = s
+            .batch
+            .query_bool_yn
+            .iter()
+            .any(|p| name.starts_with(p.as_str()));
 
         let types = std::mem::take(&mut self.types);
         let method = OutMethod {
@@ -523,6 +530,7 @@ impl<'a> MethodBuilder<'a> {
             access,
             deprecated,
             batch,
+            query_bool_yn,
             result,
             result_doc,
             params,

@@ -188,6 +188,10 @@ pub struct Batch {
     /// Top-level param names that carry file content.
     #[serde(default)]
     pub param_names: Vec<String>,
+    /// Method-name prefixes whose booleans travel as `Y`/`N` inside `batch`
+    /// (`query_bool = "yn"`).
+    #[serde(default)]
+    pub query_bool_yn: Vec<String>,
 }
 
 /// List-method rules.

@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::read::{near_miss, At, Ctx, RawField, RawList, RawSpec, RawType};
 use super::{
-    Access, Api, EventDef, Field, ListDef, MethodDef, Spec, Ty, TypeDef, TypeKind, PRIMITIVES,
+    Access, Api, BoolForm, EventDef, Field, ListDef, MethodDef, Spec, Ty, TypeDef, TypeKind,
+    PRIMITIVES,
 };
 use crate::naming::{self, RustName};
 
@@ -248,6 +249,24 @@ pub(super) fn validate(cx: &mut Ctx<'_>, raw: &RawSpec) -> Spec {
                 continue;
             }
         };
+        let query_bool = match m.query_bool.as_ref().map(|q| q.value.as_str()) {
+            None | Some("10") => BoolForm::OneZero,
+            Some("yn") => BoolForm::YesNo,
+            Some(other) => {
+                let (f, a) = m
+                    .query_bool
+                    .as_ref()
+                    .map_or((file, at), |q| (q.file, q.offset));
+                cx.err(
+                    f,
+                    a,
+                    context.clone(),
+                    format!("unknown query_bool `{other}`"),
+                    Some("expected `yn` (booleans as `Y`/`N` inside batch) or `10` (`1`/`0`, the default)".into()),
+                );
+                continue;
+            }
+        };
         let Some(result_at) = &m.result else { continue };
         let result = match parse_ty(&result_at.value, &known) {
             Ok(t) => t,
@@ -394,6 +413,7 @@ pub(super) fn validate(cx: &mut Ctx<'_>, raw: &RawSpec) -> Spec {
             access,
             deprecated: m.deprecated.clone(),
             batch: m.batch.unwrap_or(true),
+            query_bool,
             result,
             result_text: result_at.value.clone(),
             result_doc: m.result_doc.clone().unwrap_or_default().trim().to_owned(),

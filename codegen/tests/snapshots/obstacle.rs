@@ -972,7 +972,7 @@ pub mod obstacle {
     ///
     /// Call it as `client.obstacle().v2_chat_message_send(..)` ([`ObstacleMethods::v2_chat_message_send`]), or build it with [`new`](Self::new) and send it with `Client::call`. Required: `botId`, `fields`; 4 optional (setters). Also needs `dialogId`, or `fromUserId` with `toUserId`: a request without them is refused before it is sent.
     ///
-    /// Result: [`ObstacleOnly`](super::types::ObstacleOnly).
+    /// Result: [`ObstacleOnly`](super::types::ObstacleOnly). Inside `batch`, booleans are sent as `Y`/`N`.
     ///
     /// # Errors
     /// Those of [`Client::call`](rt::Client::call).
@@ -1054,6 +1054,7 @@ pub mod obstacle {
             )
             .group("obstacle")
             .scope("obstacle")
+            .query_bool(rt::BoolForm::YesNo)
             .requires(&[&["dialogId"], &["fromUserId", "toUserId"]]);
         type Output = super::types::ObstacleOnly;
         fn wire_params(&self) -> &rt::Params {
