@@ -58,7 +58,7 @@ pub mod __private {
     pub use crate::params::{put, put_yn, Arg, IntoArg, Params, ToWire};
     pub use crate::php::Limits;
     pub use crate::wire::{enum_str, Fields, FromWire, WireError};
-    pub use crate::{Client, Error, ResponseFuture, Secret};
+    pub use crate::{Client, Error, ListStream, ResponseFuture, Secret};
     pub use crate::{Response, Retry};
     pub use chrono;
     pub use serde_json;
@@ -78,7 +78,7 @@ mod obstacle_snapshot {
     mod tests {
         use super::obstacle::*;
         use super::types::*;
-        use crate::{Access, ApiVersion, FromWire, Method, ToWire};
+        use crate::{Access, ApiVersion, BoolForm, FromWire, Method, ToWire};
         use serde_json::json;
 
         #[test]
@@ -250,11 +250,44 @@ mod obstacle_snapshot {
             assert!(send
                 .check(ObstacleV2ChatMessageSend::new(1, ObstacleFields::new("t")).wire_params())
                 .is_err());
+            assert_eq!(send.query_bool, BoolForm::YesNo);
+            assert_eq!(list.query_bool, BoolForm::OneZero, "the default");
             use super::obstacle_type::*;
             let events = <ObstacleEventsGet as Method>::META;
             assert_eq!(events.access, Access::ReadWithEffects);
             assert_eq!(events.list.unwrap().filter, "FILTER");
             assert_eq!(<ObstacleNextGet as Method>::META.api, ApiVersion::V3);
+        }
+
+        #[test]
+        fn list_requests_know_their_item_type_and_stream() {
+            use super::obstacle_type::ObstacleEventsGet;
+            use crate::{ListMethod, ListStream};
+            use std::any::TypeId;
+            fn item<M: ListMethod>() -> TypeId
+            where
+                M::Item: 'static,
+            {
+                TypeId::of::<M::Item>()
+            }
+            assert_eq!(item::<ObstacleTypeList>(), TypeId::of::<Obstacle>());
+            assert_eq!(item::<ObstacleItemList>(), TypeId::of::<ObstacleOnly>());
+            assert_eq!(
+                item::<ObstacleEventsGet>(),
+                TypeId::of::<serde_json::Value>()
+            );
+            assert_eq!(
+                <ObstacleItemList as Method>::META.list.unwrap().items,
+                "items"
+            );
+            // A wire param named `stream` has the setter `stream_value`; `stream()` makes the
+            // list stream of the request bound to a client.
+            let client =
+                crate::Client::webhook("https://example.bitrix24.com/rest/1/k3y/").unwrap();
+            let req = client.obstacle().item_list().stream_value(true);
+            assert_eq!(req.wire_params().get("stream"), Some(&json!(true)));
+            let _stream: ListStream<ObstacleOnly> = req.stream();
+            let _all = client.obstacle().type_list(7).collect_all();
         }
     }
 }

@@ -17,7 +17,7 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
 use crate::naming::{self, RustName};
-use crate::spec::{Access, Api, Field, MethodDef, Spec, Ty, TypeDef, TypeKind};
+use crate::spec::{Access, Api, BoolForm, Field, MethodDef, Spec, Ty, TypeDef, TypeKind};
 
 /// How and what to generate.
 #[derive(Clone, Debug)]
@@ -632,7 +632,8 @@ fn method_doc(m: &MethodDef, group_ty: &proc_macro2::Ident) -> String {
             format!("`result.{}`", l.items)
         };
         doc.push_str(&format!(
-            " A list: items in {at}, 50 per page, paged by `{}`{}.",
+            " A list: items in {at}, 50 per page, paged by `{}`{}; [`stream`](Self::stream) \
+             and [`collect_all`](Self::collect_all) fetch every page.",
             l.start,
             if l.fast_scan {
                 " (fast `start = -1` scans supported)"
@@ -643,6 +644,8 @@ fn method_doc(m: &MethodDef, group_ty: &proc_macro2::Ident) -> String {
     }
     if !m.batch {
         doc.push_str(" Not allowed inside `batch`.");
+    } else if m.query_bool == BoolForm::YesNo {
+        doc.push_str(" Inside `batch`, booleans are sent as `Y`/`N`.");
     }
     doc.push_str("\n\n# Errors\nThose of [`Client::call`](rt::Client::call).");
     doc
@@ -1185,6 +1188,9 @@ fn meta(m: &MethodDef) -> TokenStream {
     if !m.batch {
         chain = quote!(#chain.batch(false));
     }
+    if m.query_bool == BoolForm::YesNo {
+        chain = quote!(#chain.query_bool(rt::BoolForm::YesNo));
+    }
     if !m.requires.is_empty() {
         let groups = m.requires.iter().map(|g| quote!(&[#(#g),*]));
         chain = quote!(#chain.requires(&[#(#groups),*]));
@@ -1246,6 +1252,7 @@ fn emit_method(m: &MethodDef, group_ty: &proc_macro2::Ident) -> TokenStream {
         &m.params,
         false,
     ));
+    let (list_impl, list_fns) = list_methods(m, &name);
     let alias = &m.wire;
     quote! {
         #doc
@@ -1301,6 +1308,8 @@ fn emit_method(m: &MethodDef, group_ty: &proc_macro2::Ident) -> TokenStream {
             }
         }
 
+        #list_impl
+
         impl ::core::future::IntoFuture for #name<rt::Client> {
             type Output = ::core::result::Result<#output, rt::Error>;
             type IntoFuture = rt::ResponseFuture<#output>;
@@ -1321,8 +1330,64 @@ fn emit_method(m: &MethodDef, group_ty: &proc_macro2::Ident) -> TokenStream {
             pub fn send_with_meta(self) -> rt::ResponseFuture<rt::Response<#output>> {
                 rt::send_with_meta(self.client, <Self as rt::Method>::META, self.p)
             }
+
+            #list_fns
         }
     }
+}
+
+/// For a list method: its `ListMethod` impl, and `stream` / `collect_all` on the request
+/// bound to a client. Both are `#[inline]`: like the generic setters, they are compiled only
+/// in the programs that call them.
+fn list_methods(m: &MethodDef, name: &proc_macro2::Ident) -> (TokenStream, TokenStream) {
+    let Some(l) = &m.list else {
+        return (quote!(), quote!());
+    };
+    let item = l.item.as_ref().map_or_else(|| quote!(rt::Value), out_ty);
+    let what = match &l.item {
+        Some(t) => ty_doc(t),
+        None => "JSON values (the spec does not type them)".to_owned(),
+    };
+    let at = if l.items.is_empty() {
+        "`result`".to_owned()
+    } else {
+        format!("`result.{}`", l.items)
+    };
+    let impl_doc = doc_lines(&format!("A page's items, read from {at}: {what}."));
+    let stream_doc = doc_lines(&format!(
+        "Every item this request matches, as a [`ListStream`](rt::ListStream) of {what}.\n\n\
+         Pages are fetched lazily: one request (up to 50 items) whenever the stream runs out,\n\
+         this request again with `{}` set to the `next` of the previous answer. See\n\
+         [list methods](https://apidocs.bitrix24.com/settings/how-to-call-rest-api/list-methods-pecularities.html).",
+        l.start
+    ));
+    let collect_doc = doc_lines(
+        "Fetches every page and returns all the items in one `Vec`: [`stream`](Self::stream),\n\
+         collected. A large list is better consumed as the stream, one page in memory at a\n\
+         time.\n\n\
+         # Errors\n\
+         The first error of any page (those of [`Client::call`](rt::Client::call)).",
+    );
+    let list_impl = quote! {
+        #impl_doc
+        impl<C> rt::ListMethod for #name<C> {
+            type Item = #item;
+        }
+    };
+    let list_fns = quote! {
+        #stream_doc
+        #[inline]
+        pub fn stream(self) -> rt::ListStream<#item> {
+            self.client.stream(&self)
+        }
+
+        #collect_doc
+        #[inline]
+        pub fn collect_all(self) -> impl ::core::future::Future<Output = ::core::result::Result<::std::vec::Vec<#item>, rt::Error>> {
+            self.stream().collect_all()
+        }
+    };
+    (list_impl, list_fns)
 }
 
 fn emit_group_fn(m: &MethodDef) -> TokenStream {

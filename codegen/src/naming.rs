@@ -10,8 +10,8 @@
 //! - Rust keywords become raw identifiers (`type` -> `r#type`), except those that cannot be
 //!   raw (`self`, `super`, `crate`, `Self`), which get a `_` suffix;
 //! - names that would clash with the generated API itself (`new`, `send`, `client`, `extra`,
-//!   `into_future`, `field`, `param`, `p`, an enum variant `Other`) get a `_value` / `Value`
-//!   suffix.
+//!   `into_future`, `field`, `p`, `retry`, `timeout`, `send_with_meta`, `stream`,
+//!   `collect_all`, an enum variant `Other`) get a `_value` / `Value` suffix.
 //!
 //! The wire name itself is always kept verbatim in `#[serde(rename = "...")]`.
 
@@ -30,7 +30,8 @@ const RAW_KEYWORDS: &[&str] = &[
 const NON_RAW_KEYWORDS: &[&str] = &["self", "super", "crate", "Self", "_"];
 
 /// Field and setter names the generated API already uses for itself (`p` is the local the
-/// generated constructors fill: a constructor argument of that name would shadow it).
+/// generated constructors fill: a constructor argument of that name would shadow it;
+/// `stream` and `collect_all` are the methods of list requests).
 const RESERVED_MEMBERS: &[&str] = &[
     "p",
     "new",
@@ -42,6 +43,8 @@ const RESERVED_MEMBERS: &[&str] = &[
     "retry",
     "timeout",
     "send_with_meta",
+    "stream",
+    "collect_all",
 ];
 
 /// A Rust identifier chosen for a wire name.
@@ -102,7 +105,7 @@ pub fn snake(wire: &str) -> Option<RustName> {
 }
 
 /// A `snake_case` name for a struct member: [`snake`] plus a `_value` suffix for names the
-/// generated API reserves (`new`, `send`, `client`, `extra`, `into_future`).
+/// generated API reserves (`new`, `send`, `client`, `extra`, `into_future`, `stream`, ...).
 pub fn member(wire: &str) -> Option<RustName> {
     let name = snake(wire)?;
     if RESERVED_MEMBERS.contains(&name.text.as_str()) {
@@ -201,6 +204,8 @@ mod tests {
         assert_eq!(m("new"), "new_value");
         assert_eq!(m("send"), "send_value");
         assert_eq!(m("p"), "p_value");
+        assert_eq!(m("stream"), "stream_value");
+        assert_eq!(m("collectAll"), "collect_all_value");
         assert_eq!(m("fields[TITLE]"), "fields_title");
         assert_eq!(m("gen"), "r#gen");
         assert!(member("[]").is_none());

@@ -342,6 +342,111 @@ fn list_methods() {
               {"name": "basketItem", "type": "object"}, {"name": "total", "type": "integer"}]}}"#,
     );
     assert!(build(&cx(), &add).list.is_none());
+
+    // `total` in the answer of a `*.list` read: a list paged by `start`, which the param
+    // table omits (crm.status.list); the importer adds it.
+    let status = entry(
+        r#"{"method": "crm.status.list", "api_version": "v2", "scope": "crm", "doc": "a/b.md",
+            "params": [{"name": "order", "type": "object"}, {"name": "filter", "type": "object"}],
+            "result": {"type": "array", "returned_data_rows": [{"name": "total", "type": "integer"}],
+              "example_kind": "array"}}"#,
+    );
+    let m = build(&cx(), &status);
+    let l = m.list.clone().expect("a list method");
+    assert_eq!(l.start.as_deref(), Some("start"));
+    assert_eq!(param(&m, "start").ty, "integer");
+    assert!(!param(&m, "start").required);
+    assert_eq!(param(&m, "order").ty, "map<string>");
+
+    // The table spells the offset `START` (department.get): the REST server reads `start`.
+    let dept = entry(
+        r#"{"method": "department.get", "api_version": "v2", "scope": "department", "doc": "a/b.md",
+            "params": [{"name": "sort", "type": "string"}, {"name": "order", "type": "string"},
+              {"name": "START", "type": "integer"}],
+            "result": {"type": "department[]", "returned_data_rows": [{"name": "total", "type": "integer"}]}}"#,
+    );
+    let m = build(&cx(), &dept);
+    assert_eq!(m.list.as_ref().unwrap().start.as_deref(), Some("start"));
+    assert!(m.params.iter().all(|p| p.name != "START"), "{:?}", m.params);
+    assert_eq!(
+        param(&m, "order").ty,
+        "string",
+        "a direction next to `sort`"
+    );
+
+    // Offset + limit paging is another model: no list, no `start` added.
+    let recent = entry(
+        r#"{"method": "im.recent.list", "api_version": "v2", "scope": "im", "doc": "a/b.md",
+            "params": [{"name": "OFFSET", "type": "integer"}, {"name": "LIMIT", "type": "integer"}],
+            "result": {"type": "object", "returned_data_rows": [{"name": "total", "type": "integer"}]}}"#,
+    );
+    let m = build(&cx(), &recent);
+    assert!(m.list.is_none());
+    assert!(m.params.iter().all(|p| p.name != "start"));
+
+    // No response example, and the documented fields hold no list: they are one item's.
+    let sprints = entry(
+        r#"{"method": "tasks.api.scrum.sprint.list", "api_version": "v2", "scope": "task", "doc": "a/b.md",
+            "params": [{"name": "start", "type": "integer"}],
+            "result": {"type": "object", "returned_data_rows": [
+              {"name": "id", "type": "integer"}, {"name": "name", "type": "string"}]}}"#,
+    );
+    let m = build(&cx(), &sprints);
+    assert_eq!(m.result, "list<TasksApiScrumSprintListItem>");
+    assert_eq!(m.list.unwrap().items, "");
+}
+
+#[test]
+fn chat_bots_v2_send_booleans_as_y_n_inside_batch() {
+    let send = entry(
+        r#"{"method": "imbot.v2.Chat.Message.send", "api_version": "v2", "scope": "imbot",
+            "doc": "a/b.md", "params": [{"name": "botId", "type": "integer", "required": true}],
+            "result": {"type": "integer"}}"#,
+    );
+    assert!(build(&cx(), &send).query_bool_yn);
+    let old = entry(
+        r#"{"method": "imbot.message.add", "api_version": "v2", "scope": "imbot",
+            "doc": "a/b.md", "params": [], "result": {"type": "integer"}}"#,
+    );
+    assert!(!build(&cx(), &old).query_bool_yn);
+    // A hand entry without the key is reported.
+    let catalog = import::parse_catalog(
+        Path::new("small.json"),
+        r#"[{"method": "imbot.v2.Bot.get", "api_version": "v2", "scope": "imbot", "doc": "b.md",
+             "params": [], "result": {"type": "object"}}]"#,
+    )
+    .unwrap();
+    let hand = HandSpec::from_texts(&[(
+        "methods.toml",
+        "[[method]]\nname = \"imbot.v2.Bot.get\"\nscope = \"imbot\"\naccess = \"read\"\nresult = \"json\"\n",
+    )])
+    .unwrap();
+    let imp = import::import(&catalog, &cx(), &hand, Path::new("methods"));
+    let text = imp.hand_diffs[0].diffs.join("\n");
+    assert!(text.contains("`query_bool`: (default) by hand"), "{text}");
+}
+
+#[test]
+fn hand_entries_without_the_list_model_are_reported() {
+    let catalog = import::parse_catalog(
+        Path::new("small.json"),
+        r#"[{"method": "user.get", "api_version": "v2", "scope": "user", "doc": "u.md",
+             "params": [{"name": "start", "type": "integer"}],
+             "result": {"type": "user[]", "returned_data_rows": [{"name": "total", "type": "integer"}]}}]"#,
+    )
+    .unwrap();
+    let hand = HandSpec::from_texts(&[(
+        "methods.toml",
+        "[[method]]\nname = \"user.get\"\nscope = \"user\"\naccess = \"read\"\nresult = \"json\"\n\
+         param = [{ name = \"start\", type = \"integer\" }]\n",
+    )])
+    .unwrap();
+    let imp = import::import(&catalog, &cx(), &hand, Path::new("methods"));
+    let text = imp.hand_diffs[0].diffs.join("\n");
+    assert!(
+        text.contains("the import makes it a list method") && text.contains("no `list`"),
+        "{text}"
+    );
 }
 
 #[test]

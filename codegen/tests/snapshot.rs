@@ -50,6 +50,11 @@ fn obstacle_names_are_sanitized() {
         "pub fn field_value(",
         "pub fn param(",
         "pub fn timeout_value(",
+        "pub fn stream_value(",
+        "impl<C> rt::ListMethod for ObstacleItemList<C> {\n        type Item = super::types::ObstacleOnly;",
+        "impl<C> rt::ListMethod for ObstacleTypeList<C> {\n        type Item = super::types::Obstacle;",
+        "impl<C> rt::ListMethod for ObstacleEventsGet<C> {\n        type Item = rt::Value;",
+        "pub fn stream(self) -> rt::ListStream<super::types::ObstacleOnly>",
         "OtherValue,",
         "V2,",
         "pub struct ObstacleV2ChatMessageSend<C = ()>",
@@ -62,6 +67,7 @@ fn obstacle_names_are_sanitized() {
         ".list(rt::ListModel::new(\"events\").keys(\"FILTER\", \"\", \"\", \"START\"))",
         ".api(rt::ApiVersion::V3)",
         ".batch(false)",
+        ".query_bool(rt::BoolForm::YesNo)",
         "rt::Access::ReadWithEffects",
     ] {
         assert!(

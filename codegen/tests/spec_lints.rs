@@ -1,6 +1,7 @@
 //! Lints over the real spec (`../methods.toml` and its includes): method names that read
 //! like writes are not marked as reads (a read is retried, a write never is), and every
-//! method group has its Cargo feature in the `bitrix24` crate, all of them in `full`.
+//! method group has its Cargo feature in the `bitrix24` crate, all of them in `full`; every
+//! credential is typed `secret`; chat-bots 2.0 methods send booleans as `Y`/`N` in batch.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -288,4 +289,22 @@ param = [
 "#;
     let bad = secrets_not_typed_secret(&spec::parse("lint.toml", text).unwrap());
     assert_eq!(bad.len(), 2, "{bad:?}");
+}
+
+/// Chat-bots 2.0 take booleans as JSON `true`/`false` or `"Y"`/`"N"`
+/// (chat-bots/chat-bots-v2/index.md); inside `batch` (a PHP query string) `Y`/`N` is the
+/// form their docs name, so every `imbot.v2.*` method says `query_bool = "yn"`.
+#[test]
+fn chat_bots_v2_send_booleans_as_y_n_inside_batch() {
+    let bad: Vec<String> = real_spec()
+        .methods
+        .iter()
+        .filter(|m| m.wire.starts_with("imbot.v2.") && m.query_bool != spec::BoolForm::YesNo)
+        .map(|m| format!("{} ({})", m.wire, m.file))
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "without `query_bool = \"yn\"`:\n{}",
+        bad.join("\n")
+    );
 }

@@ -47,6 +47,10 @@ pub struct HandMethod {
     pub params: Vec<HandField>,
     /// `why = "..."`, when given.
     pub why: Option<String>,
+    /// It has a `list = {...}` model.
+    pub list: bool,
+    /// `query_bool = "..."`, when set.
+    pub query_bool: Option<String>,
 }
 
 /// A `[[type]]` of a hand file.
@@ -204,6 +208,8 @@ impl HandSpec {
                 rust_name: opt_str(m, "rust_name"),
                 params,
                 why: opt_str(m, "why"),
+                list: m.contains_key("list"),
+                query_bool: opt_str(m, "query_bool"),
             };
             if let Some(prev) = self.methods.insert(name.to_lowercase(), hm) {
                 return Err(ImportError::spec(

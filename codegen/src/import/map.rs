@@ -98,6 +98,8 @@ pub struct OutMethod {
     pub deprecated: Option<String>,
     /// `false` when it may not run inside `batch`.
     pub batch: bool,
+    /// Its booleans travel as `Y`/`N` inside `batch` (`query_bool = "yn"`).
+    pub query_bool_yn: bool,
     /// Result spec type.
     pub result: String,
     /// Result doc.
@@ -504,10 +506,18 @@ impl<'a> MethodBuilder<'a> {
         let (params, dynamic) = self.fields_of(&catalog_params, "", Pos::Param, false);
         let mut params = self.dedupe_rust_names(&format!("method `{name}`"), params);
         let requires = one_of(s, &mut params);
+        if self.is_list {
+            self.start_param(&mut params);
+        }
         let (result, result_doc) = self.result();
         let list = self.is_list.then(|| self.list_model(&params, &result));
         let access = access_of(s, e, &catalog_params).to_owned();
         let batch = batch_allowed(s, e, &catalog_params, &group);
+        let query_bool_yn = s
+            .batch
+            .query_bool_yn
+            .iter()
+            .any(|p| name.starts_with(p.as_str()));
 
         let types = std::mem::take(&mut self.types);
         let method = OutMethod {
@@ -520,6 +530,7 @@ impl<'a> MethodBuilder<'a> {
             access,
             deprecated,
             batch,
+            query_bool_yn,
             result,
             result_doc,
             params,
@@ -929,12 +940,37 @@ impl<'a> MethodBuilder<'a> {
         if let Some((e, list)) = self.cx.entity_of_type(&ms) {
             return (if list { format!("list<{e}>") } else { e }, doc);
         }
-        let (path, fields) = if !r.fields.is_empty() {
-            (if arrayish { "item" } else { "result" }, r.fields.clone())
+        let fields = if !r.fields.is_empty() {
+            r.fields.clone()
         } else if !rows.is_empty() {
-            (if arrayish { "item" } else { "result" }, rows_tree(&rows))
+            rows_tree(&rows)
         } else {
-            ("", Vec::new())
+            Vec::new()
+        };
+        // Without a response example, the documented fields of a list method that hold no
+        // list are those of one item: `result` is the array (tasks.api.scrum.sprint.list).
+        let item_fields = self.is_list
+            && r.example_kind.is_none()
+            && !s.results.wrapped.contains_key(&method)
+            && !s.results.keyed.iter().any(|m| m == &method)
+            && !fields.iter().any(|f| {
+                members(f.ty.as_deref())
+                    .iter()
+                    .any(|m| m == "array" || m.ends_with("[]"))
+            });
+        if item_fields && !arrayish && !fields.is_empty() {
+            self.notes.list_notes.push((
+                method.clone(),
+                "no response example, and no documented result field is a list: the fields are those of one item, `result` is the array".into(),
+            ));
+        }
+        let arrayish = arrayish || (item_fields && !fields.is_empty());
+        let path = if fields.is_empty() {
+            ""
+        } else if arrayish {
+            "item"
+        } else {
+            "result"
         };
         if !fields.is_empty() {
             let keyed = s.results.keyed.iter().any(|m| m == &method);
@@ -1066,6 +1102,57 @@ impl<'a> MethodBuilder<'a> {
                 }
             }
         }
+    }
+
+    /// The offset param of a list method under the name the REST server reads
+    /// (`[lists] start_param`): renamed when the docs table spells it otherwise, added when
+    /// the table has none (a list known by `total` in its answer). Methods paging with
+    /// `offset` (and `limit`) keep that.
+    fn start_param(&mut self, params: &mut Vec<OutField>) {
+        let Some(name) = self.cx.settings.lists.start_param.clone() else {
+            return;
+        };
+        let method = self.method().to_owned();
+        if let Some(p) = params
+            .iter_mut()
+            .find(|p| p.name.eq_ignore_ascii_case(&name))
+        {
+            if p.name != name {
+                self.notes.list_notes.push((
+                    method,
+                    format!(
+                        "the docs table spells the offset param `{}`; written `{name}`, the name the REST server reads (`[lists] start_param`)",
+                        p.name
+                    ),
+                ));
+                p.name = name;
+            }
+            return;
+        }
+        if params.iter().any(|p| p.name.eq_ignore_ascii_case("offset")) {
+            return;
+        }
+        let ty = self
+            .cx
+            .settings
+            .params
+            .start
+            .clone()
+            .unwrap_or_else(|| "integer".into());
+        self.notes.list_notes.push((
+            method,
+            format!(
+                "the answer lists `total` but the docs table has no offset param: `{name}` added (`[lists] start_param`)"
+            ),
+        ));
+        params.push(OutField {
+            name,
+            ty,
+            required: false,
+            doc: "Offset of the page: `(N - 1) * 50`, or the `next` of the previous answer.".into(),
+            rust_name: None,
+            deprecated: false,
+        });
     }
 
     fn list_model(&mut self, params: &[OutField], result: &str) -> ListModel {
@@ -1255,20 +1342,25 @@ fn insert_row(level: &mut Vec<Param>, segs: &[&str], row: &Param) {
     }
 }
 
-/// Whether the method pages: a `start` param, or `next` in the returned data (`total` alone
-/// is not enough: `sale.basketitem.add` lists it for no paging).
+/// Whether the method pages: a `start` param, or `next` in the returned data, or `total`
+/// in the returned data of a method named like a list (`[lists] total_names`; `total`
+/// alone is not enough: `sale.basketitem.add` lists it for no paging).
 pub fn is_list_method(cx: &Context, e: &Entry) -> bool {
-    if cx.settings.lists.not_lists.iter().any(|m| m == &e.method) {
+    let l = &cx.settings.lists;
+    if l.not_lists.iter().any(|m| m == &e.method) {
         return false;
     }
     let start = MethodBuilder::catalog_params(e)
         .iter()
         .any(|p| p.name.eq_ignore_ascii_case("start"));
-    let next = e
-        .result
-        .as_ref()
-        .is_some_and(|r| r.returned_data_rows.iter().any(|x| x.name == "next"));
-    start || next
+    let row = |name: &str| {
+        e.result
+            .as_ref()
+            .is_some_and(|r| r.returned_data_rows.iter().any(|x| x.name == name))
+    };
+    let last = e.method.rsplit('.').next().unwrap_or("");
+    let named_like_a_list = l.total_names.iter().any(|n| n.eq_ignore_ascii_case(last));
+    start || row("next") || (row("total") && named_like_a_list)
 }
 
 /// The first word of a name segment: `getFields` -> `get`, `getfields` -> `getfields`.

@@ -549,6 +549,28 @@ fn hand_diff(
     compare_fields(
         "param", &h.params, &m.params, &m.types, hand, enums, &mut diffs, 0, "",
     );
+    match (&m.list, h.list) {
+        (Some(l), false) => diffs.push(format!(
+            "the import makes it a list method (items {:?}, id {:?}); the hand entry has no `list`",
+            l.items, l.id
+        )),
+        (None, true) => diffs.push("a list method by hand; the import does not make it one".into()),
+        _ => {}
+    }
+    let hand_yn = h.query_bool.as_deref() == Some("yn");
+    if hand_yn != m.query_bool_yn {
+        diffs.push(format!(
+            "`query_bool`: {} by hand, {} from the import (`[batch] query_bool_yn`)",
+            h.query_bool
+                .as_deref()
+                .map_or("(default)".into(), |q| format!("{q:?}")),
+            if m.query_bool_yn {
+                "\"yn\""
+            } else {
+                "the default"
+            }
+        ));
+    }
     diffs
 }
 

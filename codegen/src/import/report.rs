@@ -146,6 +146,11 @@ Every run rewrites this file; do not edit it.\n",
     );
     let _ = writeln!(
         o,
+        "| `query_bool = \"yn\"` (booleans as `Y`/`N` inside batch) | {} |",
+        imp.methods.iter().filter(|m| m.query_bool_yn).count()
+    );
+    let _ = writeln!(
+        o,
         "| list methods (`list = {{...}}`) | {lists} (fast_scan: {fast}) |"
     );
     let _ = writeln!(

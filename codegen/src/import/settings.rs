@@ -188,6 +188,10 @@ pub struct Batch {
     /// Top-level param names that carry file content.
     #[serde(default)]
     pub param_names: Vec<String>,
+    /// Method-name prefixes whose booleans travel as `Y`/`N` inside `batch`
+    /// (`query_bool = "yn"`).
+    #[serde(default)]
+    pub query_bool_yn: Vec<String>,
 }
 
 /// List-method rules.
@@ -203,9 +207,18 @@ pub struct Lists {
     /// Per-method list models (override everything found).
     #[serde(default)]
     pub models: BTreeMap<String, ListModelSetting>,
-    /// Methods with a `start` param that are not list methods.
+    /// Methods with a `start` param (or `next`/`total` in their answer) that are not list
+    /// methods.
     #[serde(default)]
     pub not_lists: Vec<String>,
+    /// Last name segments (case-insensitive) that make a method whose answer lists `total` a
+    /// list method even when its param table has no `start`.
+    #[serde(default)]
+    pub total_names: Vec<String>,
+    /// The wire name of the offset param of list methods (`start`): a param table spelling
+    /// it in another letter case is renamed, a list method without one gets it.
+    #[serde(default)]
+    pub start_param: Option<String>,
 }
 
 /// A hand-set list model; unset keys keep what the importer found.

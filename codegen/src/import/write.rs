@@ -112,6 +112,9 @@ fn method_block(out: &mut String, m: &OutMethod) {
     if !m.batch {
         out.push_str("batch = false\n");
     }
+    if m.query_bool_yn {
+        out.push_str("query_bool = \"yn\"\n");
+    }
     if let Some(r) = &m.rust_name {
         let _ = writeln!(out, "rust_name = {}", quote(r));
     }

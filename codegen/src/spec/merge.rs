@@ -89,8 +89,8 @@ pub(super) fn merge(cx: &mut Ctx<'_>, raw: &mut RawSpec) {
             ($($f:ident),*) => {$( if p.$f.is_some() { m.$f = p.$f.clone(); } )*};
         }
         patch!(
-            group, scope, api, summary, docs, access, deprecated, batch, result, result_doc,
-            requires, list, rust_name
+            group, scope, api, summary, docs, access, deprecated, batch, query_bool, result,
+            result_doc, requires, list, rust_name
         );
         if let Some(why) = &p.why {
             m.why = Some(why.clone());

@@ -214,6 +214,15 @@ pub enum Api {
     V3,
 }
 
+/// How JSON booleans are written when a method runs inside `batch` (a PHP query string).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BoolForm {
+    /// `1` / `0` (`query_bool = "10"`, the default).
+    OneZero,
+    /// `Y` / `N` (`query_bool = "yn"`).
+    YesNo,
+}
+
 /// How a list method pages.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ListDef {
@@ -233,6 +242,10 @@ pub struct ListDef {
     pub select: String,
     /// Wire name of the start param.
     pub start: String,
+    /// The type of one item of a page: the `T` of the `list<T>` at `items` in the result.
+    /// `None` when the result (or its `items` field) is free JSON or a map: items are then
+    /// `serde_json::Value`s.
+    pub item: Option<Ty>,
 }
 
 /// One REST method.
@@ -258,6 +271,8 @@ pub struct MethodDef {
     pub deprecated: Option<String>,
     /// May run inside `batch`.
     pub batch: bool,
+    /// How its booleans are written inside `batch`.
+    pub query_bool: BoolForm,
     /// Result type.
     pub result: Ty,
     /// The result type as written.

@@ -318,6 +318,7 @@ pub(super) struct RawMethod {
     pub(super) access: Option<At<String>>,
     pub(super) deprecated: Option<String>,
     pub(super) batch: Option<bool>,
+    pub(super) query_bool: Option<At<String>>,
     pub(super) result: Option<At<String>>,
     pub(super) result_doc: Option<String>,
     pub(super) requires: Option<At<Vec<Vec<String>>>>,
@@ -378,6 +379,7 @@ pub(super) const METHOD_KEYS: &[&str] = &[
     "access",
     "deprecated",
     "batch",
+    "query_bool",
     "result",
     "result_doc",
     "requires",
@@ -499,6 +501,7 @@ pub(super) fn read_method(
         },
         deprecated: tab.string(cx, "deprecated").map(|s| s.value),
         batch: tab.bool(cx, "batch"),
+        query_bool: tab.string(cx, "query_bool"),
         result: if overriding {
             tab.string(cx, "result")
         } else {

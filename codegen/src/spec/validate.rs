@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::read::{near_miss, At, Ctx, RawField, RawList, RawSpec, RawType};
 use super::{
-    Access, Api, EventDef, Field, ListDef, MethodDef, Spec, Ty, TypeDef, TypeKind, PRIMITIVES,
+    Access, Api, BoolForm, EventDef, Field, ListDef, MethodDef, Spec, Ty, TypeDef, TypeKind,
+    PRIMITIVES,
 };
 use crate::naming::{self, RustName};
 
@@ -30,12 +31,15 @@ pub const RESERVED_GROUP_NAMES: &[&str] = &[
     "prelude",
 ];
 
-/// Group accessor names that would clash with `Client`'s own public methods (and `batch`,
-/// reserved for it). The client's private helpers live off `Client`, so they need no entry.
+/// Group accessor names that would clash with `Client`'s own public methods (and `batch`
+/// and `call_many`, reserved for it). The client's private helpers live off `Client`, so
+/// they need no entry.
 pub const RESERVED_ACCESSORS: &[&str] = &[
     "call",
     "call_raw",
     "call_with_meta",
+    "call_many",
+    "stream",
     "tokens",
     "builder",
     "webhook",
@@ -48,7 +52,8 @@ pub const RESERVED_ACCESSORS: &[&str] = &[
 /// Deepest `list<map<...>>` nesting accepted.
 const MAX_TYPE_DEPTH: usize = 8;
 
-/// Names the generated API of a struct or request uses besides its fields' setters.
+/// Names the generated API of a struct or request uses besides its fields' setters
+/// (`stream` and `collect_all`: list requests).
 const STRUCT_METHODS: &[&str] = &[
     "new",
     "send",
@@ -58,6 +63,8 @@ const STRUCT_METHODS: &[&str] = &[
     "retry",
     "timeout",
     "into_future",
+    "stream",
+    "collect_all",
 ];
 
 pub(super) fn validate(cx: &mut Ctx<'_>, raw: &RawSpec) -> Spec {
@@ -242,6 +249,24 @@ pub(super) fn validate(cx: &mut Ctx<'_>, raw: &RawSpec) -> Spec {
                 continue;
             }
         };
+        let query_bool = match m.query_bool.as_ref().map(|q| q.value.as_str()) {
+            None | Some("10") => BoolForm::OneZero,
+            Some("yn") => BoolForm::YesNo,
+            Some(other) => {
+                let (f, a) = m
+                    .query_bool
+                    .as_ref()
+                    .map_or((file, at), |q| (q.file, q.offset));
+                cx.err(
+                    f,
+                    a,
+                    context.clone(),
+                    format!("unknown query_bool `{other}`"),
+                    Some("expected `yn` (booleans as `Y`/`N` inside batch) or `10` (`1`/`0`, the default)".into()),
+                );
+                continue;
+            }
+        };
         let Some(result_at) = &m.result else { continue };
         let result = match parse_ty(&result_at.value, &known) {
             Ok(t) => t,
@@ -289,10 +314,18 @@ pub(super) fn validate(cx: &mut Ctx<'_>, raw: &RawSpec) -> Spec {
             let n = p.name.value.to_ascii_lowercase();
             (n == "start" || n == "offset") && !params.iter().any(|q| q.wire == p.name.value)
         });
-        let list = m
-            .list
-            .as_ref()
-            .map(|l| list_def(cx, &context, l, &params, paging_refused));
+        let list = m.list.as_ref().map(|l| {
+            let mut def = list_def(cx, &context, l, &params, paging_refused);
+            def.item = list_item(
+                cx,
+                &context,
+                l,
+                &def.items,
+                (&result, &result_at.value),
+                &types,
+            );
+            def
+        });
         if let Some(summary) = &m.summary {
             if summary.contains('\n') {
                 cx.err(
@@ -380,6 +413,7 @@ pub(super) fn validate(cx: &mut Ctx<'_>, raw: &RawSpec) -> Spec {
             access,
             deprecated: m.deprecated.clone(),
             batch: m.batch.unwrap_or(true),
+            query_bool,
             result,
             result_text: result_at.value.clone(),
             result_doc: m.result_doc.clone().unwrap_or_default().trim().to_owned(),
@@ -515,6 +549,7 @@ fn list_def(
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| find("offset"))
         }),
+        item: None,
     };
     for (key, name) in [
         ("filter", &def.filter),
@@ -543,6 +578,78 @@ fn list_def(
     }
     def
 }
+
+/// The item type of a list method's pages: `T` of a `list<T>` result (`items = ""`) or of
+/// the `list<T>` field `items` of a struct result. Free JSON (`json`, `object`) and maps
+/// (results keyed by id) give `None` (items as JSON values); a result that cannot hold the
+/// items where `items` says is an error.
+fn list_item(
+    cx: &mut Ctx<'_>,
+    context: &str,
+    l: &At<RawList>,
+    items: &str,
+    (result, result_text): (&Ty, &str),
+    types: &[TypeDef],
+) -> Option<Ty> {
+    let context = format!("{context}, list");
+    let list_fields = |fields: &[Field]| -> String {
+        let names: Vec<String> = fields
+            .iter()
+            .filter(|f| matches!(f.ty, Ty::List(_)))
+            .map(|f| format!("`{}`", f.wire))
+            .collect();
+        if names.is_empty() {
+            "it has no list field".to_owned()
+        } else {
+            format!("its list fields: {}", names.join(", "))
+        }
+    };
+    let named = |n: &str| types.iter().find(|t| t.name == n).map(|t| &t.kind);
+    let message = match (items, result) {
+        (_, Ty::Json | Ty::Object | Ty::Map(_)) => return None,
+        ("", Ty::List(t)) => return Some((**t).clone()),
+        (key, Ty::List(_)) => (
+            format!("`items = \"{key}\"` names a key of `result`, but the result type is the list `{result_text}`"),
+            Some("set `items = \"\"`".into()),
+        ),
+        ("", Ty::Named(n)) => match named(n) {
+            Some(TypeKind::Struct(fields)) => (
+                format!("`items = \"\"` says `result` is the page, but the result type `{n}` is a struct"),
+                Some(format!("set `items` to the key of the page ({}), or make the result `list<{n}>`", list_fields(fields))),
+            ),
+            _ => (format!("`items = \"\"` says `result` is the page, but the result type `{n}` is not a list"), None),
+        },
+        (key, Ty::Named(n)) => match named(n) {
+            Some(TypeKind::Struct(fields)) => match fields.iter().find(|f| f.wire == key) {
+                Some(Field { ty: Ty::List(t), .. }) => return Some((**t).clone()),
+                Some(Field { ty: Ty::Json | Ty::Object, .. }) => return None,
+                Some(f) => (
+                    format!("field `{key}` of the result type `{n}` is `{}`, not a list", f.ty_text),
+                    Some(format!("make it `list<...>`, or set `items` to another key ({})", list_fields(fields))),
+                ),
+                None => (
+                    format!("the result type `{n}` has no field `{key}`"),
+                    near_miss(key, fields.iter().map(|f| f.wire.as_str()))
+                        .or_else(|| Some(list_fields(fields))),
+                ),
+            },
+            _ => (format!("`items = \"{key}\"`, but the result type `{n}` is not a struct"), None),
+        },
+        ("", _) => (
+            format!("`items = \"\"` says `result` is the page, but the result type is `{result_text}`"),
+            Some(SHAPES.into()),
+        ),
+        (key, _) => (
+            format!("`items = \"{key}\"` names a key of `result`, but the result type is `{result_text}`"),
+            Some(SHAPES.into()),
+        ),
+    };
+    cx.err(l.file, l.offset, context, message.0, message.1);
+    None
+}
+
+/// What a list's result may be (for messages).
+const SHAPES: &str = "a list's result is `list<T>`, a struct with a `list<T>` field, or free JSON";
 
 /// Reports named structs that contain themselves other than through a list or map.
 fn check_cycles(cx: &mut Ctx<'_>, raw: &RawSpec, types: &[TypeDef]) {

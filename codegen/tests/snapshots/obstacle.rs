@@ -382,6 +382,29 @@ pub mod types {
             self.p.into_arg()
         }
     }
+    /// A page of a list whose items sit under a key of `result`.
+    ///
+    /// Keys the spec does not list (custom fields, newer additions) and optional values that did not fit their type are kept, as sent, in [`extra`](Self::extra).
+    #[derive(::core::clone::Clone, ::core::fmt::Debug, ::core::cmp::PartialEq)]
+    #[non_exhaustive]
+    pub struct ObstaclePage {
+        /// (`items`, list of [`ObstacleOnly`])
+        pub items: ::std::vec::Vec<super::types::ObstacleOnly>,
+        /// (`count`, integer)
+        pub count: ::core::option::Option<i64>,
+        /// Everything else the portal sent, by wire name.
+        pub extra: rt::Map<::std::string::String, rt::Value>,
+    }
+    impl rt::FromWire for ObstaclePage {
+        fn from_wire(v: &rt::Value) -> ::core::result::Result<Self, rt::WireError> {
+            let mut f = rt::Fields::new(v)?;
+            ::core::result::Result::Ok(Self {
+                items: f.req("items")?,
+                count: f.opt("count"),
+                extra: f.rest(),
+            })
+        }
+    }
     /// Enum values that are awkward as variants.
     ///
     /// Values the portal sends that this version does not know are kept in [`Other`](Self::Other).
@@ -453,7 +476,7 @@ pub mod types {
         }
     }
 }
-/// Methods of group `obstacle` (5 methods, 1 deprecated by Bitrix24): a request type per method and [`ObstacleMethods`](obstacle::ObstacleMethods), the group bound to a client (`client.obstacle()`).
+/// Methods of group `obstacle` (6 methods, 1 deprecated by Bitrix24): a request type per method and [`ObstacleMethods`](obstacle::ObstacleMethods), the group bound to a client (`client.obstacle()`).
 ///
 /// Cargo feature `obstacle`.
 #[cfg_attr(docsrs, doc(cfg(feature = "obstacle")))]
@@ -474,7 +497,7 @@ pub mod obstacle {
     ///
     /// Call it as `client.obstacle().type_list(..)` ([`ObstacleMethods::type_list`]), or build it with [`new`](Self::new) and send it with `Client::call`. Required: `entityTypeId`; 7 optional (setters).
     ///
-    /// Result: list of [`Obstacle`](super::types::Obstacle): The obstacles. A list: items in `result`, 50 per page, paged by `start` (fast `start = -1` scans supported).
+    /// Result: list of [`Obstacle`](super::types::Obstacle): The obstacles. A list: items in `result`, 50 per page, paged by `start` (fast `start = -1` scans supported); [`stream`](Self::stream) and [`collect_all`](Self::collect_all) fetch every page.
     ///
     /// # Errors
     /// Those of [`Client::call`](rt::Client::call).
@@ -584,6 +607,10 @@ pub mod obstacle {
             &self.p
         }
     }
+    /// A page's items, read from `result`: [`Obstacle`](super::types::Obstacle).
+    impl<C> rt::ListMethod for ObstacleTypeList<C> {
+        type Item = super::types::Obstacle;
+    }
     impl ::core::future::IntoFuture for ObstacleTypeList<rt::Client> {
         type Output = ::core::result::Result<
             ::std::vec::Vec<super::types::Obstacle>,
@@ -607,6 +634,162 @@ pub mod obstacle {
             self,
         ) -> rt::ResponseFuture<rt::Response<::std::vec::Vec<super::types::Obstacle>>> {
             rt::send_with_meta(self.client, <Self as rt::Method>::META, self.p)
+        }
+        /// Every item this request matches, as a [`ListStream`](rt::ListStream) of [`Obstacle`](super::types::Obstacle).
+        ///
+        /// Pages are fetched lazily: one request (up to 50 items) whenever the stream runs out,
+        /// this request again with `start` set to the `next` of the previous answer. See
+        /// [list methods](https://apidocs.bitrix24.com/settings/how-to-call-rest-api/list-methods-pecularities.html).
+        #[inline]
+        pub fn stream(self) -> rt::ListStream<super::types::Obstacle> {
+            self.client.stream(&self)
+        }
+        /// Fetches every page and returns all the items in one `Vec`: [`stream`](Self::stream),
+        /// collected. A large list is better consumed as the stream, one page in memory at a
+        /// time.
+        ///
+        /// # Errors
+        /// The first error of any page (those of [`Client::call`](rt::Client::call)).
+        #[inline]
+        pub fn collect_all(
+            self,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::std::vec::Vec<super::types::Obstacle>,
+                rt::Error,
+            >,
+        > {
+            self.stream().collect_all()
+        }
+    }
+    /// Lists items under a key of `result`; a param named like the list requests' `stream`.
+    ///
+    /// `obstacle.item.list` · read · scope `obstacle`
+    ///
+    /// Call it as `client.obstacle().item_list(..)` ([`ObstacleMethods::item_list`]), or build it with [`new`](Self::new) and send it with `Client::call`. No required parameters; 3 optional (setters).
+    ///
+    /// Result: [`ObstaclePage`](super::types::ObstaclePage). A list: items in `result.items`, 50 per page, paged by `start`; [`stream`](Self::stream) and [`collect_all`](Self::collect_all) fetch every page.
+    ///
+    /// # Errors
+    /// Those of [`Client::call`](rt::Client::call).
+    #[doc(alias = "obstacle.item.list")]
+    #[derive(::core::clone::Clone, ::core::fmt::Debug)]
+    #[must_use = "a request does nothing until it is awaited, `.send()` or passed to `Client::call`"]
+    pub struct ObstacleItemList<C = ()> {
+        client: C,
+        p: rt::Params,
+    }
+    impl ObstacleItemList {
+        /// The request, not bound to a client (send it with [`Client::call`](rt::Client::call)), with no parameters set yet.
+        pub fn new() -> Self {
+            let p = rt::Params::new();
+            Self { client: (), p }
+        }
+    }
+    impl ::core::default::Default for ObstacleItemList {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+    impl<C> ObstacleItemList<C> {
+        /// (`filter`, JSON object)
+        pub fn filter(mut self, value: impl rt::IntoArg<rt::Value>) -> Self {
+            self.p.set("filter", rt::IntoArg::<rt::Value>::into_arg(value));
+            self
+        }
+        /// Becomes `stream_value`. (`stream`, boolean)
+        pub fn stream_value(mut self, value: impl rt::IntoArg<bool>) -> Self {
+            self.p.set("stream", rt::IntoArg::<bool>::into_arg(value));
+            self
+        }
+        /// (`start`, integer)
+        pub fn start(mut self, value: impl rt::IntoArg<i64>) -> Self {
+            self.p.set("start", rt::IntoArg::<i64>::into_arg(value));
+            self
+        }
+        /// Sets a top-level parameter the spec does not list (`auth_connector` for
+        /// offline events...) by its wire name; replaces a value set before.
+        pub fn extra(
+            mut self,
+            name: impl ::core::convert::Into<::std::string::String>,
+            value: impl ::core::convert::Into<rt::Value>,
+        ) -> Self {
+            self.p.set(name.into(), rt::Arg::new(value.into()));
+            self
+        }
+        /// How this call is retried, instead of the client's policy.
+        pub fn retry(mut self, retry: rt::Retry) -> Self {
+            self.p.set_retry(retry);
+            self
+        }
+        /// The deadline of this whole call (waits and retries included), instead of the
+        /// client's.
+        pub fn timeout(mut self, timeout: ::core::time::Duration) -> Self {
+            self.p.set_timeout(timeout);
+            self
+        }
+    }
+    impl<C> rt::Method for ObstacleItemList<C> {
+        const META: &'static rt::MethodMeta = &rt::MethodMeta::new(
+                "obstacle.item.list",
+                rt::Access::Read,
+            )
+            .group("obstacle")
+            .scope("obstacle")
+            .list(rt::ListModel::new("items").id("id").keys("filter", "", "", "start"));
+        type Output = super::types::ObstaclePage;
+        fn wire_params(&self) -> &rt::Params {
+            &self.p
+        }
+    }
+    /// A page's items, read from `result.items`: [`ObstacleOnly`](super::types::ObstacleOnly).
+    impl<C> rt::ListMethod for ObstacleItemList<C> {
+        type Item = super::types::ObstacleOnly;
+    }
+    impl ::core::future::IntoFuture for ObstacleItemList<rt::Client> {
+        type Output = ::core::result::Result<super::types::ObstaclePage, rt::Error>;
+        type IntoFuture = rt::ResponseFuture<super::types::ObstaclePage>;
+        fn into_future(self) -> Self::IntoFuture {
+            rt::send(self.client, <Self as rt::Method>::META, self.p)
+        }
+    }
+    impl ObstacleItemList<rt::Client> {
+        /// Sends the request through the client it came from; the same as `.await`ing it.
+        pub fn send(self) -> rt::ResponseFuture<super::types::ObstaclePage> {
+            ::core::future::IntoFuture::into_future(self)
+        }
+        /// Sends the request; answers with the result and the envelope's `total`, `next`
+        /// and `time`.
+        pub fn send_with_meta(
+            self,
+        ) -> rt::ResponseFuture<rt::Response<super::types::ObstaclePage>> {
+            rt::send_with_meta(self.client, <Self as rt::Method>::META, self.p)
+        }
+        /// Every item this request matches, as a [`ListStream`](rt::ListStream) of [`ObstacleOnly`](super::types::ObstacleOnly).
+        ///
+        /// Pages are fetched lazily: one request (up to 50 items) whenever the stream runs out,
+        /// this request again with `start` set to the `next` of the previous answer. See
+        /// [list methods](https://apidocs.bitrix24.com/settings/how-to-call-rest-api/list-methods-pecularities.html).
+        #[inline]
+        pub fn stream(self) -> rt::ListStream<super::types::ObstacleOnly> {
+            self.client.stream(&self)
+        }
+        /// Fetches every page and returns all the items in one `Vec`: [`stream`](Self::stream),
+        /// collected. A large list is better consumed as the stream, one page in memory at a
+        /// time.
+        ///
+        /// # Errors
+        /// The first error of any page (those of [`Client::call`](rt::Client::call)).
+        #[inline]
+        pub fn collect_all(
+            self,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::std::vec::Vec<super::types::ObstacleOnly>,
+                rt::Error,
+            >,
+        > {
+            self.stream().collect_all()
         }
     }
     /// Sets product rows.
@@ -789,7 +972,7 @@ pub mod obstacle {
     ///
     /// Call it as `client.obstacle().v2_chat_message_send(..)` ([`ObstacleMethods::v2_chat_message_send`]), or build it with [`new`](Self::new) and send it with `Client::call`. Required: `botId`, `fields`; 4 optional (setters). Also needs `dialogId`, or `fromUserId` with `toUserId`: a request without them is refused before it is sent.
     ///
-    /// Result: [`ObstacleOnly`](super::types::ObstacleOnly).
+    /// Result: [`ObstacleOnly`](super::types::ObstacleOnly). Inside `batch`, booleans are sent as `Y`/`N`.
     ///
     /// # Errors
     /// Those of [`Client::call`](rt::Client::call).
@@ -871,6 +1054,7 @@ pub mod obstacle {
             )
             .group("obstacle")
             .scope("obstacle")
+            .query_bool(rt::BoolForm::YesNo)
             .requires(&[&["dialogId"], &["fromUserId", "toUserId"]]);
         type Output = super::types::ObstacleOnly;
         fn wire_params(&self) -> &rt::Params {
@@ -1105,6 +1289,15 @@ pub mod obstacle {
                 p: r.p,
             }
         }
+        /// Lists items under a key of `result`; a param named like the list requests' `stream`. `obstacle.item.list`: see [`ObstacleItemList`].
+        #[doc(alias = "obstacle.item.list")]
+        pub fn item_list(&self) -> ObstacleItemList<rt::Client> {
+            let r = ObstacleItemList::new();
+            ObstacleItemList {
+                client: self.client.clone(),
+                p: r.p,
+            }
+        }
         /// Sets product rows. `obstacle.item.productrow.set`: see [`ObstacleItemProductrowSet`].
         #[deprecated(note = "use `obstacle.v2.Chat.Message.send` instead.")]
         #[doc(alias = "obstacle.item.productrow.set")]
@@ -1279,7 +1472,7 @@ pub mod obstacle_type {
     ///
     /// Call it as `client.obstacle_type().obstacle_events_get(..)` ([`ObstacleTypeMethods::obstacle_events_get`]), or build it with [`new`](Self::new) and send it with `Client::call`. No required parameters; 2 optional (setters).
     ///
-    /// Result: JSON value. A list: items in `result.events`, 50 per page, paged by `START`.
+    /// Result: JSON value. A list: items in `result.events`, 50 per page, paged by `START`; [`stream`](Self::stream) and [`collect_all`](Self::collect_all) fetch every page.
     ///
     /// # Errors
     /// Those of [`Client::call`](rt::Client::call).
@@ -1348,6 +1541,10 @@ pub mod obstacle_type {
             &self.p
         }
     }
+    /// A page's items, read from `result.events`: JSON values (the spec does not type them).
+    impl<C> rt::ListMethod for ObstacleEventsGet<C> {
+        type Item = rt::Value;
+    }
     impl ::core::future::IntoFuture for ObstacleEventsGet<rt::Client> {
         type Output = ::core::result::Result<rt::Value, rt::Error>;
         type IntoFuture = rt::ResponseFuture<rt::Value>;
@@ -1364,6 +1561,29 @@ pub mod obstacle_type {
         /// and `time`.
         pub fn send_with_meta(self) -> rt::ResponseFuture<rt::Response<rt::Value>> {
             rt::send_with_meta(self.client, <Self as rt::Method>::META, self.p)
+        }
+        /// Every item this request matches, as a [`ListStream`](rt::ListStream) of JSON values (the spec does not type them).
+        ///
+        /// Pages are fetched lazily: one request (up to 50 items) whenever the stream runs out,
+        /// this request again with `START` set to the `next` of the previous answer. See
+        /// [list methods](https://apidocs.bitrix24.com/settings/how-to-call-rest-api/list-methods-pecularities.html).
+        #[inline]
+        pub fn stream(self) -> rt::ListStream<rt::Value> {
+            self.client.stream(&self)
+        }
+        /// Fetches every page and returns all the items in one `Vec`: [`stream`](Self::stream),
+        /// collected. A large list is better consumed as the stream, one page in memory at a
+        /// time.
+        ///
+        /// # Errors
+        /// The first error of any page (those of [`Client::call`](rt::Client::call)).
+        #[inline]
+        pub fn collect_all(
+            self,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<::std::vec::Vec<rt::Value>, rt::Error>,
+        > {
+            self.stream().collect_all()
         }
     }
     /// A REST 3.0 method.
@@ -1553,7 +1773,7 @@ pub mod events {
     }
 }
 impl crate::Client {
-    /// Methods of group `obstacle` (`obstacle.type.list`, `obstacle.item.productrow.set`, `obstacle.v2.Chat.Message.send`, ...): see [`obstacle::ObstacleMethods`].
+    /// Methods of group `obstacle` (`obstacle.type.list`, `obstacle.item.list`, `obstacle.item.productrow.set`, ...): see [`obstacle::ObstacleMethods`].
     #[cfg_attr(docsrs, doc(cfg(feature = "obstacle")))]
     pub fn obstacle(&self) -> obstacle::ObstacleMethods<'_> {
         ::core::convert::From::from(self)
