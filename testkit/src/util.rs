@@ -14,6 +14,28 @@ pub(crate) fn get<'a>(p: &'a Value, key: &str) -> Option<&'a Value> {
         .map(|(_, v)| v)
 }
 
+/// PHP's `empty()`: `null`, `false`, `0`, `0.0`, `""`, `"0"`, `[]` and `{}` are empty.
+///
+/// A call can come as a JSON body or as a PHP query string inside `batch`, where JSON
+/// `null`, `[]` and `{}` all become `key=` (an empty string) and `false` becomes `0`; a
+/// portal reading its params with `empty()` makes them all the same, and so does the fake.
+pub(crate) fn php_empty(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty() || s == "0",
+        Value::Array(a) => a.is_empty(),
+        Value::Object(m) => m.is_empty(),
+    }
+}
+
+/// PHP truthiness (`if ($v)`): the opposite of [`php_empty`], so `"false"`, `"N"` and
+/// `"0.0"` are true.
+pub(crate) fn php_truthy(v: &Value) -> bool {
+    !php_empty(v)
+}
+
 /// A scalar as text (`"5"`, `5`, `true` -> `"5"`, `"5"`, `"1"`); `None` for null, arrays
 /// and objects.
 pub(crate) fn text(v: &Value) -> Option<String> {
