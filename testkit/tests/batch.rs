@@ -194,7 +194,9 @@ async fn a_reference_past_the_last_row_fails_the_command_instead_of_restarting_t
     // the filter was dropped and p3 restarted at deal 1.
     assert!(r["result"].get("p3").is_none(), "{body}");
     assert_eq!(r["result_error"]["p3"]["error"], "INVALID_ARG_VALUE");
-    let d = r["result_error"]["p3"]["error_description"].as_str().unwrap();
+    let d = r["result_error"]["p3"]["error_description"]
+        .as_str()
+        .unwrap();
     assert!(d.contains("$result[p2][49][ID]"), "{d}");
     assert!(d.contains("list of 37"), "{d}");
     // p4 refers to p3, which failed: it fails too, and neither has a time (neither ran).
@@ -220,7 +222,10 @@ async fn a_reference_to_a_later_or_unknown_command_fails() {
     .await;
     let r = &body["result"];
     for k in ["early", "ghost"] {
-        assert_eq!(r["result_error"][k]["error"], "INVALID_ARG_VALUE", "{k}: {text}");
+        assert_eq!(
+            r["result_error"][k]["error"], "INVALID_ARG_VALUE",
+            "{k}: {text}"
+        );
         assert!(r["result"].get(k).is_none(), "{k}: {text}");
     }
     assert_eq!(r["result"]["ok"]["ID"], "1", "{text}");
@@ -255,22 +260,38 @@ async fn halt_is_php_truthiness() {
             let (status, answer) = post_json(&url, body).await;
             assert_eq!(status, 200);
             let r = &answer["result"];
-            assert_eq!(r["result_error"][0]["error"], "insufficient_scope", "{answer}");
+            assert_eq!(
+                r["result_error"][0]["error"], "insufficient_scope",
+                "{answer}"
+            );
             // An object keyed by position when the first is missing.
             r["result"].get("1").is_some_and(|u| u["ID"] == "1")
         }
     };
-    for halt in [json!(true), json!(1), json!("1"), json!("Y"), json!("true"), json!("false"), json!("N")] {
-        assert!(!ran_on(halt.clone()).await, "halt {halt} should stop the batch");
+    for halt in [
+        json!(true),
+        json!(1),
+        json!("1"),
+        json!("Y"),
+        json!("true"),
+        json!("false"),
+        json!("N"),
+    ] {
+        assert!(
+            !ran_on(halt.clone()).await,
+            "halt {halt} should stop the batch"
+        );
     }
     for halt in [json!(false), json!(0), json!("0"), json!(""), json!(null)] {
-        assert!(ran_on(halt.clone()).await, "halt {halt} should not stop the batch");
+        assert!(
+            ran_on(halt.clone()).await,
+            "halt {halt} should not stop the batch"
+        );
     }
     // The same over a form body, where `halt=` is what a JSON null or false becomes.
     for (form, stops) in [("halt=false", true), ("halt=0", false), ("halt=", false)] {
         let body = format!("{form}&cmd%5B0%5D=crm.deal.get%3Fid%3D1&cmd%5B1%5D=user.current");
-        let (_, answer, text) =
-            post_text(&url, "application/x-www-form-urlencoded", &body).await;
+        let (_, answer, text) = post_text(&url, "application/x-www-form-urlencoded", &body).await;
         let ran = answer["result"]["result"].get("1").is_some();
         assert_eq!(ran, !stops, "{form}: {text}");
     }

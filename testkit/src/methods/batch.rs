@@ -244,7 +244,10 @@ fn reference(s: &str, maps: &Maps) -> Result<Option<(Value, usize)>, ApiError> {
                 Value::Object(_) => "an object".to_owned(),
                 other => format!("the scalar {other}"),
             };
-            return Err(unresolved(text, format!("{walked} is {what}, with no [{seg}]")));
+            return Err(unresolved(
+                text,
+                format!("{walked} is {what}, with no [{seg}]"),
+            ));
         };
         walked.push_str(&format!("[{seg}]"));
         cur = next;
@@ -290,8 +293,10 @@ mod tests {
             .insert("u".into(), json!({"ID": "7", "UF_DEPARTMENT": [3, 4]}));
         maps.result
             .insert("l".into(), json!([{"ID": "10"}, {"ID": "11"}]));
-        maps.error
-            .insert("bad".into(), json!({"error": "", "error_description": "Not found"}));
+        maps.error.insert(
+            "bad".into(),
+            json!({"error": "", "error_description": "Not found"}),
+        );
         let mut v = json!({"ID": "$result[u][UF_DEPARTMENT][1]", "x": "id=$result[l][1][ID]!", "d": "$result[u][UF_DEPARTMENT]", "lit": "$5 and $result and $other[x] and $result[open"});
         substitute(&mut v, &maps).unwrap();
         assert_eq!(
@@ -306,7 +311,10 @@ mod tests {
         };
         // Past the end of a list: the walk stops at the list, and the command fails.
         let d = fails("$result[l][49][ID]");
-        assert!(d.contains("$result[l] is a list of 2 item(s), with no [49]"), "{d}");
+        assert!(
+            d.contains("$result[l] is a list of 2 item(s), with no [49]"),
+            "{d}"
+        );
         assert!(fails("$result[l][1][NOPE]").contains("$result[l][1] is an object"));
         assert!(fails("$result[u][ID][x]").contains("the scalar \"7\""));
         // Not run (later or unknown), or failed.
