@@ -36,6 +36,12 @@ pub(crate) fn php_truthy(v: &Value) -> bool {
     !php_empty(v)
 }
 
+/// The value of param `key` ([`get`]), `None` when it is absent or [`php_empty`]: a `select`
+/// of `[]` or `""`, a `filter` of `{}` or `""` read as no select, no filter.
+pub(crate) fn param<'a>(p: &'a Value, key: &str) -> Option<&'a Value> {
+    get(p, key).filter(|v| !php_empty(v))
+}
+
 /// A scalar as text (`"5"`, `5`, `true` -> `"5"`, `"5"`, `"1"`); `None` for null, arrays
 /// and objects.
 pub(crate) fn text(v: &Value) -> Option<String> {
@@ -78,10 +84,15 @@ pub(crate) fn p_bool(p: &Value, key: &str) -> Option<bool> {
     get(p, key).and_then(as_bool)
 }
 
-/// A flag from any of its wire spellings.
+/// A flag from any of its wire spellings: JSON `true`, `"1"`, `"Y"`, `"true"` (any case) are
+/// true; `false`, `"0"`, `"N"`, `"false"`, `""`, and `null`, `[]`, `{}` (which a query string
+/// sends as `key=`) are false; anything else is no flag (`None`, the caller's default).
 pub(crate) fn as_bool(v: &Value) -> Option<bool> {
     match v {
         Value::Bool(b) => Some(*b),
+        Value::Null => Some(false),
+        Value::Array(a) if a.is_empty() => Some(false),
+        Value::Object(m) if m.is_empty() => Some(false),
         Value::Number(n) => Some(n.as_f64() != Some(0.0)),
         Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
             "y" | "1" | "true" | "yes" => Some(true),
@@ -102,9 +113,10 @@ pub(crate) fn yn(b: bool) -> &'static str {
 }
 
 /// An object parameter (JSON object, or a PHP form map); a JSON string holding an object is
-/// parsed too, as portals accept `KEYBOARD` both ways.
+/// parsed too, as portals accept `KEYBOARD` both ways. `None` when absent or
+/// [`php_empty`] (so `{}`, `[]`, `""` and `null` alike).
 pub(crate) fn p_obj(p: &Value, key: &str) -> Option<Map<String, Value>> {
-    match get(p, key)? {
+    match param(p, key)? {
         Value::Object(m) => Some(m.clone()),
         Value::String(s) => serde_json::from_str::<Value>(s).ok().and_then(|v| match v {
             Value::Object(m) => Some(m),
@@ -115,18 +127,27 @@ pub(crate) fn p_obj(p: &Value, key: &str) -> Option<Map<String, Value>> {
 }
 
 /// A list parameter: a JSON array, a PHP form list, or an object keyed by positions (in
-/// numeric order: a `Map` sorts "10" before "2").
+/// numeric order: a `Map` sorts "10" before "2"). Empty when absent or [`php_empty`].
 pub(crate) fn p_list(p: &Value, key: &str) -> Vec<Value> {
-    match get(p, key) {
-        Some(Value::Array(a)) => a.clone(),
-        Some(Value::Object(m)) => {
+    param(p, key).map(list_items).unwrap_or_default()
+}
+
+/// The items of a list value: an array, an object keyed by positions (numeric order), or a
+/// single scalar; nothing for a [`php_empty`] value.
+pub(crate) fn list_items(v: &Value) -> Vec<Value> {
+    if php_empty(v) {
+        return Vec::new();
+    }
+    match v {
+        Value::Array(a) => a.clone(),
+        Value::Object(m) => {
             let mut entries: Vec<(&String, &Value)> = m.iter().collect();
             if entries.iter().all(|(k, _)| k.parse::<u64>().is_ok()) {
                 entries.sort_by_key(|(k, _)| k.parse::<u64>().unwrap_or(u64::MAX));
             }
             entries.into_iter().map(|(_, v)| v.clone()).collect()
         }
-        Some(v @ (Value::String(_) | Value::Number(_))) => vec![v.clone()],
+        v @ (Value::String(_) | Value::Number(_)) => vec![v.clone()],
         _ => Vec::new(),
     }
 }

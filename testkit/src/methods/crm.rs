@@ -3,7 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::basic::{list_cost, paging};
+use super::lists::{self, Dialect};
 use super::{ApiError, Ctx, Outcome, Reply};
 use crate::clock;
 use crate::store::{self, Kind, Record};
@@ -228,22 +228,30 @@ fn classic(ctx: &mut Ctx<'_>, kind: Kind, action: &str, p: &Value) -> Option<Out
                 .ok_or_else(not_found)?;
             Ok(Reply::ok(Value::Object(r.into_owned())))
         })(),
-        "list" => {
+        "list" => (|| {
             let upper = |f: &str| f.to_ascii_uppercase();
+            let known = |f: &str| lists::known(ctx, kind, f);
+            let (filter, order, start) = lists::params(p);
             let q = store::query_from(
-                util::get(p, "filter"),
-                util::get(p, "order"),
+                filter,
+                order,
                 ctx.order.keys("order").as_deref(),
-                util::get(p, "start"),
-                &upper,
-            );
+                start,
+                &store::Fields {
+                    rename: &upper,
+                    filter: &known,
+                    order: &known,
+                    strict_direction: false,
+                },
+            )
+            .map_err(|e| lists::query_error(Dialect::Crm, e))?;
             let select: Vec<String> = util::p_list(p, "select")
                 .iter()
                 .filter_map(util::text)
                 .map(|s| s.to_ascii_uppercase())
                 .collect();
-            super::basic::list_reply(ctx, kind, &q, &select, Value::Object)
-        }
+            super::basic::list_reply(ctx, kind, q, &select, Value::Object)
+        })(),
         "fields" => {
             let template = store::generate(kind, 1, &ctx.cfg.gen);
             let mut out = Map::new();
@@ -441,48 +449,57 @@ fn item(ctx: &mut Ctx<'_>, action: &str, p: &Value) -> Option<Outcome> {
                 .into_owned();
             Ok(Reply::ok(json!({"item": to_item(kind, r)})))
         })(),
-        _ => {
+        _ => (|| {
             let rename = |f: &str| from_camel(kind, f);
+            let known = |f: &str| lists::known(ctx, kind, f) || is_parent_field(f);
+            let (filter, order, start) = lists::params(p);
             let q = store::query_from(
-                util::get(p, "filter"),
-                util::get(p, "order"),
+                filter,
+                order,
                 ctx.order.keys("order").as_deref(),
-                util::get(p, "start"),
-                &rename,
-            );
+                start,
+                &store::Fields {
+                    rename: &rename,
+                    filter: &known,
+                    order: &known,
+                    strict_direction: true,
+                },
+            )
+            .map_err(|e| lists::query_error(Dialect::Crm, e))?;
             let select: Vec<String> = util::p_list(p, "select")
                 .iter()
                 .filter_map(util::text)
                 .map(|s| if s == "*" { s } else { from_camel(kind, &s) })
                 .collect();
-            let page = store::list(ctx.st.table(kind), &q, &ctx.cfg.gen);
-            ctx.cost += list_cost(ctx, &page);
+            let page = lists::run(ctx, kind, q);
+            let all = select.is_empty() || select.iter().any(|s| s == "*");
             let items: Vec<Value> = page
                 .records
                 .into_iter()
-                .map(|r| to_item(kind, store::select(r, &select)))
-                .collect();
-            let items: Vec<Value> = if select.is_empty() || select.iter().any(|s| s == "*") {
-                items
-            } else {
-                items
-                    .into_iter()
-                    .map(|mut v| {
+                .map(|r| {
+                    let mut v = to_item(kind, store::select(r, &select));
+                    if !all {
                         if let Value::Object(m) = &mut v {
                             m.remove("entityTypeId");
                         }
-                        v
-                    })
-                    .collect()
-            };
-            let (total, next) = paging(&q, page.total, items.len() as u64);
+                    }
+                    v
+                })
+                .collect();
             Ok(Reply {
                 result: json!({"items": items}),
-                total,
-                next,
+                total: page.total,
+                next: page.next,
             })
-        }
+        })(),
     })
+}
+
+/// `parentId<entityTypeId>` (as `PARENT_ID<n>`): the binding to a parent item, which every
+/// item may be filtered on.
+fn is_parent_field(f: &str) -> bool {
+    f.strip_prefix("PARENT_ID")
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -565,34 +582,50 @@ fn task(ctx: &mut Ctx<'_>, action: &str, p: &Value) -> Option<Outcome> {
                 json!({"task": to_task(store::select(r, &select))}),
             ))
         })(),
-        "list" => {
-            let upper = |f: &str| f.to_ascii_uppercase();
-            let q = store::query_from(
-                util::get(p, "filter"),
-                util::get(p, "order"),
+        "list" => (|| {
+            // Filter and order name fields in upper case (`ID`, `>ID`); the answer is
+            // camelCase (`id`). `REAL_STATUS` is the `status` of the answer.
+            let rename = |f: &str| match f.to_ascii_uppercase().as_str() {
+                "REAL_STATUS" => "STATUS".to_owned(),
+                other => other.to_owned(),
+            };
+            let filterable = |f: &str| lists::known(ctx, kind, f);
+            let sortable = |f: &str| lists::task_sortable(f) || f == "STATUS";
+            let (filter, order, start) = lists::params(p);
+            let mut q = store::query_from(
+                filter,
+                order,
                 ctx.order.keys("order").as_deref(),
-                util::get(p, "start"),
-                &upper,
-            );
+                start,
+                &store::Fields {
+                    rename: &rename,
+                    filter: &filterable,
+                    order: &sortable,
+                    strict_direction: false,
+                },
+            )
+            .map_err(|e| lists::query_error(Dialect::Tasks, e))?;
+            // Without an order, newest first (EN:api-reference/tasks/tasks-task-list.md).
+            if q.order.is_empty() {
+                q.order.push(("ID".into(), true));
+            }
             let select: Vec<String> = util::p_list(p, "select")
                 .iter()
                 .filter_map(util::text)
                 .map(|s| s.to_ascii_uppercase())
                 .collect();
-            let page = store::list(ctx.st.table(kind), &q, &ctx.cfg.gen);
-            ctx.cost += list_cost(ctx, &page);
+            let page = lists::run(ctx, kind, q);
             let tasks: Vec<Value> = page
                 .records
                 .into_iter()
                 .map(|r| to_task(store::select(r, &select)))
                 .collect();
-            let (total, next) = paging(&q, page.total, tasks.len() as u64);
             Ok(Reply {
                 result: json!({"tasks": tasks}),
-                total,
-                next,
+                total: page.total,
+                next: page.next,
             })
-        }
+        })(),
         _ => return None,
     })
 }
