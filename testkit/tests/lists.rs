@@ -487,3 +487,99 @@ async fn a_filtered_fast_page_reads_only_the_rows_it_walks() {
     let cost = body["time"]["processing"].as_f64().unwrap();
     assert!((cost - (0.005 + 37.0 * 20e-6)).abs() < 1e-6, "{cost}");
 }
+
+#[tokio::test]
+async fn quirk_wrong_total_is_off_while_next_stays_right() {
+    let portal = FakePortal::builder()
+        .rate_limit_off()
+        .quirk_wrong_total("CRM.Lead.List.json", -7)
+        .start()
+        .await;
+    let hook = portal.webhook_url(1);
+    let url = format!("{hook}crm.lead.list");
+    let (_, first) = post_json(&url, json!({"select": ["ID"]})).await;
+    assert_eq!(
+        (first["total"].clone(), first["next"].clone()),
+        (json!(405), json!(50))
+    );
+    // 412 leads really: the page at 400 has 12 rows and no next, though total says 405.
+    let (_, last) = post_json(&url, json!({"select": ["ID"], "start": 400})).await;
+    assert_eq!(last["result"].as_array().unwrap().len(), 12);
+    assert_eq!(last["total"], 405);
+    assert!(last.get("next").is_none());
+    let (_, fast) = post_json(&url, json!({"start": -1})).await;
+    assert_eq!(fast["total"], 0);
+    // In a batch too; other methods tell the truth.
+    let (_, body) = post_json(
+        &format!("{hook}batch"),
+        json!({"cmd": {"l": "crm.lead.list?start=350", "d": "crm.deal.list"}}),
+    )
+    .await;
+    let r = &body["result"];
+    assert_eq!(
+        (
+            r["result_total"]["l"].clone(),
+            r["result_next"]["l"].clone()
+        ),
+        (json!(405), json!(400))
+    );
+    assert_eq!(r["result_total"]["d"], 137);
+    // Never below zero.
+    let tiny = FakePortal::builder()
+        .quirk_wrong_total("crm.deal.list", -1000)
+        .quirk_wrong_total("crm.contact.list", 3)
+        .start()
+        .await;
+    let (_, body) = post_json(&format!("{}crm.deal.list", tiny.webhook_url(1)), json!({})).await;
+    assert_eq!(
+        (body["total"].clone(), body["next"].clone()),
+        (json!(0), json!(50))
+    );
+    let (_, body) = post_json(
+        &format!("{}crm.contact.list", tiny.webhook_url(1)),
+        json!({"start": 50}),
+    )
+    .await;
+    assert_eq!(body["total"], 103);
+    assert!(body.get("next").is_none());
+}
+
+#[tokio::test]
+async fn quirk_ignores_id_filter_makes_a_fast_scan_stand_still() {
+    let portal = FakePortal::builder()
+        .rate_limit_off()
+        .quirk_ignores_id_filter("crm.deal.list")
+        .start()
+        .await;
+    let hook = portal.webhook_url(1);
+    let page = |method: &'static str, filter: Value| {
+        let url = format!("{hook}{method}");
+        async move {
+            let (status, body) = post_json(
+                &url,
+                json!({"entityTypeId": 2, "filter": filter, "order": {"ID": "ASC"}, "select": ["ID"], "start": -1}),
+            )
+            .await;
+            assert_eq!(status, 200, "{body}");
+            body
+        }
+    };
+    for filter in [
+        json!({">ID": 50}),
+        json!({">=ID": 51}),
+        json!({"<ID": 10, ">ID": 100}),
+        json!({"<=ID": 3}),
+    ] {
+        let body = page("crm.deal.list", filter.clone()).await;
+        assert_eq!(body["result"][0]["ID"], "1", "{filter}");
+        assert_eq!(body["result"].as_array().unwrap().len(), 50, "{filter}");
+    }
+    // Other conditions, an exact ID among them, still apply.
+    let body = page("crm.deal.list", json!({"ID": 7, ">ID": 100})).await;
+    assert_eq!(body["result"], json!([{"ID": "7"}]));
+    // Other methods, crm.item.list of the same deals too, are unaffected.
+    let body = page("crm.contact.list", json!({">ID": 50})).await;
+    assert_eq!(body["result"][0]["ID"], "51");
+    let body = page("crm.item.list", json!({">id": 50})).await;
+    assert_eq!(body["result"]["items"][0]["id"], 51);
+}
