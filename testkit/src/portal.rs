@@ -524,6 +524,8 @@ impl FakePortalBuilder {
             deliveries: Vec::new(),
             counter: 0,
             next_handler_id: 0,
+            // Seeded contacts use 2·id and 2·id + 1 for their phone and e-mail.
+            fm_next_id: 2 * size(Kind::Contact) + 2,
         };
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())

@@ -153,6 +153,8 @@ pub(crate) struct State {
     pub deliveries: Vec<Delivery>,
     pub counter: u64,
     pub next_handler_id: u64,
+    /// The id the next CRM multi-field value (a phone, an e-mail) gets.
+    pub fm_next_id: u64,
 }
 
 impl State {

@@ -250,4 +250,36 @@ mod tests {
         let p = json!({"s": {"10": "c", "2": "b", "0": "a"}});
         assert_eq!(p_list(&p, "s"), [json!("a"), json!("b"), json!("c")]);
     }
+
+    #[test]
+    fn empty_values_read_alike_and_flags_in_every_spelling() {
+        // What a query string makes of JSON null, [], {}: `key=`, an empty string.
+        let p = json!({"a": null, "b": [], "c": {}, "d": "", "e": "0", "f": false, "g": 0, "h": ["x"], "i": "x"});
+        for k in ["a", "b", "c", "d", "e", "f", "g"] {
+            assert!(param(&p, k).is_none(), "{k}");
+            assert!(p_list(&p, k).is_empty(), "{k}");
+            assert!(p_obj(&p, k).is_none(), "{k}");
+        }
+        assert_eq!(p_list(&p, "h"), [json!("x")]);
+        assert_eq!(p_list(&p, "i"), [json!("x")]);
+        for (v, want) in [
+            (json!(true), Some(true)),
+            (json!("1"), Some(true)),
+            (json!("Y"), Some(true)),
+            (json!("true"), Some(true)),
+            (json!(1), Some(true)),
+            (json!(false), Some(false)),
+            (json!("0"), Some(false)),
+            (json!("N"), Some(false)),
+            (json!("false"), Some(false)),
+            (json!(""), Some(false)),
+            (json!(null), Some(false)),
+            (json!([]), Some(false)),
+            (json!({}), Some(false)),
+            (json!("maybe"), None),
+            (json!(["Y"]), None),
+        ] {
+            assert_eq!(as_bool(&v), want, "{v}");
+        }
+    }
 }
