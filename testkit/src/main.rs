@@ -26,12 +26,20 @@ A seeded fake Bitrix24 portal on 127.0.0.1. Values go as `--flag VALUE` or `--fl
   --operating-limit-s X  operating time per method and webhook/app over 10 minutes,
                          seconds, >= 0 (default 480)
   --call-cost-ms N       simulated run time of one call, milliseconds (default 5)
+  --list-row-cost-us N   simulated run time per row a list page reads, microseconds
+                         (default 20; a COUNT for `total` adds 250 rows' worth + a tenth per row)
+  --quirk-wrong-total METHOD=DELTA
+                         list METHOD reports `total` off by DELTA (next stays right); repeatable
+  --quirk-ignores-id-filter METHOD
+                         list METHOD ignores >ID, >=ID, <ID, <=ID in its filter; repeatable
   -h, --help             print this and exit";
 
 /// Operating-time limit of the binary when not given, seconds (the builder's default).
 const DEFAULT_OPERATING_LIMIT_S: f64 = 480.0;
 /// Simulated cost of one call when not given, milliseconds (the builder's default).
 const DEFAULT_CALL_COST_MS: u64 = 5;
+/// Simulated cost of one list row when not given, microseconds (the builder's default).
+const DEFAULT_LIST_ROW_COST_US: u64 = 20;
 
 /// What the command line asks for, before anything is started.
 #[derive(Clone, Debug, PartialEq)]
@@ -48,6 +56,11 @@ struct Options {
     time_scale: f64,
     operating_limit_s: f64,
     call_cost_ms: u64,
+    list_row_cost_us: u64,
+    /// `(method, delta)` of `--quirk-wrong-total`.
+    wrong_total: Vec<(String, i64)>,
+    /// Methods of `--quirk-ignores-id-filter`.
+    ignores_id_filter: Vec<String>,
 }
 
 /// The request-rate limit in force.
@@ -76,6 +89,9 @@ impl Default for Options {
             time_scale: 1.0,
             operating_limit_s: DEFAULT_OPERATING_LIMIT_S,
             call_cost_ms: DEFAULT_CALL_COST_MS,
+            list_row_cost_us: DEFAULT_LIST_ROW_COST_US,
+            wrong_total: Vec::new(),
+            ignores_id_filter: Vec::new(),
         }
     }
 }
@@ -141,6 +157,9 @@ fn parse(args: &[String]) -> Result<Command, String> {
             "--time-scale",
             "--operating-limit-s",
             "--call-cost-ms",
+            "--list-row-cost-us",
+            "--quirk-wrong-total",
+            "--quirk-ignores-id-filter",
         ];
         if !known.contains(&flag) {
             return Err(format!("unknown argument {arg:?}"));
@@ -200,6 +219,24 @@ fn parse(args: &[String]) -> Result<Command, String> {
                 o.operating_limit_s = x;
             }
             "--call-cost-ms" => o.call_cost_ms = parse_value(flag, v, "milliseconds, >= 0")?,
+            "--list-row-cost-us" => {
+                o.list_row_cost_us = parse_value(flag, v, "microseconds, >= 0")?;
+            }
+            "--quirk-wrong-total" => {
+                let what = "METHOD=DELTA, e.g. crm.lead.list=-7";
+                let (method, delta) = v
+                    .split_once('=')
+                    .filter(|(m, _)| !m.trim().is_empty())
+                    .ok_or_else(|| format!("{flag}: expected {what}, got {v:?}"))?;
+                let delta: i64 = parse_value(flag, delta, what)?;
+                o.wrong_total.push((method.trim().to_owned(), delta));
+            }
+            "--quirk-ignores-id-filter" => {
+                if v.trim().is_empty() {
+                    return Err(format!("{flag}: expected a method name, got {v:?}"));
+                }
+                o.ignores_id_filter.push(v.trim().to_owned());
+            }
             _ => return Err(format!("unknown argument {arg:?}")),
         }
     }
@@ -229,7 +266,14 @@ impl Options {
             .latency(Duration::from_millis(self.latency_ms))
             .time_scale(self.time_scale)
             .operating_limit(Duration::from_secs_f64(self.operating_limit_s))
-            .call_cost(Duration::from_millis(self.call_cost_ms));
+            .call_cost(Duration::from_millis(self.call_cost_ms))
+            .list_row_cost(Duration::from_micros(self.list_row_cost_us));
+        for (method, delta) in &self.wrong_total {
+            b = b.quirk_wrong_total(method, *delta);
+        }
+        for method in &self.ignores_id_filter {
+            b = b.quirk_ignores_id_filter(method);
+        }
         b = match &self.rate {
             Some(r) => b.rate_limit(r.burst, r.drain),
             None => b.rate_limit_off(),
@@ -267,12 +311,32 @@ impl Options {
                 )
             }
         };
+        let mut quirks: Vec<String> = self
+            .wrong_total
+            .iter()
+            .map(|(m, d)| format!("{m} reports total {d:+}"))
+            .collect();
+        quirks.extend(
+            self.ignores_id_filter
+                .iter()
+                .map(|m| format!("{m} ignores >ID/<ID")),
+        );
+        let quirks = if quirks.is_empty() {
+            "none".to_owned()
+        } else {
+            quirks.join("; ")
+        };
         format!(
             "request rate:       {rate}\n\
-             operating time:     {} s per method per webhook/app over 10 min, {} ms per call: 429 OPERATION_TIME_LIMIT past it\n\
+             operating time:     {} s per method per webhook/app over 10 min, {} ms per call, {} µs per list row: 429 OPERATION_TIME_LIMIT past it\n\
              clock:              {}x real time\n\
-             latency:            {} ms per request",
-            self.operating_limit_s, self.call_cost_ms, self.time_scale, self.latency_ms
+             latency:            {} ms per request\n\
+             list quirks:        {quirks}",
+            self.operating_limit_s,
+            self.call_cost_ms,
+            self.list_row_cost_us,
+            self.time_scale,
+            self.latency_ms
         )
     }
 }
@@ -416,6 +480,32 @@ mod tests {
         assert!(banner.contains("1.5 s per method"), "{banner}");
         assert!(banner.contains("250 ms per call"), "{banner}");
         assert!(banner.contains("60x real time"), "{banner}");
+        assert!(banner.contains("list quirks:        none"), "{banner}");
+    }
+
+    #[test]
+    fn list_cost_and_quirks() {
+        let o = run("--list-row-cost-us 0 --quirk-wrong-total crm.lead.list=-7 \
+             --quirk-wrong-total=crm.deal.list=+3 --quirk-ignores-id-filter crm.deal.list");
+        assert_eq!(o.list_row_cost_us, 0);
+        assert_eq!(
+            o.wrong_total,
+            [
+                ("crm.lead.list".to_owned(), -7),
+                ("crm.deal.list".to_owned(), 3)
+            ]
+        );
+        assert_eq!(o.ignores_id_filter, ["crm.deal.list"]);
+        let banner = o.limits();
+        assert!(
+            banner.contains("crm.lead.list reports total -7; crm.deal.list reports total +3; crm.deal.list ignores >ID/<ID"),
+            "{banner}"
+        );
+        assert!(banner.contains("0 µs per list row"), "{banner}");
+        assert!(fails("--quirk-wrong-total crm.lead.list").contains("METHOD=DELTA"));
+        assert!(fails("--quirk-wrong-total =5").contains("METHOD=DELTA"));
+        assert!(fails("--quirk-wrong-total crm.lead.list=x").contains("METHOD=DELTA"));
+        assert!(fails("--list-row-cost-us -1").contains("--list-row-cost-us"));
     }
 
     #[test]
@@ -428,6 +518,9 @@ mod tests {
             "--plan",
             "--time-scale",
             "--operating-limit-s",
+            "--list-row-cost-us",
+            "--quirk-wrong-total",
+            "--quirk-ignores-id-filter",
         ] {
             assert!(USAGE.contains(flag), "{flag}");
         }

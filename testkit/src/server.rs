@@ -500,6 +500,7 @@ fn handle(
                         cfg,
                         now: start,
                         caller: &caller,
+                        method: String::new(),
                         out,
                         cost: 0.0,
                         in_batch: false,

@@ -29,6 +29,33 @@ pub(crate) struct Config {
     pub log_capacity: usize,
     pub member_id: String,
     pub language: String,
+    pub quirks: Quirks,
+}
+
+/// Deliberate misbehaviour of list methods, for testing a client's list streams against
+/// portals that get pagination wrong. Keys are lower-cased method names.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Quirks {
+    /// `total` reported this far off the truth (`next` stays right).
+    pub wrong_total: Vec<(String, i64)>,
+    /// Methods that drop `>ID`, `>=ID`, `<ID`, `<=ID` conditions from their filter.
+    pub ignore_id_filter: Vec<String>,
+}
+
+impl Quirks {
+    /// The error added to `total` by `method`, if it has that quirk.
+    pub(crate) fn total_delta(&self, method: &str) -> Option<i64> {
+        self.wrong_total
+            .iter()
+            .rev()
+            .find(|(m, _)| m == method)
+            .map(|(_, d)| *d)
+    }
+
+    /// Whether `method` ignores id-range conditions.
+    pub(crate) fn ignores_id_filter(&self, method: &str) -> bool {
+        self.ignore_id_filter.iter().any(|m| m == method)
+    }
 }
 
 /// Who made a call.
@@ -126,6 +153,8 @@ pub(crate) struct State {
     pub deliveries: Vec<Delivery>,
     pub counter: u64,
     pub next_handler_id: u64,
+    /// The id the next CRM multi-field value (a phone, an e-mail) gets.
+    pub fm_next_id: u64,
 }
 
 impl State {

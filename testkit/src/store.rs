@@ -7,7 +7,7 @@
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value};
 
@@ -325,8 +325,8 @@ pub(crate) struct Table {
     pub seeded: u64,
     next_id: u64,
     overrides: BTreeMap<u64, Option<Record>>,
-    /// Seeded ids deleted, plus added ids deleted.
-    dead: u64,
+    /// Ids deleted (seeded or added): the holes a walk over the id range steps over.
+    deleted: BTreeSet<u64>,
 }
 
 impl Table {
@@ -336,7 +336,7 @@ impl Table {
             seeded,
             next_id: seeded + 1,
             overrides: BTreeMap::new(),
-            dead: 0,
+            deleted: BTreeSet::new(),
         }
     }
 
@@ -383,21 +383,51 @@ impl Table {
             return false;
         }
         self.overrides.insert(id, None);
-        self.dead += 1;
+        self.deleted.insert(id);
         true
     }
 
-    /// Alive ids within `lo..=hi`, counted without building records.
+    /// Alive ids within `lo..=hi` (`hi` at most [`max_id`](Self::max_id)), counted without
+    /// building records: O(deletions in the range).
     fn alive_in(&self, lo: u64, hi: u64) -> u64 {
         if lo > hi {
             return 0;
         }
-        let deleted = self
-            .overrides
-            .range(lo..=hi)
-            .filter(|(_, r)| r.is_none())
-            .count() as u64;
-        (hi - lo + 1) - deleted
+        (hi - lo + 1) - self.deleted.range(lo..=hi).count() as u64
+    }
+
+    /// The alive id that has `n` alive ids before it in `lo..=hi`, walking up (or down from
+    /// `hi` when `desc`): where a page at offset `n` starts, found in O(deletions passed)
+    /// instead of walking `n` ids.
+    fn nth_alive(&self, lo: u64, hi: u64, n: u64, desc: bool) -> Option<u64> {
+        if lo > hi || n > hi - lo {
+            return None;
+        }
+        if desc {
+            let mut cand = hi - n;
+            for d in self.deleted.range(lo..=hi).rev() {
+                if *d < cand {
+                    break;
+                }
+                if cand == lo {
+                    return None;
+                }
+                cand -= 1;
+            }
+            Some(cand)
+        } else {
+            let mut cand = lo + n;
+            for d in self.deleted.range(lo..=hi) {
+                if *d > cand {
+                    break;
+                }
+                if cand == hi {
+                    return None;
+                }
+                cand += 1;
+            }
+            Some(cand)
+        }
     }
 }
 
@@ -410,8 +440,14 @@ pub(crate) enum Op {
     Ge,
     Lt,
     Le,
+    /// `%`: the value is a substring (no wildcards).
     Like,
+    /// `!%`.
     NotLike,
+    /// `=%`, `%=`: the value is a pattern with `%` (any run) and `_` (one character).
+    Pattern,
+    /// `!=%`, `!%=`.
+    NotPattern,
 }
 
 /// One filter condition: `field`, `op`, one or more values (several = any of them).
@@ -422,15 +458,19 @@ pub(crate) struct Cond {
     pub values: Vec<String>,
 }
 
-/// Splits a filter key into its prefix and field (`>=ID` -> `Ge`, `ID`).
+/// Splits a filter key into its prefix and field (`>=ID` -> `Ge`, `ID`), longest prefix
+/// first (PROTOCOL.md; EN:api-reference/user/user-get.md lists them all).
 pub(crate) fn parse_key(key: &str) -> (Op, &str) {
     const PREFIXES: &[(&str, Op)] = &[
+        ("!=%", Op::NotPattern),
+        ("!%=", Op::NotPattern),
         (">=", Op::Ge),
         ("<=", Op::Le),
         ("!=", Op::Ne),
         ("!%", Op::NotLike),
         ("!@", Op::Ne),
-        ("=%", Op::Like),
+        ("=%", Op::Pattern),
+        ("%=", Op::Pattern),
         ("%", Op::Like),
         (">", Op::Gt),
         ("<", Op::Lt),
@@ -446,13 +486,18 @@ pub(crate) fn parse_key(key: &str) -> (Op, &str) {
     (Op::Eq, key)
 }
 
-/// The values of a filter entry: a scalar or a list of scalars.
+/// The values of a filter entry: a scalar or a list of scalars. An empty one (`null`, `""`,
+/// `[]`, `{}`: all `key=` in a query string) is the one value `""`.
 pub(crate) fn filter_values(v: &Value) -> Vec<String> {
-    match v {
+    let values: Vec<String> = match v {
         Value::Array(a) => a.iter().filter_map(util::text).collect(),
         Value::Object(m) => m.values().filter_map(util::text).collect(),
-        Value::Null => vec![String::new()],
         other => util::text(other).into_iter().collect(),
+    };
+    if values.is_empty() {
+        vec![String::new()]
+    } else {
+        values
     }
 }
 
@@ -472,40 +517,132 @@ fn field_texts(v: &Value) -> Vec<String> {
     }
 }
 
-fn compare(a: &str, b: &str) -> Ordering {
+/// A date or date-time as unix seconds: ISO 8601 with or without an offset
+/// (`2026-01-02T03:04:05+03:00`, `2026-01-02T03:04:05`), `2026-01-02 03:04:05`, the dotted
+/// `02.01.2026 03:04:05`, or a bare date (midnight). Without an offset it is portal time
+/// (`tz` seconds east of UTC), as a portal reads filter values in its own zone.
+pub(crate) fn parse_datetime(s: &str, tz: i32) -> Option<f64> {
+    use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, TimeZone};
+    let s = s.trim();
+    let b = s.as_bytes();
+    // Cheap rejection: every accepted form starts with `dddd-` or `dd.`.
+    let dashed = b.len() >= 10 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b'-';
+    let dotted = b.len() >= 10 && b[..2].iter().all(u8::is_ascii_digit) && b[2] == b'.';
+    if !dashed && !dotted {
+        return None;
+    }
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.timestamp() as f64);
+    }
+    let zone = FixedOffset::east_opt(tz)?;
+    let naive = [
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%d %H:%M:%S",
+        "%d.%m.%Y %H:%M:%S",
+    ]
+    .iter()
+    .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
+    .or_else(|| {
+        ["%Y-%m-%d", "%d.%m.%Y"]
+            .iter()
+            .find_map(|f| NaiveDate::parse_from_str(s, f).ok())
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+    })?;
+    zone.from_local_datetime(&naive)
+        .single()
+        .map(|t| t.timestamp() as f64)
+}
+
+/// Numbers as numbers, dates and date-times as instants (whatever their offsets), the rest
+/// as text.
+fn compare(a: &str, b: &str, tz: i32) -> Ordering {
     match (a.trim().parse::<f64>(), b.trim().parse::<f64>()) {
         (Ok(x), Ok(y)) => x.partial_cmp(&y).unwrap_or(Ordering::Equal),
-        _ => a.cmp(b),
+        _ => match (parse_datetime(a, tz), parse_datetime(b, tz)) {
+            (Some(x), Some(y)) => x.partial_cmp(&y).unwrap_or(Ordering::Equal),
+            _ => a.cmp(b),
+        },
     }
 }
 
-fn eq_value(field: &Value, a: &str, b: &str) -> bool {
-    if field.is_boolean() {
-        let norm = |s: &str| util::as_bool(&Value::String(s.to_owned()));
-        return norm(a) == norm(b);
+fn eq_value(field: &Value, a: &str, b: &str, tz: i32) -> bool {
+    let flag = |s: &str| util::as_bool(&Value::String(s.to_owned()));
+    if field.is_boolean() || matches!(a, "Y" | "N") {
+        if let (Some(x), Some(y)) = (flag(a), flag(b)) {
+            return x == y;
+        }
     }
-    compare(a, b) == Ordering::Equal && (a == b || a.trim().parse::<f64>().is_ok())
+    if a == b {
+        return true;
+    }
+    // Equal as numbers (`5`, `5.0`) or as instants (`...+02:00`, `...+03:00`), not as text.
+    let numeric = a.trim().parse::<f64>().is_ok() && b.trim().parse::<f64>().is_ok();
+    let instants = parse_datetime(a, tz).is_some() && parse_datetime(b, tz).is_some();
+    (numeric || instants) && compare(a, b, tz) == Ordering::Equal
+}
+
+/// SQL `LIKE` with `%` and `_`, case-insensitive.
+fn like(text: &str, pattern: &str) -> bool {
+    fn go(t: &[char], p: &[char]) -> bool {
+        match p.split_first() {
+            None => t.is_empty(),
+            Some(('%', rest)) => (0..=t.len()).any(|i| go(&t[i..], rest)),
+            Some(('_', rest)) => !t.is_empty() && go(&t[1..], rest),
+            Some((c, rest)) => t.first() == Some(c) && go(&t[1..], rest),
+        }
+    }
+    let t: Vec<char> = text.to_lowercase().chars().collect();
+    let p: Vec<char> = pattern.to_lowercase().chars().collect();
+    go(&t, &p)
 }
 
 impl Cond {
     /// Whether `record` satisfies this condition. A field the record lacks is empty.
-    pub(crate) fn matches(&self, record: &Record) -> bool {
+    pub(crate) fn matches(&self, record: &Record, tz: i32) -> bool {
+        if self.field == "NAME_SEARCH" && !record.contains_key("NAME_SEARCH") {
+            // user.get's quick search: every word somewhere in the person's names or e-mail.
+            let hay: String = ["NAME", "LAST_NAME", "SECOND_NAME", "EMAIL"]
+                .iter()
+                .filter_map(|f| record.get(*f).and_then(util::text))
+                .collect::<Vec<_>>()
+                .join(" ")
+                .to_lowercase();
+            let found = self.values.iter().any(|v| {
+                v.split_whitespace()
+                    .all(|w| hay.contains(&w.to_lowercase()))
+            });
+            return found != matches!(self.op, Op::Ne | Op::NotLike | Op::NotPattern);
+        }
         let null = Value::Null;
         let field = record.get(&self.field).unwrap_or(&null);
         let texts = field_texts(field);
+        let texts = if texts.is_empty() {
+            vec![String::new()]
+        } else {
+            texts
+        };
         let any = |f: &dyn Fn(&str, &str) -> bool| {
             texts.iter().any(|t| self.values.iter().any(|v| f(t, v)))
         };
+        let contains = |t: &str, v: &str| t.to_lowercase().contains(&v.to_lowercase());
         match self.op {
-            Op::Eq => any(&|t, v| eq_value(field, t, v)),
-            Op::Ne => !any(&|t, v| eq_value(field, t, v)),
-            Op::Gt => any(&|t, v| compare(t, v) == Ordering::Greater),
-            Op::Ge => any(&|t, v| compare(t, v) != Ordering::Less),
-            Op::Lt => any(&|t, v| compare(t, v) == Ordering::Less),
-            Op::Le => any(&|t, v| compare(t, v) != Ordering::Greater),
-            Op::Like => any(&|t, v| t.to_lowercase().contains(&v.to_lowercase())),
-            Op::NotLike => !any(&|t, v| t.to_lowercase().contains(&v.to_lowercase())),
+            Op::Eq => any(&|t, v| eq_value(field, t, v, tz)),
+            Op::Ne => !any(&|t, v| eq_value(field, t, v, tz)),
+            Op::Gt => any(&|t, v| compare(t, v, tz) == Ordering::Greater),
+            Op::Ge => any(&|t, v| compare(t, v, tz) != Ordering::Less),
+            Op::Lt => any(&|t, v| compare(t, v, tz) == Ordering::Less),
+            Op::Le => any(&|t, v| compare(t, v, tz) != Ordering::Greater),
+            Op::Like => any(&contains),
+            Op::NotLike => !any(&contains),
+            Op::Pattern => any(&like),
+            Op::NotPattern => !any(&like),
         }
+    }
+
+    /// Whether this is a range condition on `ID` (`>ID`, `>=ID`, `<ID`, `<=ID`), the one a
+    /// fast scan moves forward with.
+    pub(crate) fn is_id_range(&self) -> bool {
+        self.field == "ID" && matches!(self.op, Op::Gt | Op::Ge | Op::Lt | Op::Le)
     }
 }
 
@@ -526,13 +663,20 @@ pub(crate) struct Page {
     pub records: Vec<Record>,
     /// Matching records in all; `None` when not counted (`start=-1`).
     pub total: Option<u64>,
-    /// Records skipped or counted beyond the page, for the simulated cost.
-    pub rows_skipped: u64,
+    /// Rows the page read: those skipped to reach its offset, those a filter looked at and
+    /// dropped on the way, and those returned. The simulated cost of the page.
+    pub rows_read: u64,
+    /// Rows counted for `total` (0 when not counted).
     pub rows_counted: u64,
 }
 
 /// Runs `q` on `table`.
+///
+/// Ordered by `ID` (or not ordered), the walk goes over the id range the `ID` conditions
+/// leave, so a `>ID` + `start=-1` page reads only its own rows; an offset is skipped over
+/// the deletions, not row by row. Any other order collects and sorts every match.
 pub(crate) fn list(table: &Table, q: &Query, g: &Gen) -> Page {
+    let tz = g.tz;
     // Narrow the id range with ID conditions; the rest needs the record.
     let (mut lo, mut hi) = (1u64, table.max_id());
     let mut rest = Vec::new();
@@ -545,13 +689,14 @@ pub(crate) fn list(table: &Table, q: &Query, g: &Gen) -> Page {
             (Op::Ge, Some(v)) => lo = lo.max(v.ceil().max(0.0) as u64),
             (Op::Lt, Some(v)) => hi = hi.min((v.ceil() as i64 - 1).max(0) as u64),
             (Op::Le, Some(v)) => hi = hi.min(v.floor().max(0.0) as u64),
-            (Op::Eq, Some(v)) if v >= 0.0 => {
+            (Op::Eq, Some(v)) if v >= 0.0 && v.fract() == 0.0 => {
                 lo = lo.max(v as u64);
                 hi = hi.min(v as u64);
             }
             _ => rest.push(c),
         }
     }
+    lo = lo.max(1);
     let by_id = q.order.is_empty() || (q.order.len() == 1 && q.order[0].0 == "ID");
     let desc = by_id && q.order.first().is_some_and(|o| o.1);
     let offset = q.start.unwrap_or(0);
@@ -559,88 +704,97 @@ pub(crate) fn list(table: &Table, q: &Query, g: &Gen) -> Page {
     let mut page = Page {
         records: Vec::new(),
         total: None,
-        rows_skipped: 0,
+        rows_read: 0,
         rows_counted: 0,
     };
     if lo > hi {
         page.total = count.then_some(0);
         return page;
     }
-    if by_id {
-        if rest.is_empty() && count {
-            let total = table.alive_in(lo, hi);
-            page.total = Some(total);
-            page.rows_counted = total;
+    let limit = q.limit as usize;
+    if by_id && rest.is_empty() {
+        // Every alive id in the range matches: count and skip without building records.
+        let alive = table.alive_in(lo, hi);
+        if count {
+            page.total = Some(alive);
+            page.rows_counted = alive;
         }
+        let Some(first) = table.nth_alive(lo, hi, offset, desc) else {
+            page.rows_read = alive;
+            return page;
+        };
+        let mut id = first;
+        loop {
+            if page.records.len() == limit {
+                break;
+            }
+            if let Some(r) = table.get(id, g) {
+                page.records.push(r.into_owned());
+            }
+            if (desc && id == lo) || (!desc && id == hi) {
+                break;
+            }
+            id = if desc { id - 1 } else { id + 1 };
+        }
+        page.rows_read = offset + page.records.len() as u64;
+        return page;
+    }
+    if by_id {
+        // Walk the range, building each record to test the other conditions.
         let mut seen = 0u64;
-        let mut matched_after_page = false;
+        let mut examined = 0u64;
+        let mut read = None;
         let ids: Box<dyn Iterator<Item = u64>> = if desc {
             Box::new((lo..=hi).rev())
         } else {
             Box::new(lo..=hi)
         };
         for id in ids {
-            if !table.alive(id) {
+            let Some(r) = table.get(id, g) else {
+                continue;
+            };
+            examined += 1;
+            if !rest.iter().all(|c| c.matches(&r, tz)) {
                 continue;
             }
-            let record = if rest.is_empty() {
-                None
-            } else {
-                match table.get(id, g) {
-                    Some(r) if rest.iter().all(|c| c.matches(&r)) => Some(r),
-                    _ => continue,
-                }
-            };
             seen += 1;
             if seen <= offset {
                 continue;
             }
-            if (page.records.len() as u64) < q.limit {
-                let r = match record {
-                    Some(r) => r.into_owned(),
-                    None => match table.get(id, g) {
-                        Some(r) => r.into_owned(),
-                        None => continue,
-                    },
-                };
-                page.records.push(r);
+            if page.records.len() < limit {
+                page.records.push(r.into_owned());
             } else {
-                matched_after_page = true;
-                if !count || page.total.is_some() {
+                read.get_or_insert(examined - 1);
+                if !count {
                     break;
                 }
             }
         }
-        page.rows_skipped = offset.min(seen);
-        if count && page.total.is_none() {
+        page.rows_read = read.unwrap_or(examined);
+        if count {
             page.total = Some(seen);
-            page.rows_counted = seen;
+            page.rows_counted = examined;
         }
-        let _ = matched_after_page;
         return page;
     }
     // Any other order: collect all matches, sort, cut.
     let mut all: Vec<Record> = Vec::new();
     for id in lo..=hi {
         if let Some(r) = table.get(id, g) {
-            if rest.iter().all(|c| c.matches(&r)) {
+            if rest.iter().all(|c| c.matches(&r, tz)) {
                 all.push(r.into_owned());
             }
         }
     }
+    let first_text = |r: &Record, field: &str| {
+        r.get(field)
+            .map(field_texts)
+            .and_then(|t| t.into_iter().next())
+            .unwrap_or_default()
+    };
     all.sort_by(|a, b| {
         for (field, d) in &q.order {
-            let ta = a
-                .get(field)
-                .map(field_texts)
-                .and_then(|t| t.into_iter().next())
-                .unwrap_or_default();
-            let tb = b
-                .get(field)
-                .map(field_texts)
-                .and_then(|t| t.into_iter().next())
-                .unwrap_or_default();
-            let o = compare(&ta, &tb);
+            let o = compare(&first_text(a, field), &first_text(b, field), tz);
             let o = if *d { o.reverse() } else { o };
             if o != Ordering::Equal {
                 return o;
@@ -649,27 +803,48 @@ pub(crate) fn list(table: &Table, q: &Query, g: &Gen) -> Page {
         Ordering::Equal
     });
     let total = all.len() as u64;
-    page.rows_counted = total;
-    page.rows_skipped = offset.min(total);
-    page.total = count.then_some(total);
-    page.records = all
-        .into_iter()
-        .skip(offset as usize)
-        .take(q.limit as usize)
-        .collect();
+    if count {
+        page.total = Some(total);
+        page.rows_counted = total;
+    }
+    page.records = all.into_iter().skip(offset as usize).take(limit).collect();
+    page.rows_read = offset.min(total) + page.records.len() as u64;
     page
 }
 
-/// Builds a [`Query`] from `filter`, `order` and `start` params; `rename` maps a wire field
-/// name as sent (e.g. camelCase) to the record's name. `order_keys` is the order the keys of
-/// `order` were sent in (its `Value` sorts them): the first sorts first.
+/// Why a list request was refused: a `filter` or `order` key naming a field the entity does
+/// not have (as sent, without its operator prefix), or an `order` direction other than
+/// `ASC`/`DESC`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum QueryError {
+    Filter(String),
+    Order(String),
+    Direction { field: String, direction: String },
+}
+
+/// How one list method names and checks its fields.
+pub(crate) struct Fields<'a> {
+    /// A wire field name as sent (e.g. camelCase) to the record's name.
+    pub rename: &'a dyn Fn(&str) -> String,
+    /// Whether a renamed field may be filtered on.
+    pub filter: &'a dyn Fn(&str) -> bool,
+    /// Whether a renamed field may be sorted on.
+    pub order: &'a dyn Fn(&str) -> bool,
+    /// Whether an `order` direction other than `ASC`/`DESC` is refused (else it is ascending).
+    pub strict_direction: bool,
+}
+
+/// Builds a [`Query`] from `filter`, `order` and `start` params (each already read with
+/// [`util::param`], so an empty one is `None`). `order_keys` is the order the keys of `order`
+/// were sent in (its `Value` sorts them): the first sorts first. Filter keys starting with
+/// `::` (`::SUBFILTER-PARAMS`) are not conditions and are skipped.
 pub(crate) fn query_from(
     filter: Option<&Value>,
     order: Option<&Value>,
     order_keys: Option<&[String]>,
     start: Option<&Value>,
-    rename: &dyn Fn(&str) -> String,
-) -> Query {
+    fields: &Fields<'_>,
+) -> Result<Query, QueryError> {
     let mut q = Query {
         limit: 50,
         start: Some(0),
@@ -677,9 +852,16 @@ pub(crate) fn query_from(
     };
     if let Some(Value::Object(f)) = filter {
         for (k, v) in f {
+            if k.starts_with("::") {
+                continue;
+            }
             let (op, field) = parse_key(k);
+            let name = (fields.rename)(field);
+            if !(fields.filter)(&name) {
+                return Err(QueryError::Filter(field.to_owned()));
+            }
             q.filter.push(Cond {
-                field: rename(field),
+                field: name,
                 op,
                 values: filter_values(v),
             });
@@ -687,8 +869,19 @@ pub(crate) fn query_from(
     }
     if let Some(Value::Object(o)) = order {
         for (k, v) in crate::order::in_order(o, order_keys) {
-            let desc = util::text(v).is_some_and(|d| d.eq_ignore_ascii_case("desc"));
-            q.order.push((rename(k), desc));
+            let name = (fields.rename)(k);
+            if !(fields.order)(&name) {
+                return Err(QueryError::Order(k.clone()));
+            }
+            let dir = util::text(v).unwrap_or_default();
+            let desc = dir.trim().eq_ignore_ascii_case("desc");
+            if fields.strict_direction && !desc && !dir.trim().eq_ignore_ascii_case("asc") {
+                return Err(QueryError::Direction {
+                    field: k.clone(),
+                    direction: dir,
+                });
+            }
+            q.order.push((name, desc));
         }
     }
     if let Some(s) = start {
@@ -698,7 +891,7 @@ pub(crate) fn query_from(
             None => {}
         }
     }
-    q
+    Ok(q)
 }
 
 /// Keeps only the selected fields (in record order); `*` or an empty select keeps all but
@@ -717,6 +910,7 @@ pub(crate) fn select(record: Record, fields: &[String]) -> Record {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn gen() -> Gen {
         Gen {
@@ -729,38 +923,102 @@ mod tests {
         }
     }
 
+    fn any_field() -> Fields<'static> {
+        Fields {
+            rename: &|f| f.to_owned(),
+            filter: &|_| true,
+            order: &|_| true,
+            strict_direction: false,
+        }
+    }
+
+    fn query(filter: Value, order: Value, start: Value) -> Query {
+        let opt = |v: &Value| (!util::php_empty(v)).then(|| v.clone());
+        query_from(
+            opt(&filter).as_ref(),
+            opt(&order).as_ref(),
+            None,
+            opt(&start).as_ref(),
+            &any_field(),
+        )
+        .unwrap()
+    }
+
     #[test]
     fn a_million_contacts_list_fast_by_id_cursor() {
         let g = gen();
         let mut t = Table::new(Kind::Contact, 1_000_000);
         assert!(t.delete(999_990));
-        let q = query_from(
-            Some(&serde_json::json!({">ID": 999_950})),
-            Some(&serde_json::json!({"ID": "ASC"})),
-            None,
-            Some(&serde_json::json!(-1)),
-            &|f| f.to_owned(),
-        );
+        let q = query(json!({">ID": 999_950}), json!({"ID": "ASC"}), json!(-1));
         let page = list(&t, &q, &g);
         assert_eq!(page.records.len(), 49);
         assert_eq!(page.records[0]["ID"], "999951");
         assert_eq!(page.total, None);
-        let q = query_from(None, None, None, Some(&serde_json::json!(0)), &|f| {
-            f.to_owned()
-        });
-        assert_eq!(list(&t, &q, &g).total, Some(999_999));
+        // The page read its own 49 rows, nothing before them, and counted none.
+        assert_eq!((page.rows_read, page.rows_counted), (49, 0));
+        let q = query(json!(null), json!(null), json!(0));
+        let page = list(&t, &q, &g);
+        assert_eq!(page.total, Some(999_999));
+        assert_eq!((page.rows_read, page.rows_counted), (50, 999_999));
+        // An offset reads the rows it skips.
+        let q = query(json!(null), json!(null), json!(999_900));
+        let page = list(&t, &q, &g);
+        assert_eq!(page.records[0]["ID"], "999901");
+        assert_eq!(page.rows_read, 999_950);
+    }
+
+    #[test]
+    fn offsets_skip_over_deletions_both_ways() {
+        let g = gen();
+        let mut t = Table::new(Kind::Deal, 20);
+        for id in [1, 2, 5, 6, 7, 20] {
+            assert!(t.delete(id));
+        }
+        let added = t.add(Record::new());
+        assert_eq!(added, 21);
+        let alive: Vec<u64> = (1..=21).filter(|id| t.alive(*id)).collect();
+        for desc in [false, true] {
+            let mut want = alive.clone();
+            if desc {
+                want.reverse();
+            }
+            for n in 0..want.len() as u64 + 2 {
+                assert_eq!(
+                    t.nth_alive(1, 21, n, desc),
+                    want.get(n as usize).copied(),
+                    "n {n} desc {desc}"
+                );
+            }
+            // Pages of 4 at every offset give the same rows as walking the list.
+            for start in 0..want.len() as u64 {
+                let mut q = query(
+                    json!(null),
+                    json!({"ID": if desc { "DESC" } else { "ASC" }}),
+                    json!(start),
+                );
+                q.limit = 4;
+                let ids: Vec<u64> = list(&t, &q, &g)
+                    .records
+                    .iter()
+                    .map(|r| r["ID"].as_str().unwrap().parse().unwrap())
+                    .collect();
+                let end = (start as usize + 4).min(want.len());
+                assert_eq!(ids, want[start as usize..end], "start {start} desc {desc}");
+            }
+        }
+        assert_eq!(t.nth_alive(3, 4, 0, false), Some(3));
+        assert_eq!(t.nth_alive(5, 7, 0, false), None);
+        assert_eq!(t.nth_alive(5, 7, 0, true), None);
     }
 
     #[test]
     fn filters_and_orders() {
         let g = gen();
         let t = Table::new(Kind::Deal, 200);
-        let q = query_from(
-            Some(&serde_json::json!({"STAGE_ID": "NEW", "%TITLE": "deal #1", "<=ID": 150})),
-            Some(&serde_json::json!({"OPPORTUNITY": "DESC"})),
-            None,
-            None,
-            &|f| f.to_owned(),
+        let q = query(
+            json!({"STAGE_ID": "NEW", "%TITLE": "deal #1", "<=ID": 150}),
+            json!({"OPPORTUNITY": "DESC"}),
+            json!(null),
         );
         let page = list(&t, &q, &g);
         assert!(!page.records.is_empty());
@@ -771,5 +1029,102 @@ mod tests {
             .collect();
         assert!(opp.windows(2).all(|w| w[0] >= w[1]));
         assert!(page.records.iter().all(|r| r["STAGE_ID"] == "NEW"));
+    }
+
+    #[test]
+    fn every_prefix_parses_longest_first() {
+        for (key, op, field) in [
+            (">=ID", Op::Ge, "ID"),
+            (">ID", Op::Gt, "ID"),
+            ("<=ID", Op::Le, "ID"),
+            ("<ID", Op::Lt, "ID"),
+            ("=ID", Op::Eq, "ID"),
+            ("ID", Op::Eq, "ID"),
+            ("!ID", Op::Ne, "ID"),
+            ("!=ID", Op::Ne, "ID"),
+            ("@ID", Op::Eq, "ID"),
+            ("!@ID", Op::Ne, "ID"),
+            ("%TITLE", Op::Like, "TITLE"),
+            ("!%TITLE", Op::NotLike, "TITLE"),
+            ("=%TITLE", Op::Pattern, "TITLE"),
+            ("%=TITLE", Op::Pattern, "TITLE"),
+            ("!=%TITLE", Op::NotPattern, "TITLE"),
+            ("!%=TITLE", Op::NotPattern, "TITLE"),
+        ] {
+            assert_eq!(parse_key(key), (op, field), "{key}");
+        }
+    }
+
+    #[test]
+    fn conditions_compare_numbers_instants_patterns_and_flags() {
+        let r: Record = serde_json::from_value(json!({
+            "ID": "12", "TITLE": "Молоко + мёд", "DATE_CREATE": "2026-01-02T02:04:05+02:00",
+            "OPENED": "Y", "PHONE": [], "EMAIL": [{"VALUE": "a@b.c"}]
+        }))
+        .unwrap();
+        let cond = |k: &str, v: Value| {
+            let (op, field) = parse_key(k);
+            Cond {
+                field: field.to_owned(),
+                op,
+                values: filter_values(&v),
+            }
+            .matches(&r, 7200)
+        };
+        assert!(cond("ID", json!(12)) && cond("ID", json!("12.0")) && !cond("ID", json!(1)));
+        assert!(cond("@ID", json!([1, 12])) && cond("!@ID", json!([1, 2])));
+        // The same instant at another offset; before/after across offsets.
+        assert!(cond("DATE_CREATE", json!("2026-01-02T03:04:05+03:00")));
+        assert!(cond(">=DATE_CREATE", json!("2026-01-02T03:04:05+03:00")));
+        assert!(!cond(">DATE_CREATE", json!("2026-01-02T03:04:05+03:00")));
+        assert!(cond("<DATE_CREATE", json!("2026-01-02T03:04:06+03:00")));
+        // A bare date is midnight portal time.
+        assert!(cond(">=DATE_CREATE", json!("2026-01-02")));
+        assert!(cond("<DATE_CREATE", json!("2026-01-03")));
+        assert!(cond("%TITLE", json!("МЁД")) && cond("!%TITLE", json!("sugar")));
+        assert!(cond("=%TITLE", json!("молоко%")) && !cond("=%TITLE", json!("мёд%")));
+        assert!(cond("%=TITLE", json!("%+ мёд")) && cond("!=%TITLE", json!("_олоко")));
+        assert!(
+            cond("OPENED", json!(true))
+                && cond("OPENED", json!("1"))
+                && !cond("OPENED", json!("N"))
+        );
+        // An empty value (null, "", [] alike) matches an empty field.
+        for empty in [json!(null), json!(""), json!([])] {
+            assert!(cond("PHONE", empty.clone()), "{empty}");
+            assert!(!cond("TITLE", empty.clone()), "{empty}");
+        }
+        assert!(cond("EMAIL", json!("a@b.c")));
+    }
+
+    #[test]
+    fn unknown_fields_and_directions_are_refused() {
+        let known = Fields {
+            rename: &|f| f.to_ascii_uppercase(),
+            filter: &|f| f == "ID" || f == "TITLE",
+            order: &|f| f == "ID",
+            strict_direction: true,
+        };
+        let q = |f: Value, o: Value| query_from(Some(&f), Some(&o), None, None, &known);
+        assert!(q(
+            json!({">=id": 1, "%title": "x", "::SUBFILTER-PARAMS": {}}),
+            json!({"id": "desc"})
+        )
+        .is_ok());
+        assert_eq!(
+            q(json!({"!%NOPE": 1}), json!({})).unwrap_err(),
+            QueryError::Filter("NOPE".into())
+        );
+        assert_eq!(
+            q(json!({}), json!({"TITLE": "ASC"})).unwrap_err(),
+            QueryError::Order("TITLE".into())
+        );
+        assert_eq!(
+            q(json!({}), json!({"ID": "up"})).unwrap_err(),
+            QueryError::Direction {
+                field: "ID".into(),
+                direction: "up".into()
+            }
+        );
     }
 }

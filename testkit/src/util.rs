@@ -14,6 +14,34 @@ pub(crate) fn get<'a>(p: &'a Value, key: &str) -> Option<&'a Value> {
         .map(|(_, v)| v)
 }
 
+/// PHP's `empty()`: `null`, `false`, `0`, `0.0`, `""`, `"0"`, `[]` and `{}` are empty.
+///
+/// A call can come as a JSON body or as a PHP query string inside `batch`, where JSON
+/// `null`, `[]` and `{}` all become `key=` (an empty string) and `false` becomes `0`; a
+/// portal reading its params with `empty()` makes them all the same, and so does the fake.
+pub(crate) fn php_empty(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty() || s == "0",
+        Value::Array(a) => a.is_empty(),
+        Value::Object(m) => m.is_empty(),
+    }
+}
+
+/// PHP truthiness (`if ($v)`): the opposite of [`php_empty`], so `"false"`, `"N"` and
+/// `"0.0"` are true.
+pub(crate) fn php_truthy(v: &Value) -> bool {
+    !php_empty(v)
+}
+
+/// The value of param `key` ([`get`]), `None` when it is absent or [`php_empty`]: a `select`
+/// of `[]` or `""`, a `filter` of `{}` or `""` read as no select, no filter.
+pub(crate) fn param<'a>(p: &'a Value, key: &str) -> Option<&'a Value> {
+    get(p, key).filter(|v| !php_empty(v))
+}
+
 /// A scalar as text (`"5"`, `5`, `true` -> `"5"`, `"5"`, `"1"`); `None` for null, arrays
 /// and objects.
 pub(crate) fn text(v: &Value) -> Option<String> {
@@ -56,10 +84,15 @@ pub(crate) fn p_bool(p: &Value, key: &str) -> Option<bool> {
     get(p, key).and_then(as_bool)
 }
 
-/// A flag from any of its wire spellings.
+/// A flag from any of its wire spellings: JSON `true`, `"1"`, `"Y"`, `"true"` (any case) are
+/// true; `false`, `"0"`, `"N"`, `"false"`, `""`, and `null`, `[]`, `{}` (which a query string
+/// sends as `key=`) are false; anything else is no flag (`None`, the caller's default).
 pub(crate) fn as_bool(v: &Value) -> Option<bool> {
     match v {
         Value::Bool(b) => Some(*b),
+        Value::Null => Some(false),
+        Value::Array(a) if a.is_empty() => Some(false),
+        Value::Object(m) if m.is_empty() => Some(false),
         Value::Number(n) => Some(n.as_f64() != Some(0.0)),
         Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
             "y" | "1" | "true" | "yes" => Some(true),
@@ -80,9 +113,10 @@ pub(crate) fn yn(b: bool) -> &'static str {
 }
 
 /// An object parameter (JSON object, or a PHP form map); a JSON string holding an object is
-/// parsed too, as portals accept `KEYBOARD` both ways.
+/// parsed too, as portals accept `KEYBOARD` both ways. `None` when absent or
+/// [`php_empty`] (so `{}`, `[]`, `""` and `null` alike).
 pub(crate) fn p_obj(p: &Value, key: &str) -> Option<Map<String, Value>> {
-    match get(p, key)? {
+    match param(p, key)? {
         Value::Object(m) => Some(m.clone()),
         Value::String(s) => serde_json::from_str::<Value>(s).ok().and_then(|v| match v {
             Value::Object(m) => Some(m),
@@ -93,18 +127,27 @@ pub(crate) fn p_obj(p: &Value, key: &str) -> Option<Map<String, Value>> {
 }
 
 /// A list parameter: a JSON array, a PHP form list, or an object keyed by positions (in
-/// numeric order: a `Map` sorts "10" before "2").
+/// numeric order: a `Map` sorts "10" before "2"). Empty when absent or [`php_empty`].
 pub(crate) fn p_list(p: &Value, key: &str) -> Vec<Value> {
-    match get(p, key) {
-        Some(Value::Array(a)) => a.clone(),
-        Some(Value::Object(m)) => {
+    param(p, key).map(list_items).unwrap_or_default()
+}
+
+/// The items of a list value: an array, an object keyed by positions (numeric order), or a
+/// single scalar; nothing for a [`php_empty`] value.
+pub(crate) fn list_items(v: &Value) -> Vec<Value> {
+    if php_empty(v) {
+        return Vec::new();
+    }
+    match v {
+        Value::Array(a) => a.clone(),
+        Value::Object(m) => {
             let mut entries: Vec<(&String, &Value)> = m.iter().collect();
             if entries.iter().all(|(k, _)| k.parse::<u64>().is_ok()) {
                 entries.sort_by_key(|(k, _)| k.parse::<u64>().unwrap_or(u64::MAX));
             }
             entries.into_iter().map(|(_, v)| v.clone()).collect()
         }
-        Some(v @ (Value::String(_) | Value::Number(_))) => vec![v.clone()],
+        v @ (Value::String(_) | Value::Number(_)) => vec![v.clone()],
         _ => Vec::new(),
     }
 }
@@ -206,5 +249,37 @@ mod tests {
         assert!(php_array(holes).is_object());
         let p = json!({"s": {"10": "c", "2": "b", "0": "a"}});
         assert_eq!(p_list(&p, "s"), [json!("a"), json!("b"), json!("c")]);
+    }
+
+    #[test]
+    fn empty_values_read_alike_and_flags_in_every_spelling() {
+        // What a query string makes of JSON null, [], {}: `key=`, an empty string.
+        let p = json!({"a": null, "b": [], "c": {}, "d": "", "e": "0", "f": false, "g": 0, "h": ["x"], "i": "x"});
+        for k in ["a", "b", "c", "d", "e", "f", "g"] {
+            assert!(param(&p, k).is_none(), "{k}");
+            assert!(p_list(&p, k).is_empty(), "{k}");
+            assert!(p_obj(&p, k).is_none(), "{k}");
+        }
+        assert_eq!(p_list(&p, "h"), [json!("x")]);
+        assert_eq!(p_list(&p, "i"), [json!("x")]);
+        for (v, want) in [
+            (json!(true), Some(true)),
+            (json!("1"), Some(true)),
+            (json!("Y"), Some(true)),
+            (json!("true"), Some(true)),
+            (json!(1), Some(true)),
+            (json!(false), Some(false)),
+            (json!("0"), Some(false)),
+            (json!("N"), Some(false)),
+            (json!("false"), Some(false)),
+            (json!(""), Some(false)),
+            (json!(null), Some(false)),
+            (json!([]), Some(false)),
+            (json!({}), Some(false)),
+            (json!("maybe"), None),
+            (json!(["Y"]), None),
+        ] {
+            assert_eq!(as_bool(&v), want, "{v}");
+        }
     }
 }

@@ -66,7 +66,8 @@ async fn list_commands_references_cap_and_nested_batch() {
     assert_eq!(r["result"][0]["ID"], "1");
     assert_eq!(r["result"][1][0]["ID"], "1");
     assert_eq!(r["result"][2][0]["ID"], "1");
-    assert_eq!(r["result_error"]["3"]["error"], "");
+    // A reference to itself (not run yet) fails the command instead of becoming null.
+    assert_eq!(r["result_error"]["3"]["error"], "INVALID_ARG_VALUE");
     // All succeeded in list mode: arrays.
     let (_, body) = post_json(&url, json!({"cmd": ["server.time", "profile"]})).await;
     assert!(body["result"]["result"].is_array());
@@ -155,4 +156,143 @@ async fn more_than_ten_list_commands_stay_a_list_in_order() {
     let want: Vec<String> = (1..=12).map(|i| i.to_string()).collect();
     assert_eq!(ids, want);
     assert!(body["result"]["result_time"].is_array());
+}
+
+/// A chained scan as an SDK builds it: each page's `>ID` is the last row of the page before.
+fn chained_pages(n: usize, halt: u8) -> serde_json::Value {
+    let mut cmd = serde_json::Map::new();
+    for i in 0..n {
+        let after = if i == 0 {
+            "0".to_owned()
+        } else {
+            format!("$result[p{}][49][ID]", i - 1)
+        };
+        cmd.insert(
+            format!("p{i}"),
+            json!(format!(
+                "crm.deal.list?filter[>ID]={after}&order[ID]=ASC&select[]=ID&start=-1"
+            )),
+        );
+    }
+    json!({"halt": halt, "cmd": cmd})
+}
+
+#[tokio::test]
+async fn a_reference_past_the_last_row_fails_the_command_instead_of_restarting_the_scan() {
+    // 137 deals: pages of 50, 50, 37; the fourth page's reference has no row 49 to read.
+    let portal = FakePortal::start().await;
+    let url = format!("{}batch", portal.webhook_url(1));
+    let (status, body) = post_json(&url, chained_pages(5, 0)).await;
+    assert_eq!(status, 200);
+    let r = &body["result"];
+    let first_id = |k: &str| r["result"][k][0]["ID"].as_str().map(str::to_owned);
+    assert_eq!(first_id("p0").as_deref(), Some("1"));
+    assert_eq!(first_id("p1").as_deref(), Some("51"));
+    assert_eq!(first_id("p2").as_deref(), Some("101"));
+    assert_eq!(r["result"]["p2"].as_array().unwrap().len(), 37);
+    // p3 refers to $result[p2][49][ID]: p2 has 37 rows. Before, the reference became null,
+    // the filter was dropped and p3 restarted at deal 1.
+    assert!(r["result"].get("p3").is_none(), "{body}");
+    assert_eq!(r["result_error"]["p3"]["error"], "INVALID_ARG_VALUE");
+    let d = r["result_error"]["p3"]["error_description"]
+        .as_str()
+        .unwrap();
+    assert!(d.contains("$result[p2][49][ID]"), "{d}");
+    assert!(d.contains("list of 37"), "{d}");
+    // p4 refers to p3, which failed: it fails too, and neither has a time (neither ran).
+    assert_eq!(r["result_error"]["p4"]["error"], "INVALID_ARG_VALUE");
+    assert!(r["result_time"].get("p3").is_none() && r["result_time"].get("p4").is_none());
+
+    // With halt the first failure stops the batch: p4 is in neither map.
+    let (_, body) = post_json(&url, chained_pages(5, 1)).await;
+    let r = &body["result"];
+    assert_eq!(r["result_error"]["p3"]["error"], "INVALID_ARG_VALUE");
+    assert!(r["result"].get("p4").is_none() && r["result_error"].get("p4").is_none());
+}
+
+#[tokio::test]
+async fn a_reference_to_a_later_or_unknown_command_fails() {
+    let portal = FakePortal::start().await;
+    let url = format!("{}batch", portal.webhook_url(1));
+    let (_, body, text) = post_text(
+        &url,
+        "application/json",
+        r#"{"cmd": {"early": "crm.deal.get?id=$result[late][ID]", "late": "user.current", "ghost": "crm.deal.get?id=$result[nobody][ID]", "ok": "crm.deal.get?id=$result[late][ID]"}}"#,
+    )
+    .await;
+    let r = &body["result"];
+    for k in ["early", "ghost"] {
+        assert_eq!(
+            r["result_error"][k]["error"], "INVALID_ARG_VALUE",
+            "{k}: {text}"
+        );
+        assert!(r["result"].get(k).is_none(), "{k}: {text}");
+    }
+    assert_eq!(r["result"]["ok"]["ID"], "1", "{text}");
+    // A total or next that a command does not have cannot be referenced either.
+    let (_, body) = post_json(
+        &url,
+        json!({"cmd": {"last": "crm.deal.list?start=100", "more": "crm.deal.list?start=$result_next[last]"}}),
+    )
+    .await;
+    assert!(body["result"]["result_next"].get("last").is_none());
+    assert_eq!(
+        body["result"]["result_error"]["more"]["error"],
+        "INVALID_ARG_VALUE"
+    );
+}
+
+#[tokio::test]
+async fn halt_is_php_truthiness() {
+    let portal = FakePortal::builder()
+        .webhook_scopes(&["user"])
+        .start()
+        .await;
+    let url = format!("{}batch", portal.webhook_url(1));
+    // The first command fails (no crm scope); does the second run?
+    let ran_on = |halt: serde_json::Value| {
+        let url = url.clone();
+        async move {
+            let mut body = json!({"cmd": ["crm.deal.get?id=1", "user.current"]});
+            if !halt.is_null() {
+                body["halt"] = halt;
+            }
+            let (status, answer) = post_json(&url, body).await;
+            assert_eq!(status, 200);
+            let r = &answer["result"];
+            assert_eq!(
+                r["result_error"][0]["error"], "insufficient_scope",
+                "{answer}"
+            );
+            // An object keyed by position when the first is missing.
+            r["result"].get("1").is_some_and(|u| u["ID"] == "1")
+        }
+    };
+    for halt in [
+        json!(true),
+        json!(1),
+        json!("1"),
+        json!("Y"),
+        json!("true"),
+        json!("false"),
+        json!("N"),
+    ] {
+        assert!(
+            !ran_on(halt.clone()).await,
+            "halt {halt} should stop the batch"
+        );
+    }
+    for halt in [json!(false), json!(0), json!("0"), json!(""), json!(null)] {
+        assert!(
+            ran_on(halt.clone()).await,
+            "halt {halt} should not stop the batch"
+        );
+    }
+    // The same over a form body, where `halt=` is what a JSON null or false becomes.
+    for (form, stops) in [("halt=false", true), ("halt=0", false), ("halt=", false)] {
+        let body = format!("{form}&cmd%5B0%5D=crm.deal.get%3Fid%3D1&cmd%5B1%5D=user.current");
+        let (_, answer, text) = post_text(&url, "application/x-www-form-urlencoded", &body).await;
+        let ran = answer["result"]["result"].get("1").is_some();
+        assert_eq!(ran, !stops, "{form}: {text}");
+    }
 }

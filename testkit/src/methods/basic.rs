@@ -2,6 +2,7 @@
 
 use serde_json::{json, Value};
 
+use super::lists::{self, Dialect};
 use super::{ApiError, Ctx, Outcome, Reply};
 use crate::clock;
 use crate::state::Caller;
@@ -34,45 +35,59 @@ pub(crate) fn user_current(ctx: &mut Ctx<'_>, _p: &Value) -> Outcome {
     }
 }
 
+/// Params of `user.get` that are not filter fields.
+const USER_GET_PARAMS: &[&str] = &[
+    "FILTER",
+    "SORT",
+    "ORDER",
+    "START",
+    "SELECT",
+    "ADMIN_MODE",
+    "IMAGE_RESIZE",
+];
+
 pub(crate) fn user_get(ctx: &mut Ctx<'_>, p: &Value) -> Outcome {
-    // Filter keys come as FILTER/filter, or as top-level fields (`user.get?ID=1`).
-    let mut filter = util::get(p, "FILTER").cloned().unwrap_or_else(|| json!({}));
-    if let Value::Object(f) = &mut filter {
-        if let Value::Object(top) = p {
-            for (k, v) in top {
-                let (_, field) = store::parse_key(k);
-                let upper = field.to_ascii_uppercase();
-                if matches!(
-                    upper.as_str(),
-                    "ID" | "ACTIVE"
-                        | "NAME"
-                        | "LAST_NAME"
-                        | "EMAIL"
-                        | "UF_DEPARTMENT"
-                        | "USER_TYPE"
-                        | "XML_ID"
-                        | "WORK_POSITION"
-                ) {
-                    f.insert(k.clone(), v.clone());
-                }
+    let known = |f: &str| lists::known(ctx, Kind::User, f);
+    // Filter keys come in FILTER (any case), or as top-level fields (`user.get?ID=1`);
+    // top-level keys that name no user field are not filters and are ignored, while every
+    // FILTER key must name one.
+    let mut filter = match util::param(p, "FILTER") {
+        Some(Value::Object(f)) => f.clone(),
+        _ => serde_json::Map::new(),
+    };
+    if let Value::Object(top) = p {
+        for (k, v) in top {
+            if USER_GET_PARAMS.iter().any(|n| k.eq_ignore_ascii_case(n)) {
+                continue;
+            }
+            let (_, field) = store::parse_key(k);
+            if known(&field.to_ascii_uppercase()) {
+                filter.insert(k.clone(), v.clone());
             }
         }
-    } else {
-        filter = json!({});
     }
-    let mut order = json!({});
+    // `sort` names one field, `order` its direction (strings, not an `order` object).
+    let mut order = serde_json::Map::new();
     if let Some(sort) = util::p_str(p, "sort") {
         let dir = util::p_str(p, "order").unwrap_or_else(|| "ASC".into());
-        order = json!({ sort.to_ascii_uppercase(): dir });
+        order.insert(sort, Value::String(dir));
     }
     let rename = |f: &str| f.to_ascii_uppercase();
+    let filter = Value::Object(filter);
+    let order = Value::Object(order);
     let mut q = store::query_from(
         Some(&filter),
         Some(&order),
         None,
-        util::get(p, "start"),
-        &rename,
-    );
+        util::param(p, "start"),
+        &store::Fields {
+            rename: &rename,
+            filter: &known,
+            order: &known,
+            strict_direction: false,
+        },
+    )
+    .map_err(|e| lists::query_error(Dialect::Crm, e))?;
     // Bots are users too, but user.get lists people only unless asked.
     if !q
         .filter
@@ -85,47 +100,33 @@ pub(crate) fn user_get(ctx: &mut Ctx<'_>, p: &Value) -> Outcome {
             values: vec!["employee".into()],
         });
     }
-    list_reply(ctx, Kind::User, &q, &[], public_user)
+    let select: Vec<String> = util::p_list(p, "select")
+        .iter()
+        .filter_map(util::text)
+        .map(|s| s.to_ascii_uppercase())
+        .collect();
+    list_reply(ctx, Kind::User, q, &select, public_user)
 }
 
 /// Runs a list query on a table and shapes a classic list answer (bare array).
 pub(crate) fn list_reply(
     ctx: &mut Ctx<'_>,
     kind: Kind,
-    q: &store::Query,
+    q: store::Query,
     select: &[String],
     shape: impl Fn(Record) -> Value,
 ) -> Outcome {
-    let page = store::list(ctx.st.table(kind), q, &ctx.cfg.gen);
-    ctx.cost += list_cost(ctx, &page);
+    let page = lists::run(ctx, kind, q);
     let items: Vec<Value> = page
         .records
         .into_iter()
         .map(|r| shape(store::select(r, select)))
         .collect();
-    let (total, next) = paging(q, page.total, items.len() as u64);
     Ok(Reply {
         result: Value::Array(items),
-        total,
-        next,
+        total: page.total,
+        next: page.next,
     })
-}
-
-/// Simulated seconds a list page costs: every row skipped to reach the offset, and a tenth of
-/// that for every row counted for `total`.
-pub(crate) fn list_cost(ctx: &Ctx<'_>, page: &store::Page) -> f64 {
-    page.rows_skipped as f64 * ctx.cfg.row_cost + page.rows_counted as f64 * ctx.cfg.row_cost / 10.0
-}
-
-/// `total` and `next` of a page: `start=-1` gives `total: 0` and no `next`.
-pub(crate) fn paging(q: &store::Query, total: Option<u64>, got: u64) -> (Option<u64>, Option<u64>) {
-    match (q.start, total) {
-        (Some(start), Some(total)) => {
-            let next = (start + got < total && got > 0).then_some(start + q.limit);
-            (Some(total), next)
-        }
-        _ => (Some(0), None),
-    }
 }
 
 pub(crate) fn profile(ctx: &mut Ctx<'_>, _p: &Value) -> Outcome {
@@ -200,27 +201,52 @@ pub(crate) fn server_time(ctx: &mut Ctx<'_>, _p: &Value) -> Outcome {
 }
 
 pub(crate) fn department_get(ctx: &mut Ctx<'_>, p: &Value) -> Outcome {
+    // `sort` (lower case) names the field to sort by and `order` its direction
+    // (EN:api-reference/departments/department-get.md); `SORT` (upper case) filters on the
+    // department's SORT field, as do `ID`, `>ID`, `PARENT`, ... Every top-level key but
+    // `sort`, `order` and `start` (any case) is a filter and must name a department field.
+    let exact = |k: &str| {
+        p.get(k)
+            .and_then(util::text)
+            .filter(|s| !s.trim().is_empty())
+    };
     let mut filter = serde_json::Map::new();
     if let Value::Object(top) = p {
         for (k, v) in top {
-            let (_, field) = store::parse_key(k);
-            if matches!(
-                field.to_ascii_uppercase().as_str(),
-                "ID" | "NAME" | "PARENT" | "UF_HEAD" | "SORT"
-            ) {
-                filter.insert(k.to_ascii_uppercase(), v.clone());
+            let param =
+                k == "sort" || k.eq_ignore_ascii_case("order") || k.eq_ignore_ascii_case("start");
+            if !param {
+                filter.insert(k.clone(), v.clone());
             }
         }
     }
-    let filter = Value::Object(filter);
+    let mut order = serde_json::Map::new();
+    match util::param(p, "order") {
+        // An `order` object (`{"ID": "DESC"}`) is read too.
+        Some(Value::Object(o)) => order = o.clone(),
+        _ => {
+            if let Some(sort) = exact("sort") {
+                let dir = util::p_str(p, "order").unwrap_or_else(|| "ASC".into());
+                order.insert(sort.trim().to_owned(), Value::String(dir));
+            }
+        }
+    }
+    let known = |f: &str| lists::known(ctx, Kind::Department, f);
+    let (filter, order) = (Value::Object(filter), Value::Object(order));
     let q = store::query_from(
         Some(&filter),
-        util::get(p, "order"),
+        Some(&order),
         ctx.order.keys("order").as_deref(),
-        util::get(p, "start"),
-        &|f| f.to_ascii_uppercase(),
-    );
-    list_reply(ctx, Kind::Department, &q, &[], Value::Object)
+        util::param(p, "start"),
+        &store::Fields {
+            rename: &|f| f.to_ascii_uppercase(),
+            filter: &known,
+            order: &known,
+            strict_direction: false,
+        },
+    )
+    .map_err(|e| lists::query_error(Dialect::Crm, e))?;
+    list_reply(ctx, Kind::Department, q, &[], Value::Object)
 }
 
 pub(crate) fn methods(_ctx: &mut Ctx<'_>, _p: &Value) -> Outcome {

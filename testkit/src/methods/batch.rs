@@ -35,9 +35,8 @@ impl Maps {
 }
 
 pub(crate) fn batch(ctx: &mut Ctx<'_>, p: &Value) -> Outcome {
-    let halt = util::get(p, "halt")
-        .and_then(util::as_bool)
-        .unwrap_or(false);
+    // PHP reads `if ($halt)`: "false", "N" and "true" all halt; 0, "0", "", false do not.
+    let halt = util::get(p, "halt").is_some_and(util::php_truthy);
     // Commands run in the order sent (a `Value` sorts the keys of `cmd`).
     let commands: Vec<(String, Value)> = match util::get(p, "cmd") {
         Some(Value::Object(m)) => ctx
@@ -86,7 +85,13 @@ pub(crate) fn batch(ctx: &mut Ctx<'_>, p: &Value) -> Outcome {
         });
         let params = match decoded {
             Ok((mut v, sent)) => {
-                substitute(&mut v, &maps);
+                if let Err(e) = substitute(&mut v, &maps) {
+                    maps.error.insert(key, e.body());
+                    if halt {
+                        break;
+                    }
+                    continue;
+                }
                 // The command's own params, in the order its query string lists them.
                 ctx.order = SentOrder::of(sent);
                 v
@@ -156,59 +161,116 @@ pub(crate) fn batch(ctx: &mut Ctx<'_>, p: &Value) -> Outcome {
 }
 
 /// Replaces `$result[key][path...]` (and `$result_total[...]` etc.) in every string leaf.
-/// A leaf that is exactly one reference takes the referenced value whole.
-fn substitute(v: &mut Value, maps: &Maps) {
+/// A leaf that is exactly one reference takes the referenced value whole; a reference inside
+/// a longer string must name a scalar, which is written into it.
+///
+/// A reference that cannot be resolved fails the command (`INVALID_ARG_VALUE`) instead of
+/// becoming `null`: a real portal substitutes whatever its walk of the path reached (the whole
+/// page of a list that has no row 49, say), and the method then fails on that value or, worse,
+/// runs without the condition. So does a reference to a command that has not run (a later
+/// one, an unknown key) or that failed.
+fn substitute(v: &mut Value, maps: &Maps) -> Result<(), ApiError> {
     match v {
         Value::String(s) if s.contains('$') => {
-            if let Some((value, consumed)) = reference(s, maps) {
+            if let Some((value, consumed)) = reference(s, maps)? {
                 if consumed == s.len() {
                     *v = value;
-                    return;
+                    return Ok(());
                 }
             }
-            *s = replace_all(s, maps);
+            *s = replace_all(s, maps)?;
+            Ok(())
         }
-        Value::Array(a) => a.iter_mut().for_each(|x| substitute(x, maps)),
-        Value::Object(m) => m.values_mut().for_each(|x| substitute(x, maps)),
-        _ => {}
+        Value::Array(a) => a.iter_mut().try_for_each(|x| substitute(x, maps)),
+        Value::Object(m) => m.values_mut().try_for_each(|x| substitute(x, maps)),
+        _ => Ok(()),
     }
 }
 
-/// A reference at the start of `s`: its value and how many bytes it spans.
-fn reference(s: &str, maps: &Maps) -> Option<(Value, usize)> {
-    let rest = s.strip_prefix('$')?;
-    let name_len = rest.find('[')?;
+fn unresolved(text: &str, why: String) -> ApiError {
+    ApiError::new(
+        codes::INVALID_ARG_VALUE,
+        format!("Batch reference {text} cannot be resolved: {why}"),
+    )
+}
+
+/// A reference at the start of `s`: its value and how many bytes it spans. `Ok(None)` when
+/// `s` does not start with one (`$` and text that names none of the five maps, or brackets
+/// that do not close, stay literal); `Err` when it names a map but the path does not resolve.
+fn reference(s: &str, maps: &Maps) -> Result<Option<(Value, usize)>, ApiError> {
+    let Some(rest) = s.strip_prefix('$') else {
+        return Ok(None);
+    };
+    let Some(name_len) = rest.find('[') else {
+        return Ok(None);
+    };
     let name = &rest[..name_len];
-    let map = maps.named(name)?;
+    let Some(map) = maps.named(name) else {
+        return Ok(None);
+    };
     let mut pos = 1 + name_len;
     let mut segments = Vec::new();
     while s[pos..].starts_with('[') {
-        let close = s[pos..].find(']')?;
+        let Some(close) = s[pos..].find(']') else {
+            break;
+        };
         segments.push(&s[pos + 1..pos + close]);
         pos += close + 1;
     }
-    let (first, path) = segments.split_first()?;
-    let mut cur = map.get(*first).cloned().unwrap_or(Value::Null);
-    for seg in path {
-        cur = match cur {
-            Value::Object(mut m) => m.remove(*seg).unwrap_or(Value::Null),
-            Value::Array(mut a) => match seg.parse::<usize>() {
-                Ok(i) if i < a.len() => a.swap_remove(i),
-                _ => Value::Null,
-            },
-            _ => Value::Null,
+    let Some((first, path)) = segments.split_first() else {
+        return Ok(None);
+    };
+    let text = &s[..pos];
+    let Some(mut cur) = map.get(*first) else {
+        let why = if maps.error.contains_key(*first) {
+            format!("command '{first}' failed")
+        } else if maps.result.contains_key(*first) {
+            format!("command '{first}' has no entry in ${name}")
+        } else {
+            format!("no command '{first}' has run before this one")
         };
+        return Err(unresolved(text, why));
+    };
+    let mut walked = format!("${name}[{first}]");
+    for seg in path {
+        let next = match cur {
+            Value::Object(m) => m.get(*seg),
+            Value::Array(a) => seg.parse::<usize>().ok().and_then(|i| a.get(i)),
+            _ => None,
+        };
+        let Some(next) = next else {
+            let what = match cur {
+                Value::Array(a) => format!("a list of {} item(s)", a.len()),
+                Value::Object(_) => "an object".to_owned(),
+                other => format!("the scalar {other}"),
+            };
+            return Err(unresolved(
+                text,
+                format!("{walked} is {what}, with no [{seg}]"),
+            ));
+        };
+        walked.push_str(&format!("[{seg}]"));
+        cur = next;
     }
-    Some((cur, pos))
+    Ok(Some((cur.clone(), pos)))
 }
 
-fn replace_all(s: &str, maps: &Maps) -> String {
+fn replace_all(s: &str, maps: &Maps) -> Result<String, ApiError> {
     let mut out = String::with_capacity(s.len());
     let mut i = 0;
     while i < s.len() {
         if s[i..].starts_with('$') {
-            if let Some((value, len)) = reference(&s[i..], maps) {
-                out.push_str(&util::text(&value).unwrap_or_default());
+            if let Some((value, len)) = reference(&s[i..], maps)? {
+                let text = match &value {
+                    Value::Null => String::new(),
+                    v => util::text(v).ok_or_else(|| {
+                        unresolved(
+                            &s[i..i + len],
+                            "it names a list or an object, which cannot be written inside a longer value".to_owned(),
+                        )
+                    })?,
+                };
+                out.push_str(&text);
                 i += len;
                 continue;
             }
@@ -217,7 +279,7 @@ fn replace_all(s: &str, maps: &Maps) -> String {
         out.push(c);
         i += c.len_utf8();
     }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -231,8 +293,56 @@ mod tests {
             .insert("u".into(), json!({"ID": "7", "UF_DEPARTMENT": [3, 4]}));
         maps.result
             .insert("l".into(), json!([{"ID": "10"}, {"ID": "11"}]));
-        let mut v = json!({"ID": "$result[u][UF_DEPARTMENT][1]", "x": "id=$result[l][1][ID]!", "d": "$result[u][UF_DEPARTMENT]", "m": "$result[nope][x]"});
-        substitute(&mut v, &maps);
-        assert_eq!(v, json!({"ID": 4, "x": "id=11!", "d": [3, 4], "m": null}));
+        maps.error.insert(
+            "bad".into(),
+            json!({"error": "", "error_description": "Not found"}),
+        );
+        let mut v = json!({"ID": "$result[u][UF_DEPARTMENT][1]", "x": "id=$result[l][1][ID]!", "d": "$result[u][UF_DEPARTMENT]", "lit": "$5 and $result and $other[x] and $result[open"});
+        substitute(&mut v, &maps).unwrap();
+        assert_eq!(
+            v,
+            json!({"ID": 4, "x": "id=11!", "d": [3, 4], "lit": "$5 and $result and $other[x] and $result[open"})
+        );
+        let fails = |text: &str| {
+            let mut v = json!({"filter": {">ID": text}});
+            let e = substitute(&mut v, &maps).unwrap_err();
+            assert_eq!(e.code, codes::INVALID_ARG_VALUE, "{text}");
+            e.description
+        };
+        // Past the end of a list: the walk stops at the list, and the command fails.
+        let d = fails("$result[l][49][ID]");
+        assert!(
+            d.contains("$result[l] is a list of 2 item(s), with no [49]"),
+            "{d}"
+        );
+        assert!(fails("$result[l][1][NOPE]").contains("$result[l][1] is an object"));
+        assert!(fails("$result[u][ID][x]").contains("the scalar \"7\""));
+        // Not run (later or unknown), or failed.
+        assert!(fails("$result[later][ID]").contains("no command 'later' has run"));
+        assert!(fails("$result[bad][ID]").contains("command 'bad' failed"));
+        assert!(fails("$result_next[u]").contains("command 'u' has no entry in $result_next"));
+        // Inside a longer string a reference must be a scalar.
+        assert!(fails("ids: $result[u][UF_DEPARTMENT]").contains("cannot be written inside"));
+    }
+
+    #[test]
+    fn halt_reads_as_php_truthiness() {
+        for (v, want) in [
+            (json!(true), true),
+            (json!(1), true),
+            (json!("1"), true),
+            (json!("Y"), true),
+            (json!("true"), true),
+            (json!("false"), true),
+            (json!("N"), true),
+            (json!(false), false),
+            (json!(0), false),
+            (json!("0"), false),
+            (json!(""), false),
+            (json!(null), false),
+            (json!([]), false),
+        ] {
+            assert_eq!(util::php_truthy(&v), want, "{v}");
+        }
     }
 }

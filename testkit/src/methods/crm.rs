@@ -3,7 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::basic::{list_cost, paging};
+use super::lists::{self, Dialect};
 use super::{ApiError, Ctx, Outcome, Reply};
 use crate::clock;
 use crate::store::{self, Kind, Record};
@@ -97,8 +97,28 @@ fn classic_value(v: &Value) -> Value {
     }
 }
 
+/// Classic `Y`/`N` fields: given JSON `true`/`false`, `1`/`0` (what a query string makes of a
+/// boolean), `Y`/`N` or `true`/`false`, they store `Y` or `N`.
+const FLAGS: &[&str] = &[
+    "OPENED",
+    "EXPORT",
+    "CLOSED",
+    "HAS_PHONE",
+    "HAS_EMAIL",
+    "HAS_IMOL",
+    "IS_MANUAL_OPPORTUNITY",
+    "IS_NEW",
+    "IS_RETURN_CUSTOMER",
+    "IS_REPEATED_APPROACH",
+    "IS_RECURRING",
+    "IS_MY_COMPANY",
+];
+
+/// CRM multi-fields (`crm_multifield[]`).
+const MULTI: &[&str] = &["PHONE", "EMAIL", "WEB", "IM"];
+
 /// A new record of `kind` with every schema field, `fields` laid over the defaults.
-fn new_record(ctx: &Ctx<'_>, kind: Kind, fields: &Map<String, Value>) -> Record {
+fn new_record(ctx: &mut Ctx<'_>, kind: Kind, fields: &Map<String, Value>) -> Record {
     let template = store::generate(kind, 1, &ctx.cfg.gen);
     let now = clock::iso(ctx.now, ctx.cfg.gen.tz);
     let me = ctx.caller.user_id().to_string();
@@ -124,57 +144,131 @@ fn new_record(ctx: &Ctx<'_>, kind: Kind, fields: &Map<String, Value>) -> Record 
         };
         r.insert(k, value);
     }
-    merge(&mut r, fields, ctx.now);
+    merge(ctx, &mut r, fields);
     r
 }
 
-/// Lays `fields` (upper-cased names) over `r`; multi-field entries get ids.
-fn merge(r: &mut Record, fields: &Map<String, Value>, now: f64) {
+/// The entries of a multi-field as sent: a list, an object keyed by positions (a query
+/// string's `PHONE[0][VALUE]=...`), or one bare value; empty (`""`, `[]`, `null`) is none.
+fn multi_entries(v: &Value) -> Vec<Map<String, Value>> {
+    util::list_items(v)
+        .into_iter()
+        .filter_map(|item| match item {
+            Value::Object(m) => Some(m),
+            v @ (Value::String(_) | Value::Number(_)) => {
+                Some([("VALUE".to_owned(), v)].into_iter().collect())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// A field of an entry as text (`""` when absent).
+fn entry_text(m: &Map<String, Value>, key: &str) -> String {
+    util::get(&Value::Object(m.clone()), key)
+        .and_then(util::text)
+        .unwrap_or_default()
+}
+
+/// Lays a multi-field's entries over `old` as `crm.*.update` does (EN:api-reference/crm/
+/// contacts/crm-contact-update.md, "Working with Multiple Fields"): an entry with the `ID` of
+/// an existing value changes it, or deletes it with `DELETE=Y` or an empty `VALUE`; an entry
+/// without an `ID` adds a value (unless its `VALUE` is empty); values not named stay. New
+/// values get ids from the portal's counter.
+fn merge_multi(
+    next_id: &mut u64,
+    key: &str,
+    old: Vec<Value>,
+    entries: Vec<Map<String, Value>>,
+) -> Vec<Value> {
+    let mut out = old;
+    for e in entries {
+        let value = entry_text(&e, "VALUE");
+        let value_type = entry_text(&e, "VALUE_TYPE");
+        let delete = util::get(&Value::Object(e.clone()), "DELETE")
+            .and_then(util::as_bool)
+            .unwrap_or(false);
+        let id = entry_text(&e, "ID");
+        let existing = (!id.is_empty())
+            .then(|| {
+                out.iter()
+                    .position(|x| x["ID"].as_str().is_some_and(|x| x == id.trim()))
+            })
+            .flatten();
+        match existing {
+            Some(i) if delete || value.is_empty() => {
+                out.remove(i);
+            }
+            Some(i) => {
+                out[i]["VALUE"] = Value::String(value);
+                if !value_type.is_empty() {
+                    out[i]["VALUE_TYPE"] = Value::String(value_type);
+                }
+            }
+            // An id that names no value of this record changes nothing.
+            None if !id.is_empty() => {}
+            None if value.is_empty() || delete => {}
+            None => {
+                let new_id = *next_id;
+                *next_id += 1;
+                let value_type = if value_type.is_empty() {
+                    "WORK".to_owned()
+                } else {
+                    value_type
+                };
+                out.push(serde_json::json!({
+                    "ID": new_id.to_string(),
+                    "VALUE_TYPE": value_type,
+                    "VALUE": value,
+                    "TYPE_ID": key,
+                }));
+            }
+        }
+    }
+    out
+}
+
+/// Lays `fields` (upper-cased names) over `r`. Multi-fields merge as
+/// [`merge_multi`] says (on a new record: every entry is added), and an empty one (`""`,
+/// `[]`, `null`: what a query string sends for any of them) changes nothing; `Y`/`N` fields
+/// take any flag spelling; other scalars are stored as strings.
+fn merge(ctx: &mut Ctx<'_>, r: &mut Record, fields: &Map<String, Value>) {
     for (k, v) in fields {
         let key = k.to_ascii_uppercase();
         if key == "ID" {
             continue;
         }
-        let value = match (key.as_str(), v) {
-            ("PHONE" | "EMAIL" | "WEB" | "IM", Value::Array(_) | Value::Object(_)) => {
-                let items: Vec<Value> = match v {
-                    Value::Array(a) => a.clone(),
-                    Value::Object(m) => m.values().cloned().collect(),
-                    _ => Vec::new(),
-                };
-                let items = items
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, item)| {
-                        let mut m = item.as_object().cloned().unwrap_or_default();
-                        m.entry("ID").or_insert_with(|| {
-                            Value::String(format!("{}", (now as u64 % 100_000) * 10 + i as u64))
-                        });
-                        m.entry("VALUE_TYPE")
-                            .or_insert_with(|| Value::String("WORK".into()));
-                        m.insert("TYPE_ID".into(), Value::String(key.clone()));
-                        for val in m.values_mut() {
-                            *val = classic_value(val);
-                        }
-                        Value::Object(m)
-                    })
-                    .collect::<Vec<_>>();
-                if key == "PHONE" || key == "EMAIL" {
-                    r.insert(
-                        format!("HAS_{key}"),
-                        Value::String(util::yn(!items.is_empty()).into()),
-                    );
-                }
-                Value::Array(items)
+        if MULTI.contains(&key.as_str()) {
+            let old = match r.remove(&key) {
+                Some(Value::Array(a)) => a,
+                _ => Vec::new(),
+            };
+            let items = merge_multi(&mut ctx.st.fm_next_id, &key, old, multi_entries(v));
+            if key == "PHONE" || key == "EMAIL" {
+                r.insert(
+                    format!("HAS_{key}"),
+                    Value::String(util::yn(!items.is_empty()).into()),
+                );
             }
+            r.insert(key, Value::Array(items));
+            continue;
+        }
+        let value = match util::as_bool(v) {
+            Some(b) if FLAGS.contains(&key.as_str()) => Value::String(util::yn(b).into()),
             _ => classic_value(v),
         };
         r.insert(key, value);
     }
 }
 
+/// `fields`: an object; absent or empty (`{}`, `[]`, `""`, `null` alike) is no fields; any
+/// other value is refused.
 fn fields_param(p: &Value) -> Result<Map<String, Value>, ApiError> {
-    util::p_obj(p, "fields").ok_or_else(|| ApiError::new("", "Parameter 'fields' must be array."))
+    match util::param(p, "fields") {
+        None => Ok(Map::new()),
+        Some(_) => util::p_obj(p, "fields")
+            .ok_or_else(|| ApiError::new("", "Parameter 'fields' must be array.")),
+    }
 }
 
 fn fire(ctx: &mut Ctx<'_>, kind: Kind, action: &str, id: u64) {
@@ -200,7 +294,7 @@ fn classic(ctx: &mut Ctx<'_>, kind: Kind, action: &str, p: &Value) -> Option<Out
                 .get(id, &ctx.cfg.gen)
                 .ok_or_else(not_found)?
                 .into_owned();
-            merge(&mut r, &fields, ctx.now);
+            merge(ctx, &mut r, &fields);
             if r.contains_key("DATE_MODIFY") {
                 r.insert(
                     "DATE_MODIFY".into(),
@@ -228,22 +322,30 @@ fn classic(ctx: &mut Ctx<'_>, kind: Kind, action: &str, p: &Value) -> Option<Out
                 .ok_or_else(not_found)?;
             Ok(Reply::ok(Value::Object(r.into_owned())))
         })(),
-        "list" => {
+        "list" => (|| {
             let upper = |f: &str| f.to_ascii_uppercase();
+            let known = |f: &str| lists::known(ctx, kind, f);
+            let (filter, order, start) = lists::params(p);
             let q = store::query_from(
-                util::get(p, "filter"),
-                util::get(p, "order"),
+                filter,
+                order,
                 ctx.order.keys("order").as_deref(),
-                util::get(p, "start"),
-                &upper,
-            );
+                start,
+                &store::Fields {
+                    rename: &upper,
+                    filter: &known,
+                    order: &known,
+                    strict_direction: false,
+                },
+            )
+            .map_err(|e| lists::query_error(Dialect::Crm, e))?;
             let select: Vec<String> = util::p_list(p, "select")
                 .iter()
                 .filter_map(util::text)
                 .map(|s| s.to_ascii_uppercase())
                 .collect();
-            super::basic::list_reply(ctx, kind, &q, &select, Value::Object)
-        }
+            super::basic::list_reply(ctx, kind, q, &select, Value::Object)
+        })(),
         "fields" => {
             let template = store::generate(kind, 1, &ctx.cfg.gen);
             let mut out = Map::new();
@@ -372,8 +474,7 @@ fn entity_type_id(kind: Kind) -> u64 {
 }
 
 fn item_fields(kind: Kind, p: &Value) -> Result<Map<String, Value>, ApiError> {
-    let f = util::p_obj(p, "fields")
-        .ok_or_else(|| ApiError::new("", "Parameter 'fields' must be array."))?;
+    let f = fields_param(p)?;
     Ok(f.into_iter()
         .map(|(k, v)| (from_camel(kind, &k), v))
         .collect())
@@ -414,7 +515,7 @@ fn item(ctx: &mut Ctx<'_>, action: &str, p: &Value) -> Option<Outcome> {
                 .get(id, &ctx.cfg.gen)
                 .ok_or_else(item_not_found)?
                 .into_owned();
-            merge(&mut r, &fields, ctx.now);
+            merge(ctx, &mut r, &fields);
             r.insert(
                 "DATE_MODIFY".into(),
                 Value::String(clock::iso(ctx.now, ctx.cfg.gen.tz)),
@@ -441,48 +542,57 @@ fn item(ctx: &mut Ctx<'_>, action: &str, p: &Value) -> Option<Outcome> {
                 .into_owned();
             Ok(Reply::ok(json!({"item": to_item(kind, r)})))
         })(),
-        _ => {
+        _ => (|| {
             let rename = |f: &str| from_camel(kind, f);
+            let known = |f: &str| lists::known(ctx, kind, f) || is_parent_field(f);
+            let (filter, order, start) = lists::params(p);
             let q = store::query_from(
-                util::get(p, "filter"),
-                util::get(p, "order"),
+                filter,
+                order,
                 ctx.order.keys("order").as_deref(),
-                util::get(p, "start"),
-                &rename,
-            );
+                start,
+                &store::Fields {
+                    rename: &rename,
+                    filter: &known,
+                    order: &known,
+                    strict_direction: true,
+                },
+            )
+            .map_err(|e| lists::query_error(Dialect::Crm, e))?;
             let select: Vec<String> = util::p_list(p, "select")
                 .iter()
                 .filter_map(util::text)
                 .map(|s| if s == "*" { s } else { from_camel(kind, &s) })
                 .collect();
-            let page = store::list(ctx.st.table(kind), &q, &ctx.cfg.gen);
-            ctx.cost += list_cost(ctx, &page);
+            let page = lists::run(ctx, kind, q);
+            let all = select.is_empty() || select.iter().any(|s| s == "*");
             let items: Vec<Value> = page
                 .records
                 .into_iter()
-                .map(|r| to_item(kind, store::select(r, &select)))
-                .collect();
-            let items: Vec<Value> = if select.is_empty() || select.iter().any(|s| s == "*") {
-                items
-            } else {
-                items
-                    .into_iter()
-                    .map(|mut v| {
+                .map(|r| {
+                    let mut v = to_item(kind, store::select(r, &select));
+                    if !all {
                         if let Value::Object(m) = &mut v {
                             m.remove("entityTypeId");
                         }
-                        v
-                    })
-                    .collect()
-            };
-            let (total, next) = paging(&q, page.total, items.len() as u64);
+                    }
+                    v
+                })
+                .collect();
             Ok(Reply {
                 result: json!({"items": items}),
-                total,
-                next,
+                total: page.total,
+                next: page.next,
             })
-        }
+        })(),
     })
+}
+
+/// `parentId<entityTypeId>` (as `PARENT_ID<n>`): the binding to a parent item, which every
+/// item may be filtered on.
+fn is_parent_field(f: &str) -> bool {
+    f.strip_prefix("PARENT_ID")
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -529,7 +639,7 @@ fn task(ctx: &mut Ctx<'_>, action: &str, p: &Value) -> Option<Outcome> {
                     task_error("TASKS_ERROR_EXCEPTION_#256; Task not found or not accessible")
                 })?
                 .into_owned();
-            merge(&mut r, &fields, ctx.now);
+            merge(ctx, &mut r, &fields);
             r.insert(
                 "CHANGED_DATE".into(),
                 Value::String(clock::iso(ctx.now, ctx.cfg.gen.tz)),
@@ -565,34 +675,50 @@ fn task(ctx: &mut Ctx<'_>, action: &str, p: &Value) -> Option<Outcome> {
                 json!({"task": to_task(store::select(r, &select))}),
             ))
         })(),
-        "list" => {
-            let upper = |f: &str| f.to_ascii_uppercase();
-            let q = store::query_from(
-                util::get(p, "filter"),
-                util::get(p, "order"),
+        "list" => (|| {
+            // Filter and order name fields in upper case (`ID`, `>ID`); the answer is
+            // camelCase (`id`). `REAL_STATUS` is the `status` of the answer.
+            let rename = |f: &str| match f.to_ascii_uppercase().as_str() {
+                "REAL_STATUS" => "STATUS".to_owned(),
+                other => other.to_owned(),
+            };
+            let filterable = |f: &str| lists::known(ctx, kind, f);
+            let sortable = |f: &str| lists::task_sortable(f) || f == "STATUS";
+            let (filter, order, start) = lists::params(p);
+            let mut q = store::query_from(
+                filter,
+                order,
                 ctx.order.keys("order").as_deref(),
-                util::get(p, "start"),
-                &upper,
-            );
+                start,
+                &store::Fields {
+                    rename: &rename,
+                    filter: &filterable,
+                    order: &sortable,
+                    strict_direction: false,
+                },
+            )
+            .map_err(|e| lists::query_error(Dialect::Tasks, e))?;
+            // Without an order, newest first (EN:api-reference/tasks/tasks-task-list.md).
+            if q.order.is_empty() {
+                q.order.push(("ID".into(), true));
+            }
             let select: Vec<String> = util::p_list(p, "select")
                 .iter()
                 .filter_map(util::text)
                 .map(|s| s.to_ascii_uppercase())
                 .collect();
-            let page = store::list(ctx.st.table(kind), &q, &ctx.cfg.gen);
-            ctx.cost += list_cost(ctx, &page);
+            let page = lists::run(ctx, kind, q);
             let tasks: Vec<Value> = page
                 .records
                 .into_iter()
                 .map(|r| to_task(store::select(r, &select)))
                 .collect();
-            let (total, next) = paging(&q, page.total, tasks.len() as u64);
             Ok(Reply {
                 result: json!({"tasks": tasks}),
-                total,
-                next,
+                total: page.total,
+                next: page.next,
             })
-        }
+        })(),
         _ => return None,
     })
 }

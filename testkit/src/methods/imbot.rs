@@ -324,13 +324,16 @@ fn bot_list(ctx: &mut Ctx<'_>) -> Outcome {
     Ok(Reply::ok(util::php_array(m)))
 }
 
-/// `KEYBOARD`/`ATTACH`/`MENU`: an object, a list, or JSON text; `N` or empty clears.
+/// `KEYBOARD`/`ATTACH`/`MENU`: an object, a list, or JSON text; `N` or empty (`""`,
+/// `null`, `[]`, `{}`: all `key=` in a query string) clears.
 fn block(p: &Value, key: &str) -> Result<Option<Option<Value>>, ApiError> {
     let Some(v) = get(p, key) else {
         return Ok(None);
     };
     let parsed = match v {
         Value::String(s) if s.is_empty() || s == "N" => return Ok(Some(None)),
+        Value::Array(a) if a.is_empty() => return Ok(Some(None)),
+        Value::Object(m) if m.is_empty() => return Ok(Some(None)),
         Value::String(s) => serde_json::from_str::<Value>(s).map_err(|_| {
             ApiError::new(&format!("{key}_ERROR"), format!("Incorrect {key} params"))
         })?,

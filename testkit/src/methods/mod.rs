@@ -6,6 +6,7 @@ pub(crate) mod batch;
 pub(crate) mod crm;
 pub(crate) mod events;
 pub(crate) mod imbot;
+pub(crate) mod lists;
 
 use bitrix24::codes;
 use bitrix24::wire::Time;
@@ -22,6 +23,8 @@ pub(crate) struct Ctx<'a> {
     /// Virtual time of the request start, unix seconds.
     pub now: f64,
     pub caller: &'a Caller,
+    /// The lower-cased name of the method running now (inside a batch: the command's).
+    pub method: String,
     /// Events to deliver after the answer is computed.
     pub out: &'a mut Vec<Outgoing>,
     /// Extra simulated seconds the current method costs (list offsets).
@@ -151,6 +154,7 @@ pub(crate) const KNOWN: &[&str] = &[
 pub(crate) fn run(ctx: &mut Ctx<'_>, method: &str, p: &Value, start: f64) -> (Outcome, Time) {
     let lower = method.to_ascii_lowercase();
     let key = (ctx.caller.limit_key(), lower.clone());
+    let outer = std::mem::replace(&mut ctx.method, lower.clone());
     let counted = lower != "batch";
     ctx.cost = 0.0;
     let mut ran = false;
@@ -192,6 +196,7 @@ pub(crate) fn run(ctx: &mut Ctx<'_>, method: &str, p: &Value, start: f64) -> (Ou
         }
     })();
     ctx.ran = ran;
+    ctx.method = outer;
     let known = !matches!(&outcome, Err(e) if e.code == codes::ERROR_METHOD_NOT_FOUND);
     // A call refused by the operating-time check did not run: it costs nothing.
     let blocked = matches!(&outcome, Err(e) if e.code == codes::OPERATION_TIME_LIMIT) && !ran;
