@@ -392,7 +392,7 @@ fn scan(contacts: u64, modes: &str) {
                 .mode(mode);
             let (mut count, mut last, mut ordered) = (0u64, 0u64, true);
             while let Some(contact) = stream.try_next().await.expect("scan") {
-                let id = contact.id.unwrap_or(0);
+                let id = contact.id;
                 ordered &= id > last;
                 last = id;
                 count += 1;

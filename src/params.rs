@@ -158,7 +158,7 @@ pub struct Arg {
 }
 
 /// What a `$result[..]` reference inside a value points at: a command of one batch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct RefTo {
     /// The batch (each `Client::batch()` gets its own number).
     pub batch: u64,
@@ -166,6 +166,8 @@ pub(crate) struct RefTo {
     pub index: usize,
     /// A path segment that cannot be written inside `[..]`.
     pub bad: bool,
+    /// The reference as sent (`$result[contact][ID]`).
+    pub text: std::sync::Arc<str>,
 }
 
 /// The order the keys of the objects inside a value are sent in. A `serde_json::Map` sorts
@@ -225,13 +227,14 @@ impl Arg {
 
     /// A `$result[..]` reference to the command `to` of a batch, as text `value`; `bad` when
     /// its path cannot be written.
-    pub(crate) fn reference(value: Value, to: RefTo, bad: bool) -> Arg {
+    pub(crate) fn reference(text: String, to: RefTo, bad: bool) -> Arg {
+        let text: std::sync::Arc<str> = text.into();
         Arg {
-            value,
+            value: Value::String(text.to_string()),
             shape: Shape::Any,
             secret: false,
             invalid: false,
-            refs: vec![RefTo { bad, ..to }],
+            refs: vec![RefTo { bad, text, ..to }],
         }
     }
 
@@ -504,10 +507,31 @@ impl Params {
     }
 
     /// The batch commands these parameters refer to through `$result[..]` references.
-    pub(crate) fn refs(&self) -> impl Iterator<Item = RefTo> + '_ {
+    pub(crate) fn refs(&self) -> impl Iterator<Item = &RefTo> + '_ {
+        self.entries.iter().flat_map(|(_, v)| v.refs.iter())
+    }
+
+    /// The first string value (its path, `fields[TITLE]`) that holds `$result[` but is not
+    /// one of the references set (nor in `allowed`): inside a batch the portal would replace
+    /// it, so it would not reach the method as written.
+    pub(crate) fn stray_reference(&self, allowed: &[&str]) -> Option<String> {
+        fn walk(path: &str, v: &Value, ok: &dyn Fn(&str) -> bool) -> Option<String> {
+            match v {
+                Value::String(s) if s.contains("$result[") && !ok(s) => Some(path.to_owned()),
+                Value::Array(a) => a
+                    .iter()
+                    .enumerate()
+                    .find_map(|(i, v)| walk(&format!("{path}[{i}]"), v, ok)),
+                Value::Object(o) => o
+                    .iter()
+                    .find_map(|(k, v)| walk(&format!("{path}[{k}]"), v, ok)),
+                _ => None,
+            }
+        }
+        let ok = |s: &str| allowed.contains(&s) || self.refs().any(|r| &*r.text == s);
         self.entries
             .iter()
-            .flat_map(|(_, v)| v.refs.iter().copied())
+            .find_map(|(k, v)| walk(k, &v.value, &ok))
     }
 
     /// Whether a reference in these parameters has a path that cannot be written.
@@ -581,7 +605,7 @@ impl Params {
         let refs = self
             .entries
             .iter()
-            .flat_map(|(_, v)| v.refs.iter().copied())
+            .flat_map(|(_, v)| v.refs.iter().cloned())
             .collect();
         let mut object = Map::new();
         let mut keys = Vec::with_capacity(self.entries.len());

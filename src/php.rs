@@ -693,6 +693,77 @@ mod tests {
     }
 
     #[test]
+    fn batch_commands_keep_every_value() {
+        use crate::meta::BoolForm;
+        use crate::{Arg, Params};
+        let p = Params::new()
+            .with(
+                "fields",
+                Arg::new(json!({
+                    "NAME": "Иван+Ёж & Co=1",
+                    "OPENED": true,
+                    "EXPORT": false,
+                    "PHONE": [{"VALUE": "+7 999", "VALUE_TYPE": "WORK"}],
+                    "EMAIL": [],
+                    "WEB": {},
+                    "COMMENTS": null,
+                    "BIRTHDATE": "1990-01-02T03:04:05+03:00",
+                })),
+            )
+            .with(
+                "order",
+                Arg::map::<String, _, _, _>([("TITLE", "ASC"), ("ID", "DESC")]),
+            )
+            .with(
+                "filter",
+                Arg::new(json!({">=ID": 5, "!STAGE_ID": "WON", "%TITLE": "a b"})),
+            );
+        let q = encode_command(&p, BoolForm::OneZero).unwrap();
+        let decoded: Vec<(String, String)> = url::form_urlencoded::parse(q.as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        let get = |k: &str| {
+            decoded
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.as_str())
+                .unwrap_or_else(|| panic!("{k} missing from {q}"))
+        };
+        assert_eq!(get("fields[NAME]"), "Иван+Ёж & Co=1");
+        assert_eq!(get("fields[OPENED]"), "1");
+        assert_eq!(get("fields[EXPORT]"), "0");
+        assert_eq!(get("fields[PHONE][0][VALUE]"), "+7 999");
+        assert_eq!(get("fields[PHONE][0][VALUE_TYPE]"), "WORK");
+        // Empties are sent empty, never dropped.
+        assert_eq!(get("fields[EMAIL]"), "");
+        assert_eq!(get("fields[WEB]"), "");
+        assert_eq!(get("fields[COMMENTS]"), "");
+        assert_eq!(get("fields[BIRTHDATE]"), "1990-01-02T03:04:05+03:00");
+        assert_eq!(get("filter[>=ID]"), "5");
+        assert_eq!(get("filter[!STAGE_ID]"), "WON");
+        assert_eq!(get("filter[%TITLE]"), "a b");
+        // `order` keeps the order set: TITLE sorts first.
+        let order: Vec<&str> = decoded
+            .iter()
+            .filter(|(k, _)| k.starts_with("order["))
+            .map(|(k, _)| k.as_str())
+            .collect();
+        assert_eq!(order, ["order[TITLE]", "order[ID]"]);
+        // A `+` in a value is escaped, a space is `+`.
+        assert!(q.contains("%2B7+999"), "{q}");
+        // PHP reads the query back into the same tree (empties as "").
+        let back = decode(q.as_bytes(), Limits::default()).unwrap();
+        assert_eq!(back["fields"]["PHONE"][0]["VALUE"], "+7 999");
+        assert_eq!(back["fields"]["EMAIL"], "");
+        let yn = encode_command(&p, BoolForm::YesNo).unwrap();
+        assert!(yn.contains("fields%5BOPENED%5D=Y&"), "{yn}");
+        assert!(yn.contains("fields%5BEXPORT%5D=N&"), "{yn}");
+        // http_build_query itself still leaves empties out.
+        let hbq = encode_ordered(&p).unwrap();
+        assert!(!hbq.contains("EMAIL"), "{hbq}");
+    }
+
+    #[test]
     fn limits_are_typed_errors() {
         let small = Limits {
             max_bytes: 10,

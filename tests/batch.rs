@@ -386,23 +386,12 @@ async fn a_request_that_cannot_go_in_a_batch_fails_alone() {
 
 mod streams {
     use super::*;
-    use bitrix24::{Access, ListMethod, ListMode, ListModel, Method, MethodMeta, Params};
-    use serde_json::Value;
-
-    struct ContactList(Params);
-
-    impl Method for ContactList {
-        const META: &'static MethodMeta = &MethodMeta::new("crm.contact.list", Access::Read)
-            .list(ListModel::new("").fast_scan(true));
-        type Output = Vec<Value>;
-        fn wire_params(&self) -> &Params {
-            &self.0
-        }
-    }
-
-    impl ListMethod for ContactList {
-        type Item = Value;
-    }
+    use bitrix24::crm::{CrmContactList, CrmItemList};
+    use bitrix24::tasks::TasksTaskList;
+    use bitrix24::user::UserGet;
+    use bitrix24::ListMode;
+    use futures_util::StreamExt;
+    use std::sync::{Arc, Mutex};
 
     async fn seeded(n: u64) -> FakePortal {
         FakePortal::builder()
@@ -412,46 +401,426 @@ mod streams {
             .await
     }
 
-    fn ids(items: &[Value]) -> Vec<u64> {
-        items
-            .iter()
-            .map(|v| v["ID"].as_str().unwrap().parse().unwrap())
-            .collect()
-    }
+    const MODES: [ListMode; 5] = [
+        ListMode::Offset,
+        ListMode::BatchedOffset,
+        ListMode::Fast,
+        ListMode::BatchedFast,
+        ListMode::Auto,
+    ];
 
     #[tokio::test]
     async fn every_mode_returns_each_item_once_in_order() {
         for n in [0u64, 1, 49, 50, 51, 120] {
             let portal = seeded(n).await;
             let client = client(&portal);
-            for mode in [
-                ListMode::Offset,
-                ListMode::BatchedOffset,
-                ListMode::Fast,
-                ListMode::BatchedFast,
-                ListMode::Auto,
-            ] {
+            for mode in MODES {
                 let items = client
-                    .stream(&ContactList(Params::new()))
+                    .stream(&CrmContactList::new().select(["ID", "NAME"]))
                     .mode(mode)
                     .collect_all()
                     .await
                     .unwrap_or_else(|e| panic!("{n} {mode:?}: {e}"));
-                let got = ids(&items);
+                let got: Vec<u64> = items.iter().map(|c| c.id).collect();
                 let want: Vec<u64> = (1..=n).collect();
                 assert_eq!(got, want, "{n} items, {mode:?}");
             }
-            for mode in [ListMode::Fast, ListMode::BatchedFast] {
+            for mode in [ListMode::Fast, ListMode::BatchedFast, ListMode::Auto] {
                 let items = client
-                    .stream(&ContactList(Params::new()))
+                    .crm()
+                    .contact_list()
+                    .order(json!({"ID": "DESC"}))
+                    .stream()
                     .mode(mode)
-                    .descending()
                     .collect_all()
                     .await
                     .unwrap();
                 let want: Vec<u64> = (1..=n).rev().collect();
-                assert_eq!(ids(&items), want, "{n} items, {mode:?} descending");
+                let got: Vec<u64> = items.iter().map(|c| c.id).collect();
+                assert_eq!(got, want, "{n} items, {mode:?} descending");
             }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_scan_costs_about_one_request_per_2500_items() {
+        let portal = seeded(20_000).await;
+        let client = client(&portal);
+        for (mode, most) in [
+            (ListMode::BatchedFast, 9),
+            (ListMode::BatchedOffset, 9),
+            (ListMode::Auto, 9),
+        ] {
+            portal.clear_requests();
+            let progress = Arc::new(Mutex::new(Vec::new()));
+            let seen = progress.clone();
+            let mut stream = client
+                .crm()
+                .contact_list()
+                .select(["ID"])
+                .stream()
+                .mode(mode)
+                .on_progress(move |p| seen.lock().unwrap().push(p.clone()));
+            let (mut count, mut last) = (0u64, 0u64);
+            while let Some(c) = stream.next().await {
+                let id = c.unwrap().id;
+                assert!(id > last, "{mode:?}: {id} after {last}");
+                last = id;
+                count += 1;
+            }
+            assert_eq!(count, 20_000, "{mode:?}");
+            let requests = portal.requests().len();
+            assert!(requests <= most, "{mode:?}: {requests} requests");
+            let progress = progress.lock().unwrap();
+            let end = progress.last().unwrap();
+            assert!(end.finished);
+            assert_eq!(end.items, 20_000);
+            assert_eq!(end.requests as usize, requests);
+            if mode == ListMode::BatchedOffset {
+                assert_eq!(end.total, Some(20_000));
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cursor_that_does_not_move_is_an_error_not_a_loop() {
+        let portal = FakePortal::builder()
+            .rate_limit_off()
+            .contacts(200)
+            .quirk_ignores_id_filter("crm.contact.list")
+            .start()
+            .await;
+        let client = client(&portal);
+        for mode in [ListMode::Fast, ListMode::BatchedFast, ListMode::Auto] {
+            let e = client
+                .crm()
+                .contact_list()
+                .stream()
+                .mode(mode)
+                .collect_all()
+                .await
+                .unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::CursorStalled, "{mode:?}: {e}");
+        }
+        // Offsets still work on such a method.
+        let all = client
+            .crm()
+            .contact_list()
+            .stream()
+            .mode(ListMode::Offset)
+            .collect_all()
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 200);
+    }
+
+    #[tokio::test]
+    async fn a_wrong_total_neither_cuts_the_list_nor_loops() {
+        for delta in [-77i64, 130] {
+            let portal = FakePortal::builder()
+                .rate_limit_off()
+                .contacts(333)
+                .quirk_wrong_total("crm.contact.list", delta)
+                .start()
+                .await;
+            let client = client(&portal);
+            for mode in MODES {
+                let items = client
+                    .crm()
+                    .contact_list()
+                    .stream()
+                    .mode(mode)
+                    .collect_all()
+                    .await
+                    .unwrap();
+                let ids: Vec<u64> = items.iter().map(|c| c.id).collect();
+                assert_eq!(
+                    ids,
+                    (1..=333).collect::<Vec<_>>(),
+                    "total off by {delta}, {mode:?}"
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_request_s_own_filter_order_and_start_are_kept() {
+        let portal = seeded(300).await;
+        let client = client(&portal);
+        // A filter: the cursor is added beside it, in every mode.
+        for mode in [
+            ListMode::Offset,
+            ListMode::BatchedOffset,
+            ListMode::Fast,
+            ListMode::BatchedFast,
+        ] {
+            let items = client
+                .crm()
+                .contact_list()
+                .filter(json!({">ID": 100, "<=ID": 260}))
+                .stream()
+                .mode(mode)
+                .collect_all()
+                .await
+                .unwrap();
+            let ids: Vec<u64> = items.iter().map(|c| c.id).collect();
+            assert_eq!(ids, (101..=260).collect::<Vec<_>>(), "{mode:?}");
+        }
+        // An order by another field: offsets, in that order.
+        let by_name = client
+            .crm()
+            .contact_list()
+            .order(json!({"NAME": "ASC"}))
+            .stream()
+            .collect_all()
+            .await
+            .unwrap();
+        assert_eq!(by_name.len(), 300);
+        assert!(by_name.windows(2).all(|w| w[0].name <= w[1].name));
+        let e = client
+            .crm()
+            .contact_list()
+            .order(json!({"NAME": "ASC"}))
+            .stream()
+            .mode(ListMode::Fast)
+            .collect_all()
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+        // The caller's start is where it begins.
+        let tail = client
+            .crm()
+            .contact_list()
+            .start(250)
+            .stream()
+            .collect_all()
+            .await
+            .unwrap();
+        assert_eq!(
+            tail.iter().map(|c| c.id).collect::<Vec<_>>(),
+            (251..=300).collect::<Vec<_>>()
+        );
+    }
+
+    #[tokio::test]
+    async fn crm_item_tasks_and_users_page_by_their_own_keys() {
+        let portal = FakePortal::builder()
+            .rate_limit_off()
+            .contacts(130)
+            .tasks(120)
+            .users(75)
+            .start()
+            .await;
+        let client = client(&portal);
+        for mode in MODES {
+            let items = client
+                .stream(&CrmItemList::new(3).select(["id", "name"]))
+                .mode(mode)
+                .collect_all()
+                .await
+                .unwrap();
+            assert_eq!(
+                items.iter().map(|i| i.id).collect::<Vec<_>>(),
+                (1..=130).collect::<Vec<_>>(),
+                "crm.item.list {mode:?}"
+            );
+        }
+        for mode in [ListMode::Offset, ListMode::BatchedOffset, ListMode::Auto] {
+            let tasks = client
+                .stream(&TasksTaskList::new().select(["ID", "TITLE"]))
+                .mode(mode)
+                .collect_all()
+                .await
+                .unwrap();
+            assert_eq!(tasks.len(), 120, "tasks.task.list {mode:?}");
+            let users = client
+                .stream(&UserGet::new().filter(json!({"ACTIVE": true})))
+                .mode(mode)
+                .collect_all()
+                .await
+                .unwrap();
+            assert!(
+                users.len() > 50 && users.len() <= 75,
+                "user.get {mode:?}: {}",
+                users.len()
+            );
+        }
+        // user.get's filter is `FILTER`: the request never carries a second, lowercase one.
+        assert!(portal
+            .requests()
+            .iter()
+            .filter(|r| r.method == "user.get")
+            .all(|r| r.params.get("filter").is_none()));
+    }
+
+    #[tokio::test]
+    async fn dropping_a_stream_stops_it() {
+        let portal = seeded(5_000).await;
+        let client = client(&portal);
+        let first: Vec<_> = client
+            .crm()
+            .contact_list()
+            .stream()
+            .take(10)
+            .collect()
+            .await;
+        assert_eq!(first.len(), 10);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert_eq!(portal.requests().len(), 1, "one page was enough");
+    }
+}
+
+mod encoding {
+    //! The same call as a JSON body and inside a batch (a PHP query string) means the same.
+    use super::*;
+    use serde_json::Value;
+
+    /// The record without what differs between two adds (ID, dates, multi-field ids).
+    fn comparable(mut v: Value) -> Value {
+        if let Some(o) = v.as_object_mut() {
+            for k in ["ID", "DATE_CREATE", "DATE_MODIFY"] {
+                o.remove(k);
+            }
+            for k in ["PHONE", "EMAIL", "WEB", "IM"] {
+                if let Some(Value::Array(items)) = o.get_mut(k) {
+                    for i in items {
+                        if let Some(i) = i.as_object_mut() {
+                            i.remove("ID");
+                        }
+                    }
+                }
+            }
+        }
+        v
+    }
+
+    async fn both_ways(client: &Client, method: &str, params: Value) -> (Value, Value) {
+        let direct = client
+            .call_raw(method, params.clone())
+            .await
+            .unwrap_or_else(|e| panic!("{method} as JSON: {e}"))
+            .result;
+        let mut batch = client.batch();
+        let h = batch.push_raw("c", method, params).unwrap();
+        let results = batch.send().await.unwrap();
+        let batched = results
+            .get(&h)
+            .into_result()
+            .unwrap_or_else(|e| panic!("{method} in batch: {e}"))
+            .result;
+        (direct, batched)
+    }
+
+    async fn get(client: &Client, id: &Value) -> Value {
+        client
+            .call_raw("crm.contact.get", json!({ "id": id }))
+            .read()
+            .await
+            .unwrap()
+            .result
+    }
+
+    #[tokio::test]
+    async fn an_add_means_the_same_as_json_and_in_a_batch() {
+        let portal = portal().await;
+        let client = client(&portal);
+        let cases = [
+            json!({"NAME": "Иван", "LAST_NAME": "Петров-Водкин"}),
+            json!({"NAME": "A+B & C=D", "LAST_NAME": "100% #1 ?x=1&y=2", "COMMENTS": "line 1\nline 2\ttab"}),
+            json!({"NAME": "Multi", "PHONE": [
+                {"VALUE": "+7 (999) 111-22-33", "VALUE_TYPE": "WORK"},
+                {"VALUE": "112233", "VALUE_TYPE": "HOME"}
+            ], "EMAIL": [{"VALUE": "a+b@example.com", "VALUE_TYPE": "WORK"}]}),
+            json!({"NAME": "Dates", "BIRTHDATE": "1990-01-02T03:04:05+03:00"}),
+            json!({"NAME": "Flags", "OPENED": "N", "EXPORT": "Y"}),
+            json!({"NAME": "Empties", "PHONE": [], "EMAIL": {}, "COMMENTS": null, "LAST_NAME": ""}),
+            json!({"NAME": "Brackets [x] {y}", "LAST_NAME": "$result is [not] a reference"}),
+        ];
+        for fields in cases {
+            let (a, b) = both_ways(&client, "crm.contact.add", json!({ "fields": fields })).await;
+            let (ra, rb) = (get(&client, &a).await, get(&client, &b).await);
+            assert_eq!(comparable(ra), comparable(rb), "fields {fields}");
+        }
+    }
+
+    #[tokio::test]
+    async fn text_the_portal_would_replace_is_refused_in_a_batch() {
+        let portal = portal().await;
+        let client = client(&portal);
+        let mut batch = client.batch();
+        let e = batch
+            .push_raw(
+                "c",
+                "crm.contact.add",
+                json!({"fields": {"NAME": "x", "COMMENTS": "see $result[a][ID]"}}),
+            )
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+        assert!(e.to_string().contains("fields[COMMENTS]"), "{e}");
+        assert!(batch.is_empty());
+        // As a JSON body it means what it says.
+        let id = client
+            .call_raw(
+                "crm.contact.add",
+                json!({"fields": {"NAME": "x", "COMMENTS": "see $result[a][ID]"}}),
+            )
+            .await
+            .unwrap()
+            .result;
+        assert_eq!(get(&client, &id).await["COMMENTS"], "see $result[a][ID]");
+    }
+
+    #[tokio::test]
+    async fn a_filtered_list_means_the_same_as_json_and_in_a_batch() {
+        let portal = FakePortal::builder()
+            .rate_limit_off()
+            .contacts(300)
+            .start()
+            .await;
+        let client = client(&portal);
+        for name in ["A & B", "Ärger+Ü", "Ölaf = 1"] {
+            client
+                .call_raw(
+                    "crm.contact.add",
+                    json!({"fields": {"NAME": name, "LAST_NAME": "Zz"}}),
+                )
+                .await
+                .unwrap();
+        }
+        let cases = [
+            json!({"filter": {">=ID": 120, "<ID": 180}, "order": {"ID": "DESC"}, "select": ["ID", "NAME"]}),
+            json!({"filter": {"!NAME": "Anna", ">ID": 250}, "select": ["ID", "NAME"]}),
+            json!({"filter": {"%NAME": "A & B"}, "select": ["ID", "NAME"]}),
+            json!({"filter": {"=NAME": "Ärger+Ü"}, "select": ["ID", "NAME"]}),
+            json!({"filter": {"NAME": "Ölaf = 1"}, "select": ["ID"]}),
+            json!({"filter": {">DATE_CREATE": "2020-01-01T00:00:00+03:00"}, "select": ["ID"], "start": 50}),
+            json!({"filter": {"@ID": [3, 5, 7]}, "select": ["ID"]}),
+            json!({"filter": {}, "select": [], "start": 250}),
+        ];
+        for params in cases {
+            let (a, b) = both_ways(&client, "crm.contact.list", params.clone()).await;
+            assert_eq!(a, b, "params {params}");
+            assert!(
+                a.as_array().is_some_and(|a| !a.is_empty()),
+                "params {params}: {a}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_boolean_filter_means_the_same_as_json_and_in_a_batch() {
+        let portal = FakePortal::builder()
+            .rate_limit_off()
+            .users(12)
+            .start()
+            .await;
+        let client = client(&portal);
+        for params in [
+            json!({"FILTER": {"ACTIVE": true}, "ADMIN_MODE": true}),
+            json!({"FILTER": {"ACTIVE": false}}),
+        ] {
+            let (a, b) = both_ways(&client, "user.get", params.clone()).await;
+            assert_eq!(a, b, "params {params}");
         }
     }
 }

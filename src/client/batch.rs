@@ -58,6 +58,7 @@ impl Command {
         access: Access,
         bools: BoolForm,
         mut params: Params,
+        allowed: &[&str],
     ) -> Result<Command, Error> {
         let invalid = |m: String| {
             Error::new(ErrorKind::InvalidInput)
@@ -74,6 +75,12 @@ impl Command {
         if let Some(name) = params.unsendable() {
             return Err(invalid(format!(
                 "parameter `{name}` is not a finite number (NaN or infinite)"
+            )));
+        }
+        if let Some(path) = params.stray_reference(allowed) {
+            return Err(invalid(format!(
+                "`{path}` holds the text `$result[`, which the portal replaces inside a batch: \
+                 send this call on its own, or refer to a command with a BatchRef"
             )));
         }
         let query = crate::php::encode_command(&params, bools)
@@ -136,7 +143,7 @@ impl BatchRef {
 
 impl<T> IntoArg<T> for BatchRef {
     fn into_arg(self) -> Arg {
-        Arg::reference(Value::String(self.text), self.to, self.bad)
+        Arg::reference(self.text, self.to, self.bad)
     }
 }
 
@@ -189,6 +196,7 @@ impl<T> Handle<T> {
                 batch: self.batch,
                 index: self.index,
                 bad: false,
+                text: "".into(),
             },
             text: format!("$result[{}]", self.key),
             bad: false,
@@ -408,7 +416,15 @@ impl Batch {
         } else {
             format!("_{index}").into()
         };
-        let mut command = Command::new(label.clone(), key.clone(), method, access, bools, params)?;
+        let mut command = Command::new(
+            label.clone(),
+            key.clone(),
+            method,
+            access,
+            bools,
+            params,
+            &[],
+        )?;
         command.refs = refs;
         self.labels.insert(label.clone(), index);
         self.commands.push(command);
@@ -1170,6 +1186,7 @@ impl Client {
                 meta.access,
                 meta.query_bool,
                 params,
+                &[],
             )
         });
         CallMany {

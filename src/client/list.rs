@@ -119,6 +119,8 @@ pub struct ListStream<T> {
     engine: Option<Engine>,
     page: Option<PageFuture>,
     buffer: VecDeque<Value>,
+    /// An error to yield before anything else (a request that cannot be paged).
+    failed: Option<Error>,
     done: bool,
     _item: PhantomData<fn() -> T>,
 }
@@ -196,6 +198,10 @@ impl<T: FromWire> Stream for ListStream<T> {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
+        if let Some(e) = this.failed.take() {
+            this.done = true;
+            return Poll::Ready(Some(Err(e)));
+        }
         loop {
             if let Some(item) = this.buffer.pop_front() {
                 return Poll::Ready(Some(T::from_wire(&item).map_err(|e| {
@@ -259,14 +265,23 @@ impl Client {
             cursor: None,
             started: Instant::now(),
         });
-        let missing = engine.is_none();
-        ListStream {
+        let mut stream = ListStream {
             engine,
             page: None,
             buffer: VecDeque::new(),
-            done: missing,
+            failed: None,
+            done: false,
             _item: PhantomData,
+        };
+        if stream.engine.is_none() {
+            // A `ListMethod` of one's own without `MethodMeta::list`: say so rather than
+            // end as an empty list.
+            stream.failed = Some(invalid(
+                meta,
+                "the method has no list model (MethodMeta::list): it cannot be paged",
+            ));
         }
+        stream
     }
 }
 
@@ -323,8 +338,17 @@ impl Engine {
         if r.is_err() {
             self.finished = true;
         }
+        let progress = self.progress_now();
+        tracing::debug!(
+            method = self.meta.name,
+            items = progress.items,
+            requests = progress.requests,
+            total = progress.total,
+            finished = progress.finished,
+            "list stream page"
+        );
         if let Some(f) = &self.progress {
-            f(&self.progress_now());
+            f(&progress);
         }
         (self, r)
     }
@@ -487,10 +511,11 @@ impl Engine {
     }
 
     /// The commands of one batch request of `pages`, keyed `p0`, `p1`...
-    fn batch_request(&self, pages: Vec<Params>) -> Result<Vec<Command>, Error> {
+    fn batch_request(&self, pages: Vec<(Params, Option<String>)>) -> Result<Vec<Command>, Error> {
         let mut cmds = Vec::with_capacity(pages.len());
-        for (i, p) in pages.into_iter().enumerate() {
+        for (i, (p, cursor)) in pages.into_iter().enumerate() {
             let key: Arc<str> = format!("p{i}").into();
+            let allowed: Vec<&str> = cursor.as_deref().into_iter().collect();
             cmds.push(Command::new(
                 key.clone(),
                 key,
@@ -498,13 +523,14 @@ impl Engine {
                 self.meta.access,
                 self.meta.query_bool,
                 p,
+                &allowed,
             )?);
         }
         Ok(cmds)
     }
 
     /// Pages as one batch request (halting at the first failure).
-    async fn batch(&mut self, pages: Vec<Params>) -> Result<Vec<Entry>, Error> {
+    async fn batch(&mut self, pages: Vec<(Params, Option<String>)>) -> Result<Vec<Entry>, Error> {
         let cmds = self.batch_request(pages)?;
         self.requests += 1;
         let sent = run_chunk(&self.client, &cmds, true, &self.options).await;
@@ -567,8 +593,8 @@ impl Engine {
             } else {
                 (left_pages - first_page).min(MAX_BATCH_COMMANDS)
             };
-            let params: Vec<Params> = (first_page..first_page + n)
-                .map(|k| self.with_start(from + (k * PAGE) as i64))
+            let params: Vec<(Params, Option<String>)> = (first_page..first_page + n)
+                .map(|k| (self.with_start(from + (k * PAGE) as i64), None))
                 .collect();
             requests.push(self.batch_request(params)?);
         }
@@ -701,8 +727,8 @@ impl Engine {
         let m = self.model;
         let mut pages = Vec::with_capacity(MAX_BATCH_COMMANDS);
         for k in 0..MAX_BATCH_COMMANDS {
-            let cursor = if k == 0 {
-                self.cursor.map(Value::from)
+            let (cursor, text) = if k == 0 {
+                (self.cursor.map(Value::from), None)
             } else {
                 // The last ID of the page before, where the portal finds it.
                 let mut r = format!("$result[p{}]", k - 1);
@@ -710,9 +736,9 @@ impl Engine {
                     r.push_str(&format!("[{}]", m.items));
                 }
                 r.push_str(&format!("[{}][{}]", PAGE - 1, m.answer_id));
-                Some(Value::String(r))
+                (Some(Value::String(r.clone())), Some(r))
             };
-            pages.push(self.fast_params(desc, cursor));
+            pages.push((self.fast_params(desc, cursor), text));
         }
         let entries = self.batch(pages).await?;
         let mut out = Vec::new();
