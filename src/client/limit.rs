@@ -374,7 +374,14 @@ mod tests {
         while bucket.check().is_ok() {
             allowed += 1;
         }
-        assert_eq!(allowed, 45);
+        // 2 % of 50 is 1: a jitter of one request.
+        assert_eq!(allowed, 49);
+        let enterprise = Limits::new(&RateLimit::enterprise());
+        let mut allowed = 0;
+        while enterprise.bucket.as_ref().unwrap().check().is_ok() {
+            allowed += 1;
+        }
+        assert_eq!(allowed, 245);
         assert!(Limits::new(&RateLimit::off()).bucket.is_none());
         assert!(Limits::new(&RateLimit::custom(10, f64::NAN))
             .bucket
