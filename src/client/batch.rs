@@ -218,15 +218,21 @@ impl<T> Handle<T> {
 /// Several commands sent together as `batch` requests: made by [`Client::batch`].
 ///
 /// ```no_run
+/// # #![allow(deprecated)]
 /// # async fn f(client: &bitrix24::Client) -> Result<(), bitrix24::Error> {
-/// use bitrix24::crm::{CrmContactAdd, CrmContactAddFields, CrmDealAdd, CrmDealAddFields};
+/// use bitrix24::crm::{CrmContactAdd, CrmDealAdd};
+/// use bitrix24::types::{CrmContactAddFields, CrmDealAddFields};
 ///
 /// let mut batch = client.batch();
-/// let contact = batch.push("contact", CrmContactAdd::new(CrmContactAddFields::new().name("Ann")))?;
+/// let contact = batch.push(
+///     "contact",
+///     CrmContactAdd::new().fields(CrmContactAddFields::new().name("Ann")),
+/// )?;
 /// // The deal is linked to the contact created just before, in the same request.
 /// let deal = batch.push(
 ///     "deal",
-///     CrmDealAdd::new(CrmDealAddFields::new().title("First order").contact_id(contact.result())),
+///     CrmDealAdd::new()
+///         .fields(CrmDealAddFields::new().title("First order").contact_id(contact.result())),
 /// )?;
 /// let results = batch.send().await?;
 /// let contact_id = results.get(&contact).into_result()?.result;
@@ -1135,10 +1141,14 @@ impl Client {
     /// sent.
     ///
     /// ```no_run
+    /// # #![allow(deprecated)]
     /// # async fn f(client: &bitrix24::Client) -> Result<(), bitrix24::Error> {
-    /// use bitrix24::crm::{CrmContactAdd, CrmContactAddFields};
+    /// use bitrix24::crm::CrmContactAdd;
+    /// use bitrix24::types::CrmContactAddFields;
     ///
-    /// let adds = (0..10_000).map(|i| CrmContactAdd::new(CrmContactAddFields::new().name(format!("Contact {i}"))));
+    /// let adds = (0..10_000).map(|i| {
+    ///     CrmContactAdd::new().fields(CrmContactAddFields::new().name(format!("Contact {i}")))
+    /// });
     /// let results = client.call_many(adds).results().await;
     /// let created: Vec<u64> = results.iter().filter_map(|r| r.as_ref().ok().map(|r| r.result)).collect();
     /// let failed = results.iter().filter(|r| r.is_err()).count();
