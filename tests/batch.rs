@@ -331,6 +331,68 @@ async fn a_refusal_storm_during_call_many_loses_nothing_and_duplicates_nothing()
 }
 
 #[tokio::test]
+async fn commands_refused_inside_a_batch_are_sent_again_once() {
+    let portal = portal().await;
+    let client = client(&portal);
+    // Three commands of the first batch are refused without running.
+    portal.fail_next_command("crm.contact.add", 3, Fault::QueryLimitExceeded);
+    let results = client
+        .call_many((0..120).map(|i| add(&format!("Again {i}"))))
+        .concurrency(1)
+        .results()
+        .await;
+    assert!(results.iter().all(Result::is_ok));
+    let contacts = all_contacts(&client).await;
+    assert_eq!(contacts.len(), 120, "each add ran exactly once");
+    let batches = portal
+        .requests()
+        .iter()
+        .filter(|r| r.method == "batch")
+        .count();
+    assert_eq!(batches, 4, "three batches and one for the refused commands");
+}
+
+#[tokio::test]
+async fn a_command_paused_past_the_deadline_fails_and_the_rest_run() {
+    let portal = portal().await;
+    let client = client(&portal);
+    // Both adds refused: the method is paused (no reset known: 60 s), past the 2 s deadline.
+    portal.fail_next_command("crm.contact.add", 2, Fault::OperationTimeLimit);
+    let mut batch = client.batch();
+    batch.timeout(std::time::Duration::from_secs(2));
+    let a = batch.push("a", add("a")).unwrap();
+    let b = batch.push("b", add("b")).unwrap();
+    let user = batch.push_raw("me", "user.current", json!({})).unwrap();
+    let started = std::time::Instant::now();
+    let results = batch.send().await.unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    for h in [&a, &b] {
+        match results.get(h) {
+            Outcome::Failed(e) => {
+                assert!(e.is_operation_time_limit(), "{e}");
+                assert!(!e.maybe_executed());
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(results.get(&user).is_done());
+    assert_eq!(results.requests(), 1);
+    assert!(all_contacts(&client).await.is_empty());
+    // The method stays paused for this client: the next batch with it waits (not tested:
+    // 60 s). A fresh client, whose refused command's method then answers in the same
+    // batch, sends it again at once.
+    let client = self::client(&portal);
+    portal.fail_next_command("crm.contact.add", 1, Fault::OperationTimeLimit);
+    let mut batch = client.batch();
+    let a = batch.push("a", add("a")).unwrap();
+    let b = batch.push("b", add("b")).unwrap();
+    let results = batch.send().await.unwrap();
+    assert!(results.get(&a).is_done() && results.get(&b).is_done());
+    assert_eq!(results.requests(), 2);
+    assert_eq!(all_contacts(&client).await.len(), 2);
+}
+
+#[tokio::test]
 async fn a_lost_answer_in_call_many_is_reported_not_resent() {
     let portal = portal().await;
     let client = client(&portal);

@@ -518,6 +518,7 @@ impl FakePortalBuilder {
             handlers: Vec::new(),
             faults: VecDeque::new(),
             targeted: HashMap::new(),
+            command_faults: HashMap::new(),
             latency: self.latency,
             log: VecDeque::new(),
             token_log: Vec::new(),
@@ -758,6 +759,21 @@ impl FakePortal {
         let key = server::method_key(method);
         let mut st = self.shared.lock();
         let queue = st.targeted.entry(key).or_default();
+        for _ in 0..n {
+            queue.push_back(fault.clone());
+        }
+    }
+
+    /// The next `n` commands of `method` inside a `batch` fail with `fault`, without running:
+    /// their error (`QUERY_LIMIT_EXCEEDED`, `OPERATION_TIME_LIMIT`, ...) lands in the batch
+    /// answer's `result_error` under the command's key, while the batch itself answers 200
+    /// and its other commands run (with `halt`, the later ones do not). Faults without a JSON
+    /// error body (a dropped connection, a redirect) are not commands' faults and count as
+    /// `INTERNAL_SERVER_ERROR`. `method` is matched case-insensitively.
+    pub fn fail_next_command(&self, method: &str, n: usize, fault: Fault) {
+        let key = server::method_key(method);
+        let mut st = self.shared.lock();
+        let queue = st.command_faults.entry(key).or_default();
         for _ in 0..n {
             queue.push_back(fault.clone());
         }

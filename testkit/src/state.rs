@@ -147,6 +147,9 @@ pub(crate) struct State {
     pub faults: VecDeque<Fault>,
     /// Faults only requests to one method take, by lower-cased wire name (no `.json`).
     pub targeted: HashMap<String, VecDeque<Fault>>,
+    /// Faults of batch commands, per lower-cased method
+    /// ([`FakePortal::fail_next_command`](crate::FakePortal::fail_next_command)).
+    pub command_faults: HashMap<String, VecDeque<Fault>>,
     pub latency: Duration,
     pub log: VecDeque<LoggedRequest>,
     pub token_log: Vec<TokenRequest>,

@@ -121,6 +121,23 @@ pub(crate) fn batch(ctx: &mut Ctx<'_>, p: &Value) -> Outcome {
             }
             continue;
         }
+        let queued = ctx
+            .st
+            .command_faults
+            .get_mut(&crate::server::method_key(method))
+            .and_then(|q| q.pop_front());
+        if let Some(fault) = queued {
+            let body = crate::faults::json_error(&fault)
+                .map(|(_, body, _)| body)
+                .unwrap_or_else(|| {
+                    json!({"error": codes::INTERNAL_SERVER_ERROR, "error_description": "Internal server error"})
+                });
+            maps.error.insert(key, body);
+            if halt {
+                break;
+            }
+            continue;
+        }
         let (outcome, time) = run(ctx, method, &params, ctx.now + elapsed);
         elapsed += time.processing.unwrap_or(0.0);
         let ran = !matches!(&outcome, Err(e) if [codes::INSUFFICIENT_SCOPE, codes::ERROR_METHOD_NOT_FOUND, codes::OPERATION_TIME_LIMIT].iter().any(|c| c.eq_ignore_ascii_case(&e.code)));
