@@ -25,6 +25,11 @@ async fn own_methods_are_typed_and_use_the_shared_call_path() {
     assert!(children.iter().all(|d| d.parent == Some(depts[0].id)));
     assert_eq!(<ServerTime as Method>::META.group, "mine");
     assert!(<DepartmentGet as Method>::META.list.is_some());
+    // A list method of your own spec streams its items like the built-in ones.
+    let _pages: bitrix24::ListStream<own_methods::types::Dept> =
+        client.mine().department_get().stream();
+    fn items_are_depts<M: bitrix24::ListMethod<Item = own_methods::types::Dept>>() {}
+    items_are_depts::<DepartmentGet>();
 
     // The group type can also be made from a client directly.
     let group = MineMethods::from(&client);
