@@ -284,7 +284,12 @@ fn bucket_portal(contacts: u64, log: usize) -> FakePortal {
     start_portal(
         FakePortal::builder()
             .rate_limit(50, 20.0)
-            .latency(Duration::from_millis(20))
+            .latency(Duration::from_millis(
+                std::env::var("LATENCY_MS")
+                    .ok()
+                    .and_then(|l| l.parse().ok())
+                    .unwrap_or(20),
+            ))
             .contacts(contacts)
             .request_log_capacity(log),
     )
@@ -310,31 +315,57 @@ fn bulk(adds: usize) {
                     .last_name("Bench"),
             )
         });
+        let concurrency = std::env::var("CONCURRENCY")
+            .ok()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(bitrix24::DEFAULT_CALL_MANY_CONCURRENCY);
         let started = Instant::now();
-        let results = client.call_many(requests).results().await;
+        let results = client
+            .call_many(requests)
+            .concurrency(concurrency)
+            .results()
+            .await;
         let wall = started.elapsed().as_secs_f64();
         let ids: Vec<u64> = results
             .iter()
             .filter_map(|r| r.as_ref().ok().map(|r| r.result))
             .collect();
         let failed = results.len() - ids.len();
-        let in_order = ids.windows(2).all(|w| w[0] < w[1]);
+        // Result i is the contact made from request i: read every contact back (not timed).
+        let log_len = portal.requests().len();
+        let names: std::collections::HashMap<u64, String> = client
+            .crm()
+            .contact_list()
+            .select(["ID", "NAME"])
+            .collect_all()
+            .await
+            .expect("read back")
+            .into_iter()
+            .map(|c| (c.id, c.name.unwrap_or_default()))
+            .collect();
+        let in_order = ids.len() == adds
+            && names.len() == adds
+            && ids
+                .iter()
+                .enumerate()
+                .all(|(i, id)| names.get(id).is_some_and(|n| *n == format!("Bulk {i}")));
         let batches = adds.div_ceil(50);
         let floor = batches.saturating_sub(50) as f64 / 20.0 + 0.02;
         let log = portal.requests();
+        let log = &log[..log_len];
         let refused = log
             .iter()
             .filter(|r| r.error.as_deref() == Some(codes::QUERY_LIMIT_EXCEEDED))
             .count();
         let status_503 = log.iter().filter(|r| r.status == 503).count();
-        println!("{adds} crm.contact.add through call_many, bucket 50 / 20 per s, 20 ms round trip:");
+        println!("{adds} crm.contact.add through call_many (concurrency {concurrency}), bucket 50 / 20 per s, 20 ms round trip:");
         println!(
             "  HTTP requests {}; wall {wall:.3} s; floor {floor:.3} s; ratio {:.3}",
             log.len(),
             wall / floor
         );
         println!(
-            "  QUERY_LIMIT_EXCEEDED {refused}; 503 answers {status_503}; IDs returned {} of {adds}, failed {failed}, in input order: {in_order}",
+            "  QUERY_LIMIT_EXCEEDED {refused}; 503 answers {status_503}; IDs returned {} of {adds}, failed {failed}; result i is the contact of request i: {in_order}",
             ids.len()
         );
     });
@@ -371,7 +402,7 @@ fn scan(contacts: u64, modes: &str) {
         ("batched-fast", ListMode::BatchedFast),
     ];
     println!("full scan of {contacts} contacts (crm.contact.list), bucket 50 / 20 per s, 20 ms round trip:");
-    println!("  mode            requests   wall s   peak RSS growth MiB   items  ordered");
+    println!("  mode            requests   wall s   peak RSS growth MiB   items  ordered  client CPU s  portal CPU s");
     for (name, mode) in all {
         if modes != "all" && !modes.split(',').any(|m| m == name) {
             continue;
@@ -383,11 +414,17 @@ fn scan(contacts: u64, modes: &str) {
             portal.clear_requests();
             reset_peak_rss();
             let (base, _) = rss_mib();
+            let (t0, p0) = (thread_cpu(), process_cpu());
             let started = Instant::now();
+            let select: Vec<String> = std::env::var("SELECT")
+                .unwrap_or_else(|_| "ID,NAME,LAST_NAME".into())
+                .split(',')
+                .map(str::to_owned)
+                .collect();
             let mut stream = client
                 .crm()
                 .contact_list()
-                .select(["ID", "NAME", "LAST_NAME"])
+                .select(select)
                 .stream()
                 .mode(mode);
             let (mut count, mut last, mut ordered) = (0u64, 0u64, true);
@@ -398,11 +435,14 @@ fn scan(contacts: u64, modes: &str) {
                 count += 1;
             }
             let wall = started.elapsed().as_secs_f64();
+            let (client_cpu, all_cpu) = (thread_cpu() - t0, process_cpu() - p0);
             let (_, peak) = rss_mib();
             println!(
-                "  {name:<15} {:>8} {wall:>8.3} {:>21.1} {count:>7}  {ordered}",
+                "  {name:<15} {:>8} {wall:>8.3} {:>21.1} {count:>7}  {ordered:<7}  {:>10.3} {:>10.3}",
                 portal.requests().len(),
-                peak - base
+                peak - base,
+                client_cpu.as_secs_f64(),
+                (all_cpu - client_cpu).as_secs_f64(),
             );
         });
     }

@@ -934,7 +934,7 @@ impl Client {
 }
 
 /// How many batch requests [`Client::call_many`] keeps in flight by default.
-pub const DEFAULT_CALL_MANY_CONCURRENCY: usize = 8;
+pub const DEFAULT_CALL_MANY_CONCURRENCY: usize = 16;
 
 type BoxStream<T> = std::pin::Pin<Box<dyn futures_core::Stream<Item = T> + Send>>;
 
