@@ -886,3 +886,33 @@ mod encoding {
         }
     }
 }
+
+#[test]
+fn streams_and_batches_can_be_spawned() {
+    fn spawnable<T: Send + 'static>(_: &T) {}
+    let client = Client::webhook("https://example.bitrix24.com/rest/1/abcdefgh/").unwrap();
+    spawnable(&client.crm().contact_list().stream());
+    spawnable(&client.call_many(vec![add("a")]));
+    let batch = client.batch();
+    spawnable(&batch);
+    spawnable(&batch.send());
+}
+
+#[test]
+fn debug_output_shows_no_parameter_values() {
+    let client = Client::webhook("https://example.bitrix24.com/rest/1/s3cr3tc0de/").unwrap();
+    let mut batch = client.batch();
+    batch
+        .push_raw(
+            "bot",
+            "imbot.register",
+            json!({"CLIENT_ID": "very-secret-client-id", "CODE": "x"}),
+        )
+        .unwrap();
+    let shown = format!("{batch:?}");
+    assert!(!shown.contains("very-secret-client-id"), "{shown}");
+    assert!(!shown.contains("s3cr3tc0de"), "{shown}");
+    assert!(shown.contains("imbot.register"), "{shown}");
+    let stream = format!("{:?}", client.crm().contact_list().stream());
+    assert!(!stream.contains("s3cr3tc0de"), "{stream}");
+}
