@@ -916,3 +916,19 @@ fn debug_output_shows_no_parameter_values() {
     let stream = format!("{:?}", client.crm().contact_list().stream());
     assert!(!stream.contains("s3cr3tc0de"), "{stream}");
 }
+
+#[tokio::test]
+async fn the_batch_request_itself_carries_no_operating_time() {
+    // limits.md: `batch` is not billed; its commands are, each under its own method.
+    let portal = portal().await;
+    let client = client(&portal);
+    let answer = client
+        .call_raw("batch", json!({"cmd": {"a": "user.current"}}))
+        .read()
+        .await
+        .unwrap();
+    let time = answer.time.unwrap();
+    assert_eq!(time.operating, None);
+    assert_eq!(time.operating_reset_at, None);
+    assert!(answer.result["result_time"]["a"]["operating"].is_number());
+}

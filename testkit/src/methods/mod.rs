@@ -220,9 +220,13 @@ pub(crate) fn run(ctx: &mut Ctx<'_>, method: &str, p: &Value, start: f64) -> (Ou
     time.processing = Some(round6(processing));
     time.date_start = Some(clock::iso(start, ctx.cfg.gen.tz));
     time.date_finish = Some(clock::iso(finish, ctx.cfg.gen.tz));
-    let op = ctx.st.operating.entry(key).or_default();
-    time.operating = Some(round6(op.used(start)));
-    time.operating_reset_at = Some(op.reset_at(start));
+    // `batch` itself is not billed (limits.md): its answer carries no operating-time keys,
+    // as the docs' batch samples show; its commands carry their own.
+    if counted {
+        let op = ctx.st.operating.entry(key).or_default();
+        time.operating = Some(round6(op.used(start)));
+        time.operating_reset_at = Some(op.reset_at(start));
+    }
     (outcome, time)
 }
 
