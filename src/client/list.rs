@@ -373,7 +373,11 @@ impl Engine {
             } else {
                 self.client.inner.limits.rate()?
             };
-            (per_s > 0.0).then(|| Duration::from_secs_f64(requests as f64 / per_s))
+            // A very slow rate (any positive one is accepted) can make this too long for a
+            // `Duration`: no estimate then, rather than a panic.
+            (per_s > 0.0)
+                .then(|| Duration::try_from_secs_f64(requests as f64 / per_s).ok())
+                .flatten()
         });
         ListProgress {
             items: self.items,
