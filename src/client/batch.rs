@@ -335,13 +335,18 @@ impl Batch {
         )
     }
 
-    /// Adds a command under the next free numeric label (`"0"`, `"1"`, ...: its position).
+    /// Adds a command under the next free numeric label (`"0"`, `"1"`, ...: its position, or
+    /// the next number not taken when a label of that number was pushed before).
     ///
     /// # Errors
     /// As for [`push`](Self::push).
     pub fn add<M: Method>(&mut self, request: M) -> Result<Handle<M::Output>, Error> {
-        let label = self.commands.len().to_string();
-        self.push(label, request)
+        // Its position, unless a command was pushed under that label: then the next free one.
+        let mut n = self.commands.len();
+        while self.labels.contains_key(n.to_string().as_str()) {
+            n += 1;
+        }
+        self.push(n.to_string(), request)
     }
 
     /// Adds a method by name with JSON parameters (an object, or `null` for none), as
