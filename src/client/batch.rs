@@ -120,7 +120,11 @@ pub struct BatchRef {
 impl BatchRef {
     /// The field `name` of the referenced value (`[ID]`).
     pub fn field(mut self, name: &str) -> BatchRef {
-        self.bad |= name.is_empty() || name.contains(['[', ']', '&', '=', '?', '#']);
+        // The portal's reference pattern (`\$result([^\s]*)`, CRestUtil::processBatchElement)
+        // ends at the first whitespace: a segment with one would be cut there.
+        self.bad |= name.is_empty()
+            || name.contains(['[', ']', '&', '=', '?', '#'])
+            || name.chars().any(|c| c.is_whitespace());
         self.text.push('[');
         self.text.push_str(name);
         self.text.push(']');
@@ -419,7 +423,8 @@ impl Batch {
         }
         if params.has_bad_ref() {
             return Err(invalid(
-                "a reference path segment is empty or holds `[`, `]`, `&`, `=`, `?` or `#`".into(),
+                "a reference path segment is empty or holds `[`, `]`, `&`, `=`, `?`, `#` or whitespace"
+                    .into(),
             ));
         }
         let key: Arc<str> = if safe_key(&label) {
