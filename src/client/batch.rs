@@ -79,7 +79,8 @@ impl Command {
         }
         if let Some(path) = params.stray_reference(allowed) {
             return Err(invalid(format!(
-                "`{path}` holds the text `$result[`, which the portal replaces inside a batch: \
+                "`{path}` holds text the portal replaces inside a batch (`$result[..]`, also \
+                 `$total[..]`, `$next[..]`, `$time[..]`, `$error[..]`, in any case): \
                  send this call on its own, or refer to a command with a BatchRef"
             )));
         }
