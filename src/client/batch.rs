@@ -1061,7 +1061,9 @@ impl<T: FromWire> CallMany<T> {
     }
 }
 
-/// Cuts the encoded commands into chunks of at most 50, keyed `c0`..`c49`.
+/// Cuts the encoded commands into chunks of at most 50 requests, keyed `c0`..`c49`. Requests
+/// that cannot go in a batch count too: a long run of them is yielded 50 at a time (no
+/// request sent), never drained from the input in one go.
 struct Chunks {
     commands: Box<dyn Iterator<Item = Result<Command, Error>> + Send>,
     done: bool,
@@ -1076,7 +1078,7 @@ impl Iterator for Chunks {
         }
         let mut chunk = Vec::with_capacity(MAX_BATCH_COMMANDS);
         let mut sendable = 0;
-        while sendable < MAX_BATCH_COMMANDS {
+        while chunk.len() < MAX_BATCH_COMMANDS {
             match self.commands.next() {
                 Some(Ok(mut c)) => {
                     c.key = format!("c{sendable}").into();
