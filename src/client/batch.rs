@@ -709,8 +709,8 @@ pub(crate) struct Sent {
 }
 
 /// Sends one chunk (at most 50 commands, references only inside it), then sends again the
-/// commands the portal refused without running them, as long as the retry policy and the
-/// deadline allow.
+/// commands the portal refused without running them, until the chunk's deadline (the
+/// options' timeout, every round included).
 pub(crate) async fn run_chunk(
     client: &Client,
     chunk: &[Command],
@@ -718,9 +718,12 @@ pub(crate) async fn run_chunk(
     options: &CallOptions,
 ) -> Sent {
     let inner = &client.inner;
-    let retry = options.retry.as_ref().unwrap_or(&inner.retry).clone();
     let timeout = options.timeout.unwrap_or(inner.call_timeout);
-    let deadline = Instant::now().checked_add(timeout);
+    // One deadline for the chunk, every round of re-sent commands included (a century is
+    // as good as "none", as in `policy::run`).
+    let deadline = Instant::now()
+        .checked_add(timeout)
+        .unwrap_or_else(|| Instant::now() + Duration::from_secs(100 * 365 * 86_400));
     let mut entries: Vec<Entry> = vec![Entry::NotRun; chunk.len()];
     // The positions to send in this round.
     let mut todo: Vec<usize> = (0..chunk.len()).collect();
@@ -730,20 +733,37 @@ pub(crate) async fn run_chunk(
         rounds += 1;
         let cmds: Vec<&Command> = todo.iter().map(|&i| &chunk[i]).collect();
         // Wait for the operating-time budget of the methods refused before.
-        let wait = cmds
+        let waits: Vec<Option<Duration>> = cmds
             .iter()
-            .map(|c| inner.limits.method_wait(&c.method))
-            .filter(|(_, blocked)| *blocked)
-            .map(|(w, _)| w)
-            .max()
-            .unwrap_or_default();
+            .map(|c| {
+                let (w, blocked) = inner.limits.method_wait(&c.method);
+                (blocked && !w.is_zero()).then_some(w)
+            })
+            .collect();
+        let wait = waits.iter().flatten().max().copied().unwrap_or_default();
         if !wait.is_zero() {
-            if deadline.is_some_and(|d| Instant::now() + wait > d) {
+            if Instant::now() + wait > deadline {
+                // Not sent: a paused method's commands say so (as a single call would), the
+                // others did not run.
+                for (&i, w) in todo.iter().zip(&waits) {
+                    if let (Some(w), Entry::NotRun) = (w, &entries[i]) {
+                        entries[i] = Entry::Failed(paused(&chunk[i].method, *w));
+                    }
+                }
                 break;
             }
             tokio::time::sleep(wait).await;
         }
-        let answer = send_batch(client, &cmds, halt, options).await;
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        // Each round within what is left of the deadline.
+        let round = CallOptions {
+            timeout: Some(left),
+            ..options.clone()
+        };
+        let answer = send_batch(client, &cmds, halt, &round).await;
         requests += 1;
         let maps = match answer {
             Ok(maps) => maps,
@@ -783,7 +803,9 @@ pub(crate) async fn run_chunk(
             }
             entries[i] = entry;
         }
-        if refused.is_empty() || rounds >= retry.max_attempts.max(1) {
+        // Refusals are waited out until the deadline, not counted against `max_attempts`
+        // (as `policy::run` does for a whole request): the portal ran none of them.
+        if refused.is_empty() {
             break;
         }
         // Send again what certainly did not run: the refused commands and, under halt, what
@@ -806,6 +828,22 @@ pub(crate) async fn run_chunk(
         requests,
         whole: None,
     }
+}
+
+/// The error of a command not sent because its method is paused after
+/// `OPERATION_TIME_LIMIT` for `wait` more, past the deadline (what `policy::run` says of a
+/// single call).
+fn paused(method: &str, wait: Duration) -> Error {
+    Error::new(ErrorKind::Api)
+        .with_method(method)
+        .with_code(codes::OPERATION_TIME_LIMIT.to_owned())
+        .with_description(format!(
+            "not sent: the method is paused for {} s more after OPERATION_TIME_LIMIT, past the \
+             batch's deadline",
+            wait.as_secs()
+        ))
+        .with_operating_reset_at(super::unix_now() + i64::try_from(wait.as_secs()).unwrap_or(0) + 1)
+        .never_executed()
 }
 
 /// The five maps of a batch answer.
