@@ -42,8 +42,9 @@ pub const DEFAULT_LIST_CONCURRENCY: usize = 4;
 #[non_exhaustive]
 pub enum ListMode {
     /// The fastest that keeps the request as given: batched fast mode when the method
-    /// supports it and the request sets no `start` and no order other than by ID; else
-    /// batched offsets. Unbatched when the method may not run inside `batch`. The first
+    /// supports it and the request sets no `start` (or `start = -1`, "do not count") and no
+    /// order other than by ID; else batched offsets (`start = -1` is then an
+    /// [`ErrorKind::InvalidInput`] error: the portal would answer one page and no `next`). Unbatched when the method may not run inside `batch`. The first
     /// request is always a single page, so a short list costs one request.
     #[default]
     Auto,
@@ -392,6 +393,14 @@ impl Engine {
         let m = &self.model;
         let batchable = self.meta.batch;
         let start_set = !m.start.is_empty() && self.params.is_set(m.start);
+        // `start = -1`: "do not count". The portal then answers no `next`, so offsets cannot
+        // follow it; a fast scan is what it asks for.
+        let no_count = !m.start.is_empty()
+            && self
+                .params
+                .get(m.start)
+                .and_then(|v| v.as_i64().or_else(|| v.as_str()?.trim().parse().ok()))
+                .is_some_and(|n| n < 0);
         // The order by ID only (either direction), or none.
         let order = if m.order.is_empty() {
             None
@@ -417,7 +426,7 @@ impl Engine {
             && filter_ok
             && !m.order.is_empty()
             && !m.start.is_empty()
-            && !start_set
+            && (!start_set || no_count)
             && id_order.is_ok();
         let desc = self.descending.unwrap_or(false) || matches!(id_order, Ok(Some(true)));
         let fast = |batched| {
@@ -426,16 +435,28 @@ impl Engine {
             } else {
                 Err(invalid(
                     self.meta,
-                    "fast mode needs a method with fast scans, no `start`, no order other than by ID \
-                     and a filter that is an object",
+                    "fast mode needs a method with fast scans, no `start` (but -1), no order other \
+                     than by ID and a filter that is an object",
                 ))
+            }
+        };
+        let offset = |batched| {
+            if no_count {
+                Err(invalid(
+                    self.meta,
+                    "`start` = -1 asks the portal not to count: it then answers no `next`, so the \
+                     list cannot be paged by offsets (only its first page would come back); leave \
+                     `start` out, or use a fast mode",
+                ))
+            } else {
+                Ok(Plan::Offset { batched })
             }
         };
         match self.mode {
             ListMode::Auto if fast_possible => fast(batchable),
-            ListMode::Auto => Ok(Plan::Offset { batched: batchable }),
-            ListMode::Offset => Ok(Plan::Offset { batched: false }),
-            ListMode::BatchedOffset if batchable => Ok(Plan::Offset { batched: true }),
+            ListMode::Auto => offset(batchable),
+            ListMode::Offset => offset(false),
+            ListMode::BatchedOffset if batchable => offset(true),
             ListMode::BatchedOffset => {
                 Err(invalid(self.meta, "the method may not run inside batch"))
             }
