@@ -44,8 +44,10 @@ pub enum ListMode {
     /// The fastest that keeps the request as given: batched fast mode when the method
     /// supports it and the request sets no `start` (or `start = -1`, "do not count") and no
     /// order other than by ID; else batched offsets (`start = -1` is then an
-    /// [`ErrorKind::InvalidInput`] error: the portal would answer one page and no `next`). Unbatched when the method may not run inside `batch`. The first
-    /// request is always a single page, so a short list costs one request.
+    /// [`ErrorKind::InvalidInput`] error: the portal would answer one page and no `next`).
+    /// Unbatched when the method may not run inside `batch` or the request holds text the
+    /// portal rewrites there (`$result[..]` in a filter value). The first request is always
+    /// a single page, so a short list costs one request.
     #[default]
     Auto,
     /// One page per request, `start` from `next` until an answer has no `next`.
@@ -391,7 +393,11 @@ impl Engine {
 
     fn resolve(&self) -> Result<Plan, Error> {
         let m = &self.model;
+        // Auto batches only what can go in a batch: not a method that may not, nor a request
+        // holding text the portal would rewrite there (a filter on a name with `$result[`).
+        // An explicit batched mode says why it cannot when its first batch is built.
         let batchable = self.meta.batch;
+        let auto_batched = batchable && self.params.stray_reference(&[]).is_none();
         let start_set = !m.start.is_empty() && self.params.is_set(m.start);
         // `start = -1`: "do not count". The portal then answers no `next`, so offsets cannot
         // follow it; a fast scan is what it asks for.
@@ -453,8 +459,8 @@ impl Engine {
             }
         };
         match self.mode {
-            ListMode::Auto if fast_possible => fast(batchable),
-            ListMode::Auto => offset(batchable),
+            ListMode::Auto if fast_possible => fast(auto_batched),
+            ListMode::Auto => offset(auto_batched),
             ListMode::Offset => offset(false),
             ListMode::BatchedOffset if batchable => offset(true),
             ListMode::BatchedOffset => {
