@@ -398,20 +398,20 @@ impl Engine {
         // An explicit batched mode says why it cannot when its first batch is built.
         let batchable = self.meta.batch;
         let auto_batched = batchable && self.params.stray_reference(&[]).is_none();
-        let start_set = !m.start.is_empty() && self.params.is_set(m.start);
+        let start_set = !m.start.is_empty() && self.params.is_set(&self.key(m.start));
         // `start = -1`: "do not count". The portal then answers no `next`, so offsets cannot
         // follow it; a fast scan is what it asks for.
         let no_count = !m.start.is_empty()
             && self
                 .params
-                .get(m.start)
+                .get(&self.key(m.start))
                 .and_then(|v| v.as_i64().or_else(|| v.as_str()?.trim().parse().ok()))
                 .is_some_and(|n| n < 0);
         // The order by ID only (either direction), or none.
         let order = if m.order.is_empty() {
             None
         } else {
-            self.params.get(m.order)
+            self.params.get(&self.key(m.order))
         };
         let id_order: Result<Option<bool>, ()> = match order {
             None | Some(Value::Null) => Ok(None),
@@ -425,7 +425,7 @@ impl Engine {
         };
         let filter_ok = !m.filter.is_empty()
             && matches!(
-                self.params.get(m.filter),
+                self.params.get(&self.key(m.filter)),
                 None | Some(Value::Null | Value::Object(_))
             );
         let fast_possible = m.fast_scan
@@ -572,9 +572,23 @@ impl Engine {
         Ok(sent.entries)
     }
 
+    /// The key the request itself uses for the model's parameter `name`: one set under
+    /// another letter case (`FILTER` for `filter`, which portals read alike, CRM the upper
+    /// case first) is that parameter, and the cursor, order and start go into it, never into
+    /// a second, differently cased key.
+    fn key(&self, name: &'static str) -> Cow<'static, str> {
+        if name.is_empty() || self.params.get(name).is_some() {
+            return Cow::Borrowed(name);
+        }
+        self.params
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map_or(Cow::Borrowed(name), |(k, _)| Cow::Owned(k.to_owned()))
+    }
+
     fn with_start(&self, start: i64) -> Params {
         let mut p = self.params.clone();
-        p.set(self.model.start, Arg::new(Value::from(start)));
+        p.set(self.key(self.model.start), Arg::new(Value::from(start)));
         p
     }
 
@@ -582,7 +596,7 @@ impl Engine {
         let first = self.requests == 0;
         let from = if first {
             // The caller's own start, kept.
-            match self.params.get(self.model.start) {
+            match self.params.get(&self.key(self.model.start)) {
                 Some(v) => v.as_i64().or_else(|| v.as_str()?.parse().ok()).unwrap_or(0),
                 None => 0,
             }
@@ -596,7 +610,7 @@ impl Engine {
             _ => 1,
         };
         if pages == 1 {
-            let params = if first && self.params.is_set(self.model.start) {
+            let params = if first && self.params.is_set(&self.key(self.model.start)) {
                 self.params.clone()
             } else {
                 self.with_start(from)
@@ -683,7 +697,7 @@ impl Engine {
     /// The cursor a fast scan starts from: the request's own `>ID` (`<ID`) filter, if any.
     fn initial_cursor(&self, desc: bool) -> Option<u64> {
         let key = format!("{}{}", if desc { "<" } else { ">" }, self.model.id);
-        let v = self.params.get(self.model.filter)?.get(&key)?;
+        let v = self.params.get(&self.key(self.model.filter))?.get(&key)?;
         match v {
             Value::Number(n) => n.as_u64(),
             Value::String(s) => s.parse().ok(),
@@ -696,7 +710,8 @@ impl Engine {
     fn fast_params(&self, desc: bool, cursor: Option<Value>) -> Params {
         let m = &self.model;
         let mut p = self.params.clone();
-        let mut filter = match p.get(m.filter) {
+        let filter_key = self.key(m.filter);
+        let mut filter = match p.get(&filter_key) {
             Some(Value::Object(o)) => o.clone(),
             _ => Map::new(),
         };
@@ -704,15 +719,15 @@ impl Engine {
             filter.insert(format!("{}{}", if desc { "<" } else { ">" }, m.id), c);
         }
         if !filter.is_empty() {
-            p.set(m.filter, Arg::new(Value::Object(filter)));
+            p.set(filter_key, Arg::new(Value::Object(filter)));
         }
         let mut order = Map::new();
         order.insert(
             m.id.to_owned(),
             Value::from(if desc { "DESC" } else { "ASC" }),
         );
-        p.set(m.order, Arg::new(Value::Object(order)));
-        p.set(m.start, Arg::new(Value::from(-1)));
+        p.set(self.key(m.order), Arg::new(Value::Object(order)));
+        p.set(self.key(m.start), Arg::new(Value::from(-1)));
         p
     }
 
