@@ -265,6 +265,7 @@ impl Client {
             requests: 0,
             total: None,
             next: None,
+            page_len: PAGE as u64,
             cursor: None,
             started: Instant::now(),
         });
@@ -314,6 +315,9 @@ struct Engine {
     total: Option<u64>,
     /// Offset modes: the `start` of the next page.
     next: Option<u64>,
+    /// Offset modes: the page length the portal's `next` showed (50 on every documented
+    /// method), which the batched offsets step by.
+    page_len: u64,
     /// Fast modes: the last ID received.
     cursor: Option<u64>,
     started: Instant,
@@ -603,9 +607,10 @@ impl Engine {
         } else {
             self.next.map_or(0, |n| n as i64)
         };
+        let stride = self.page_len.max(1);
         let pages = match (batched, first, self.total) {
             (true, false, Some(total)) if (from as u64) < total => {
-                ((total - from as u64).div_ceil(PAGE as u64) as usize).clamp(1, MAX_BATCH_COMMANDS)
+                ((total - from as u64).div_ceil(stride) as usize).clamp(1, MAX_BATCH_COMMANDS)
             }
             _ => 1,
         };
@@ -616,6 +621,14 @@ impl Engine {
                 self.with_start(from)
             };
             let (items, total, next) = self.single(params).await?;
+            if let Some(n) = next {
+                // The portal's own page length, which the batched offsets follow; a `next`
+                // that does not move past this page's start would be an endless loop.
+                if n as i64 <= from {
+                    return Err(self.offset_stalled(from, n));
+                }
+                self.page_len = n - from.max(0) as u64;
+            }
             if total.is_some() {
                 self.total = total;
             }
@@ -626,11 +639,13 @@ impl Engine {
         // Up to `concurrency` batch requests at once, each of up to 50 pages, all computed
         // from `total`: the pages do not depend on each other.
         let total = self.total.unwrap_or(0);
-        let left_pages = (total.saturating_sub(from as u64)).div_ceil(PAGE as u64) as usize;
+        let left_pages = (total.saturating_sub(from as u64)).div_ceil(stride) as usize;
         let batches = left_pages
             .div_ceil(MAX_BATCH_COMMANDS)
             .clamp(1, self.concurrency);
         let mut requests = Vec::with_capacity(batches);
+        // The `start` of each page, in the order the entries come back.
+        let mut starts = Vec::new();
         for b in 0..batches {
             let first_page = b * MAX_BATCH_COMMANDS;
             let n = if b == 0 {
@@ -639,7 +654,11 @@ impl Engine {
                 (left_pages - first_page).min(MAX_BATCH_COMMANDS)
             };
             let params: Vec<(Params, Option<String>)> = (first_page..first_page + n)
-                .map(|k| (self.with_start(from + (k * PAGE) as i64), None))
+                .map(|k| {
+                    let start = from + k as i64 * stride as i64;
+                    starts.push(start);
+                    (self.with_start(start), None)
+                })
                 .collect();
             requests.push(self.batch_request(params)?);
         }
@@ -661,7 +680,7 @@ impl Engine {
         }
         let mut out = Vec::new();
         self.finished = true;
-        for entry in entries {
+        for (entry, start) in entries.into_iter().zip(starts) {
             match entry {
                 Entry::Done {
                     result,
@@ -669,12 +688,25 @@ impl Engine {
                     next,
                     ..
                 } => {
+                    if let Some(n) = next {
+                        if n as i64 <= start {
+                            return Err(self.offset_stalled(start, n));
+                        }
+                    }
                     out.extend(self.items(result)?);
                     if total.is_some() {
                         self.total = total;
                     }
                     self.next = next;
                     match next {
+                        Some(n) if n as i64 != start + stride as i64 => {
+                            // The portal pages by another length than the offsets computed:
+                            // the pages after this one would skip or repeat items. Go on
+                            // from its `next`, at its length.
+                            self.page_len = n - start.max(0) as u64;
+                            self.finished = false;
+                            break;
+                        }
                         Some(_) => self.finished = false,
                         None => {
                             // The list is over; later pages (a `total` too high) are empty.
@@ -692,6 +724,18 @@ impl Engine {
             }
         }
         Ok(out)
+    }
+
+    /// A `next` that does not move past the `start` of its page: the method ignores `start`,
+    /// and following it would loop for ever over the same items.
+    fn offset_stalled(&self, start: i64, next: u64) -> Error {
+        Error::new(ErrorKind::CursorStalled)
+            .with_method(self.meta.name)
+            .with_message(format!(
+                "the page at start {start} answered next = {next}: {} does not move past it \
+                 (it ignores `{}`?)",
+                self.meta.name, self.model.start
+            ))
     }
 
     /// The cursor a fast scan starts from: the request's own `>ID` (`<ID`) filter, if any.
