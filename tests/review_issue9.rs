@@ -822,6 +822,115 @@ async fn a_very_slow_rate_limit_does_not_panic_a_stream() {
 }
 
 // =============================================================================================
+// 19. The same in a batched fast scan, where it ends the stream: a page refused in the middle
+//     of a batch (a rate-limit refusal in result_error; the portal's own OPERATION_TIME_LIMIT
+//     when a method's budget runs out mid-batch is the same) is sent again *with its cursor
+//     `$result[p2][49][ID]`* in a new request that no longer holds p2 (the engine passes its
+//     cursor references as `allowed` text, so `Command::refs` is empty and `run_chunk` thinks
+//     the page depends on nothing). The portal cannot resolve it (the fake fails the page; a
+//     real one substitutes whatever its walk reached), and the stream ends with an error
+//     after 200 of 400 items. A user expects every item: the client knows the last ID of p2.
+// =============================================================================================
+#[tokio::test]
+async fn a_fast_page_refused_mid_batch_is_sent_again_with_its_cursor() {
+    const TOTAL: u64 = 400;
+    let server = MockServer::start().await;
+    // One page of the fast scan after `cursor`.
+    let page = |cursor: u64| -> Value {
+        Value::Array(
+            (cursor + 1..=(cursor + 50).min(TOTAL))
+                .map(contact)
+                .collect(),
+        )
+    };
+    Mock::given(method("POST"))
+        .and(path(format!("/rest/1/{CODE}/crm.contact.list")))
+        .respond_with(move |_: &Request| answer(json!({"result": page(0), "total": 0})))
+        .mount(&server)
+        .await;
+    let refused = Arc::new(AtomicUsize::new(0));
+    let seen = refused.clone();
+    Mock::given(method("POST"))
+        .and(path(format!("/rest/1/{CODE}/batch")))
+        .respond_with(move |req: &Request| {
+            let p: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+            let mut result = serde_json::Map::new();
+            let mut errors = serde_json::Map::new();
+            // In the order sent: p0, p1, ... (a `Value` sorts its keys).
+            let mut cmds: Vec<(String, Value)> = p["cmd"]
+                .as_object()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .collect();
+            cmds.sort_by_key(|(k, _)| k[1..].parse::<usize>().unwrap_or(usize::MAX));
+            for (key, cmd) in cmds {
+                let cmd = cmd.as_str().unwrap_or_default().to_owned();
+                let query = cmd.split_once('?').map_or("", |(_, q)| q);
+                let params =
+                    bitrix24::php::decode(query.as_bytes(), bitrix24::php::Limits::default())
+                        .unwrap();
+                // The cursor: a number, or `$result[pK][49][ID]` of a page of this request.
+                let cursor = match params["filter"][">ID"].as_str() {
+                    Some(r) if r.starts_with("$result[") => {
+                        let k = &r["$result[".len()..r.find(']').unwrap()];
+                        result
+                            .get(k)
+                            .and_then(|v: &Value| v.get(49))
+                            .and_then(|v| v["ID"].as_str())
+                            .and_then(|id| id.parse::<u64>().ok())
+                    }
+                    Some(n) => n.parse().ok(),
+                    None => Some(0),
+                };
+                let Some(cursor) = cursor else {
+                    errors.insert(
+                        key,
+                        json!({"error": "INVALID_ARG_VALUE",
+                        "error_description": "Batch reference cannot be resolved"}),
+                    );
+                    break; // halt
+                };
+                // The fourth page of the first batch is refused once, without running.
+                if key == "p3" && seen.fetch_add(1, Ordering::SeqCst) == 0 {
+                    errors.insert(
+                        key,
+                        json!({"error": "QUERY_LIMIT_EXCEEDED",
+                        "error_description": "Too many requests"}),
+                    );
+                    break; // halt
+                }
+                result.insert(key, page(cursor));
+            }
+            answer(json!({"result": {
+                "result": result, "result_error": errors, "result_total": [],
+                "result_next": [], "result_time": []
+            }}))
+        })
+        .mount(&server)
+        .await;
+    let client = Client::builder()
+        .webhook(format!("{}/rest/1/{CODE}/", server.uri()))
+        .rate_limit(RateLimit::off())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let got = client
+        .stream(&CrmContactList::new())
+        .mode(ListMode::BatchedFast)
+        .collect_all()
+        .await;
+    assert!(refused.load(Ordering::SeqCst) >= 1, "{got:?}");
+    match got {
+        Ok(items) => assert_eq!(
+            items.iter().map(|c| c.id).collect::<Vec<_>>(),
+            (1..=TOTAL).collect::<Vec<_>>()
+        ),
+        Err(e) => panic!("the scan failed after a refused page: {e}"),
+    }
+}
+
+// =============================================================================================
 // Probes of what held. These pass; each says what was tried.
 // =============================================================================================
 mod holds {
