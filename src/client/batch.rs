@@ -47,6 +47,9 @@ pub(crate) struct Command {
     text: String,
     /// Positions of the commands whose results it uses.
     refs: Vec<usize>,
+    /// Each reference as written (`$result[contact][ID]`), with the position it names: to
+    /// put the value in when the command is sent again without that command.
+    ref_texts: Vec<(usize, Arc<str>)>,
 }
 
 impl Command {
@@ -98,7 +101,75 @@ impl Command {
             access,
             text,
             refs: Vec::new(),
+            ref_texts: Vec::new(),
         })
+    }
+
+    /// The same command, known to use the result of the command at `index` through the
+    /// reference `text` (a list page's cursor).
+    pub(crate) fn with_ref(mut self, index: usize, text: &str) -> Command {
+        self.refs.push(index);
+        self.ref_texts.push((index, text.into()));
+        self
+    }
+
+    /// The command with the references to commands that ran (`entries`) replaced by their
+    /// values, for a request without those commands; `None` when one of them did not run,
+    /// names a path its result does not have, or a value that is not a scalar (which a
+    /// query string cannot carry in place of one value). References to commands in `sent`
+    /// (sent again in the same request) stay.
+    fn inlined(&self, chunk: &[Command], entries: &[Entry], sent: &[usize]) -> Option<Command> {
+        let mut text = self.text.clone();
+        for (index, reference) in &self.ref_texts {
+            if sent.contains(index) {
+                continue;
+            }
+            let Entry::Done { result, .. } = entries.get(*index)? else {
+                return None;
+            };
+            let mut path = reference.strip_prefix(&format!("$result[{}]", chunk[*index].key))?;
+            let mut value = result;
+            while let Some(rest) = path.strip_prefix('[') {
+                let (segment, after) = rest.split_once(']')?;
+                value = match value {
+                    Value::Object(o) => o.get(segment)?,
+                    Value::Array(a) => a.get(segment.parse::<usize>().ok()?)?,
+                    _ => return None,
+                };
+                path = after;
+            }
+            if !path.is_empty() {
+                return None;
+            }
+            let scalar = match value {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                Value::Bool(b) => if *b { "1" } else { "0" }.to_owned(),
+                _ => return None,
+            };
+            // Whole values only (`=<reference>` up to `&` or the end): a longer reference
+            // that starts with this one is another value.
+            let mut from = String::from("=");
+            crate::php::urlencode(reference, &mut from);
+            let mut to = String::from("=");
+            crate::php::urlencode(&scalar, &mut to);
+            let mut out = String::with_capacity(text.len());
+            let mut rest = text.as_str();
+            while let Some(at) = rest.find(&from) {
+                let end = at + from.len();
+                let whole = rest[end..].is_empty() || rest[end..].starts_with('&');
+                out.push_str(&rest[..at]);
+                out.push_str(if whole { &to } else { &from });
+                rest = &rest[end..];
+            }
+            out.push_str(rest);
+            text = out;
+        }
+        let mut c = self.clone();
+        c.text = text;
+        c.refs.retain(|r| sent.contains(r));
+        c.ref_texts.retain(|(r, _)| sent.contains(r));
+        Some(c)
     }
 }
 
@@ -402,6 +473,7 @@ impl Batch {
             )));
         }
         let mut refs = Vec::new();
+        let mut ref_texts = Vec::new();
         for to in params.refs() {
             if to.batch != self.id {
                 return Err(invalid(
@@ -421,6 +493,7 @@ impl Batch {
                 )));
             }
             refs.push(to.index);
+            ref_texts.push((to.index, to.text.clone()));
         }
         if params.has_bad_ref() {
             return Err(invalid(
@@ -443,6 +516,7 @@ impl Batch {
             &[],
         )?;
         command.refs = refs;
+        command.ref_texts = ref_texts;
         self.labels.insert(label.clone(), index);
         self.commands.push(command);
         Ok(Handle {
@@ -729,9 +803,14 @@ pub(crate) async fn run_chunk(
     let mut todo: Vec<usize> = (0..chunk.len()).collect();
     let mut requests = 0;
     let mut rounds = 0u32;
+    // Commands sent again with the values of references to commands that ran put in.
+    let mut inlined: HashMap<usize, Command> = HashMap::new();
     loop {
         rounds += 1;
-        let cmds: Vec<&Command> = todo.iter().map(|&i| &chunk[i]).collect();
+        let cmds: Vec<&Command> = todo
+            .iter()
+            .map(|&i| inlined.get(&i).unwrap_or(&chunk[i]))
+            .collect();
         // Wait for the operating-time budget of the methods refused before.
         let waits: Vec<Option<Duration>> = cmds
             .iter()
@@ -809,12 +888,20 @@ pub(crate) async fn run_chunk(
             break;
         }
         // Send again what certainly did not run: the refused commands and, under halt, what
-        // did not run after them, except commands whose references point at commands that
-        // ran (their results are not in a new request).
+        // did not run after them. A reference to a command that ran is not in the new
+        // request: its value is put in instead (when it is a scalar), else the command stays
+        // as it came back.
         let mut again: Vec<usize> = Vec::new();
         for &i in &todo {
             let retry_it = refused.contains(&i) || (halt && matches!(entries[i], Entry::NotRun));
-            if retry_it && chunk[i].refs.iter().all(|r| again.contains(r)) {
+            if !retry_it {
+                continue;
+            }
+            let command = inlined.get(&i).unwrap_or(&chunk[i]);
+            if command.refs.iter().all(|r| again.contains(r)) {
+                again.push(i);
+            } else if let Some(c) = command.inlined(chunk, &entries, &again) {
+                inlined.insert(i, c);
                 again.push(i);
             }
         }
@@ -1261,5 +1348,74 @@ impl Client {
             method: Cow::Borrowed(meta.name),
             _output: PhantomData,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn command(key: &str, params: Value) -> Command {
+        Command::new(
+            key.into(),
+            key.into(),
+            Cow::Borrowed("crm.contact.update"),
+            Access::Write,
+            BoolForm::OneZero,
+            Params::from_value(params).unwrap(),
+            &["$result[a]", "$result[a][ID]", "$result[a][items][1][id]"],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn references_to_commands_that_ran_are_put_in_whole_values_only() {
+        let a = command("a", json!({}));
+        let c = command(
+            "c",
+            json!({"id": "$result[a]", "x": "$result[a][ID]", "y": "$result[a][items][1][id]"}),
+        )
+        .with_ref(0, "$result[a]")
+        .with_ref(0, "$result[a][ID]")
+        .with_ref(0, "$result[a][items][1][id]");
+        let chunk = [a, c];
+        let done = |result: Value| Entry::Done {
+            result,
+            total: None,
+            next: None,
+            time: None,
+        };
+        let entries = [
+            done(json!({"ID": "7", "items": [{"id": 1}, {"id": "a&b"}]})),
+            Entry::NotRun,
+        ];
+        // `$result[a]` is an object: no scalar to put in.
+        assert!(chunk[1].inlined(&chunk, &entries, &[]).is_none());
+        let entries = [done(json!(5)), Entry::NotRun];
+        assert!(
+            chunk[1].inlined(&chunk, &entries, &[]).is_none(),
+            "no [ID] in 5"
+        );
+        let c = command(
+            "c",
+            json!({"x": "$result[a][ID]", "y": "$result[a][items][1][id]"}),
+        )
+        .with_ref(0, "$result[a][ID]")
+        .with_ref(0, "$result[a][items][1][id]");
+        let chunk = [chunk[0].clone(), c];
+        let entries = [
+            done(json!({"ID": "7", "items": [{"id": 1}, {"id": "a&b"}]})),
+            Entry::NotRun,
+        ];
+        let c = chunk[1].inlined(&chunk, &entries, &[]).unwrap();
+        assert_eq!(c.text, "crm.contact.update?x=7&y=a%26b");
+        assert!(c.refs.is_empty());
+        // A command sent again with it keeps the reference.
+        let kept = chunk[1].inlined(&chunk, &entries, &[0]).unwrap();
+        assert_eq!(kept.text, chunk[1].text);
+        // Not run: nothing to put in.
+        let entries = [Entry::NotRun, Entry::NotRun];
+        assert!(chunk[1].inlined(&chunk, &entries, &[]).is_none());
     }
 }

@@ -551,7 +551,7 @@ impl Engine {
         for (i, (p, cursor)) in pages.into_iter().enumerate() {
             let key: Arc<str> = format!("p{i}").into();
             let allowed: Vec<&str> = cursor.as_deref().into_iter().collect();
-            cmds.push(Command::new(
+            let command = Command::new(
                 key.clone(),
                 key,
                 Cow::Borrowed(self.meta.name),
@@ -559,7 +559,13 @@ impl Engine {
                 self.meta.query_bool,
                 p,
                 &allowed,
-            )?);
+            )?;
+            // A fast page's cursor refers to the page before: sent again without it (a page
+            // refused mid-batch), it carries that page's last ID instead.
+            cmds.push(match (cursor.as_deref(), i.checked_sub(1)) {
+                (Some(text), Some(before)) => command.with_ref(before, text),
+                _ => command,
+            });
         }
         Ok(cmds)
     }
