@@ -64,9 +64,10 @@ pub enum ErrorKind {
     /// ([`Outcome::NotRun`](crate::Outcome::NotRun)). Nothing of it reached the portal's
     /// method.
     NotRun,
-    /// A list stream in fast mode saw its cursor stop moving: the method ignores the `>ID`
-    /// (or `<ID`) filter it was given, so paging by ID would loop forever. Scan it in offset
-    /// mode (`ListMode::Offset`).
+    /// A list stream saw its cursor stop moving, so paging on would loop forever: in fast
+    /// mode the method ignores the `>ID` (or `<ID`) filter it was given (scan it with
+    /// `ListMode::Offset`); in offset mode an answer's `next` did not move past its page's
+    /// `start` (the method ignores `start`).
     CursorStalled,
 }
 

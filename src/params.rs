@@ -511,13 +511,13 @@ impl Params {
         self.entries.iter().flat_map(|(_, v)| v.refs.iter())
     }
 
-    /// The first string value (its path, `fields[TITLE]`) that holds `$result[` but is not
-    /// one of the references set (nor in `allowed`): inside a batch the portal would replace
-    /// it, so it would not reach the method as written.
+    /// The first string value (its path, `fields[TITLE]`) that holds text the portal
+    /// replaces inside a batch ([`batch_would_replace`]) but is not one of the references set
+    /// (nor in `allowed`): it would not reach the method as written.
     pub(crate) fn stray_reference(&self, allowed: &[&str]) -> Option<String> {
         fn walk(path: &str, v: &Value, ok: &dyn Fn(&str) -> bool) -> Option<String> {
             match v {
-                Value::String(s) if s.contains("$result[") && !ok(s) => Some(path.to_owned()),
+                Value::String(s) if batch_would_replace(s) && !ok(s) => Some(path.to_owned()),
                 Value::Array(a) => a
                     .iter()
                     .enumerate()
@@ -665,6 +665,41 @@ impl serde::Serialize for Params {
     }
 }
 
+/// Whether the portal rewrites `text` when it is a value of a `batch` command: Bitrix's
+/// `CRestUtil::processBatchElement` matches `/\$(result|next|total|time|error)([^\s]*)/i`
+/// in every value and replaces the match when a `[..]` (`\[([^\]]+)\]`) follows the name
+/// before the next whitespace: `$result[a]`, but also `$RESULT[a]`, `$total[a]`,
+/// `$error['code']`, `$results[2024]`, `$result_total[a]`.
+pub(crate) fn batch_would_replace(text: &str) -> bool {
+    // PCRE's `\s` without the `u` flag: ASCII whitespace, vertical tab included.
+    let space = |c: char| matches!(c, ' ' | '\t' | '\n' | '\x0B' | '\x0C' | '\r');
+    let mut from = 0;
+    while let Some(at) = text[from..].find('$') {
+        let rest = &text[from + at + 1..];
+        from += at + 1;
+        for name in ["result", "next", "total", "time", "error"] {
+            let named = rest
+                .get(..name.len())
+                .is_some_and(|n| n.eq_ignore_ascii_case(name));
+            if !named {
+                continue;
+            }
+            let run = rest[name.len()..].split(space).next().unwrap_or("");
+            // A `[` with at least one character before the next `]`.
+            let mut tail = run;
+            while let Some(open) = tail.find('[') {
+                let after = &tail[open + 1..];
+                match after.find(']') {
+                    Some(close) if close > 0 => return true,
+                    Some(_) => tail = after,
+                    None => break,
+                }
+            }
+        }
+    }
+    false
+}
+
 /// A value shown as `[redacted]`.
 struct Redacted;
 
@@ -775,6 +810,37 @@ mod tests {
             serde_json::to_string(&flags).unwrap(),
             r#"{"F":{"Y_LAST":"Y","A_FIRST":"N"}}"#
         );
+    }
+
+    #[test]
+    fn text_the_portal_replaces_in_a_batch() {
+        for text in [
+            "$result[a]",
+            "$RESULT[a]",
+            "x $total[a] y",
+            "$next[0]",
+            "$time[a]",
+            "echo $error['code'];",
+            "$results[2024]",
+            "$result_total[a]",
+            "$result[[a]",
+            "$resultx]y[z]",
+        ] {
+            assert!(batch_would_replace(text), "{text}");
+        }
+        for text in [
+            "$result is [not] a reference",
+            "$result[]",
+            "$result[open",
+            "$5 [note]",
+            "Totals $Totals [EU]",
+            "$resul[a]",
+            "price: 5$",
+            "Ёж $",
+            "",
+        ] {
+            assert!(!batch_would_replace(text), "{text}");
+        }
     }
 
     #[test]

@@ -314,7 +314,7 @@ fn parse(body: &[u8], limits: Limits) -> Result<Array, FormError> {
 }
 
 /// PHP's `urlencode`: letters, digits and `-_.` stay, space is `+`, everything else `%XX`.
-fn urlencode(text: &str, out: &mut String) {
+pub(crate) fn urlencode(text: &str, out: &mut String) {
     for b in text.bytes() {
         match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => out.push(b as char),

@@ -47,6 +47,9 @@ pub(crate) struct Command {
     text: String,
     /// Positions of the commands whose results it uses.
     refs: Vec<usize>,
+    /// Each reference as written (`$result[contact][ID]`), with the position it names: to
+    /// put the value in when the command is sent again without that command.
+    ref_texts: Vec<(usize, Arc<str>)>,
 }
 
 impl Command {
@@ -79,7 +82,8 @@ impl Command {
         }
         if let Some(path) = params.stray_reference(allowed) {
             return Err(invalid(format!(
-                "`{path}` holds the text `$result[`, which the portal replaces inside a batch: \
+                "`{path}` holds text the portal replaces inside a batch (`$result[..]`, also \
+                 `$total[..]`, `$next[..]`, `$time[..]`, `$error[..]`, in any case): \
                  send this call on its own, or refer to a command with a BatchRef"
             )));
         }
@@ -97,7 +101,75 @@ impl Command {
             access,
             text,
             refs: Vec::new(),
+            ref_texts: Vec::new(),
         })
+    }
+
+    /// The same command, known to use the result of the command at `index` through the
+    /// reference `text` (a list page's cursor).
+    pub(crate) fn with_ref(mut self, index: usize, text: &str) -> Command {
+        self.refs.push(index);
+        self.ref_texts.push((index, text.into()));
+        self
+    }
+
+    /// The command with the references to commands that ran (`entries`) replaced by their
+    /// values, for a request without those commands; `None` when one of them did not run,
+    /// names a path its result does not have, or a value that is not a scalar (which a
+    /// query string cannot carry in place of one value). References to commands in `sent`
+    /// (sent again in the same request) stay.
+    fn inlined(&self, chunk: &[Command], entries: &[Entry], sent: &[usize]) -> Option<Command> {
+        let mut text = self.text.clone();
+        for (index, reference) in &self.ref_texts {
+            if sent.contains(index) {
+                continue;
+            }
+            let Entry::Done { result, .. } = entries.get(*index)? else {
+                return None;
+            };
+            let mut path = reference.strip_prefix(&format!("$result[{}]", chunk[*index].key))?;
+            let mut value = result;
+            while let Some(rest) = path.strip_prefix('[') {
+                let (segment, after) = rest.split_once(']')?;
+                value = match value {
+                    Value::Object(o) => o.get(segment)?,
+                    Value::Array(a) => a.get(segment.parse::<usize>().ok()?)?,
+                    _ => return None,
+                };
+                path = after;
+            }
+            if !path.is_empty() {
+                return None;
+            }
+            let scalar = match value {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                Value::Bool(b) => if *b { "1" } else { "0" }.to_owned(),
+                _ => return None,
+            };
+            // Whole values only (`=<reference>` up to `&` or the end): a longer reference
+            // that starts with this one is another value.
+            let mut from = String::from("=");
+            crate::php::urlencode(reference, &mut from);
+            let mut to = String::from("=");
+            crate::php::urlencode(&scalar, &mut to);
+            let mut out = String::with_capacity(text.len());
+            let mut rest = text.as_str();
+            while let Some(at) = rest.find(&from) {
+                let end = at + from.len();
+                let whole = rest[end..].is_empty() || rest[end..].starts_with('&');
+                out.push_str(&rest[..at]);
+                out.push_str(if whole { &to } else { &from });
+                rest = &rest[end..];
+            }
+            out.push_str(rest);
+            text = out;
+        }
+        let mut c = self.clone();
+        c.text = text;
+        c.refs.retain(|r| sent.contains(r));
+        c.ref_texts.retain(|(r, _)| sent.contains(r));
+        Some(c)
     }
 }
 
@@ -120,7 +192,11 @@ pub struct BatchRef {
 impl BatchRef {
     /// The field `name` of the referenced value (`[ID]`).
     pub fn field(mut self, name: &str) -> BatchRef {
-        self.bad |= name.is_empty() || name.contains(['[', ']', '&', '=', '?', '#']);
+        // The portal's reference pattern (`\$result([^\s]*)`, CRestUtil::processBatchElement)
+        // ends at the first whitespace: a segment with one would be cut there.
+        self.bad |= name.is_empty()
+            || name.contains(['[', ']', '&', '=', '?', '#'])
+            || name.chars().any(|c| c.is_whitespace());
         self.text.push('[');
         self.text.push_str(name);
         self.text.push(']');
@@ -335,13 +411,18 @@ impl Batch {
         )
     }
 
-    /// Adds a command under the next free numeric label (`"0"`, `"1"`, ...: its position).
+    /// Adds a command under the next free numeric label (`"0"`, `"1"`, ...: its position, or
+    /// the next number not taken when a label of that number was pushed before).
     ///
     /// # Errors
     /// As for [`push`](Self::push).
     pub fn add<M: Method>(&mut self, request: M) -> Result<Handle<M::Output>, Error> {
-        let label = self.commands.len().to_string();
-        self.push(label, request)
+        // Its position, unless a command was pushed under that label: then the next free one.
+        let mut n = self.commands.len();
+        while self.labels.contains_key(n.to_string().as_str()) {
+            n += 1;
+        }
+        self.push(n.to_string(), request)
     }
 
     /// Adds a method by name with JSON parameters (an object, or `null` for none), as
@@ -392,6 +473,7 @@ impl Batch {
             )));
         }
         let mut refs = Vec::new();
+        let mut ref_texts = Vec::new();
         for to in params.refs() {
             if to.batch != self.id {
                 return Err(invalid(
@@ -411,10 +493,12 @@ impl Batch {
                 )));
             }
             refs.push(to.index);
+            ref_texts.push((to.index, to.text.clone()));
         }
         if params.has_bad_ref() {
             return Err(invalid(
-                "a reference path segment is empty or holds `[`, `]`, `&`, `=`, `?` or `#`".into(),
+                "a reference path segment is empty or holds `[`, `]`, `&`, `=`, `?`, `#` or whitespace"
+                    .into(),
             ));
         }
         let key: Arc<str> = if safe_key(&label) {
@@ -432,6 +516,7 @@ impl Batch {
             &[],
         )?;
         command.refs = refs;
+        command.ref_texts = ref_texts;
         self.labels.insert(label.clone(), index);
         self.commands.push(command);
         Ok(Handle {
@@ -698,8 +783,8 @@ pub(crate) struct Sent {
 }
 
 /// Sends one chunk (at most 50 commands, references only inside it), then sends again the
-/// commands the portal refused without running them, as long as the retry policy and the
-/// deadline allow.
+/// commands the portal refused without running them, until the chunk's deadline (the
+/// options' timeout, every round included).
 pub(crate) async fn run_chunk(
     client: &Client,
     chunk: &[Command],
@@ -707,32 +792,57 @@ pub(crate) async fn run_chunk(
     options: &CallOptions,
 ) -> Sent {
     let inner = &client.inner;
-    let retry = options.retry.as_ref().unwrap_or(&inner.retry).clone();
     let timeout = options.timeout.unwrap_or(inner.call_timeout);
-    let deadline = Instant::now().checked_add(timeout);
+    // One deadline for the chunk, every round of re-sent commands included (a century is
+    // as good as "none", as in `policy::run`).
+    let deadline = Instant::now()
+        .checked_add(timeout)
+        .unwrap_or_else(|| Instant::now() + Duration::from_secs(100 * 365 * 86_400));
     let mut entries: Vec<Entry> = vec![Entry::NotRun; chunk.len()];
     // The positions to send in this round.
     let mut todo: Vec<usize> = (0..chunk.len()).collect();
     let mut requests = 0;
     let mut rounds = 0u32;
+    // Commands sent again with the values of references to commands that ran put in.
+    let mut inlined: HashMap<usize, Command> = HashMap::new();
     loop {
         rounds += 1;
-        let cmds: Vec<&Command> = todo.iter().map(|&i| &chunk[i]).collect();
-        // Wait for the operating-time budget of the methods refused before.
-        let wait = cmds
+        let cmds: Vec<&Command> = todo
             .iter()
-            .map(|c| inner.limits.method_wait(&c.method))
-            .filter(|(_, blocked)| *blocked)
-            .map(|(w, _)| w)
-            .max()
-            .unwrap_or_default();
+            .map(|&i| inlined.get(&i).unwrap_or(&chunk[i]))
+            .collect();
+        // Wait for the operating-time budget of the methods refused before.
+        let waits: Vec<Option<Duration>> = cmds
+            .iter()
+            .map(|c| {
+                let (w, blocked) = inner.limits.method_wait(&c.method);
+                (blocked && !w.is_zero()).then_some(w)
+            })
+            .collect();
+        let wait = waits.iter().flatten().max().copied().unwrap_or_default();
         if !wait.is_zero() {
-            if deadline.is_some_and(|d| Instant::now() + wait > d) {
+            if Instant::now() + wait > deadline {
+                // Not sent: a paused method's commands say so (as a single call would), the
+                // others did not run.
+                for (&i, w) in todo.iter().zip(&waits) {
+                    if let (Some(w), Entry::NotRun) = (w, &entries[i]) {
+                        entries[i] = Entry::Failed(paused(&chunk[i].method, *w));
+                    }
+                }
                 break;
             }
             tokio::time::sleep(wait).await;
         }
-        let answer = send_batch(client, &cmds, halt, options).await;
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        // Each round within what is left of the deadline.
+        let round = CallOptions {
+            timeout: Some(left),
+            ..options.clone()
+        };
+        let answer = send_batch(client, &cmds, halt, &round).await;
         requests += 1;
         let maps = match answer {
             Ok(maps) => maps,
@@ -772,16 +882,26 @@ pub(crate) async fn run_chunk(
             }
             entries[i] = entry;
         }
-        if refused.is_empty() || rounds >= retry.max_attempts.max(1) {
+        // Refusals are waited out until the deadline, not counted against `max_attempts`
+        // (as `policy::run` does for a whole request): the portal ran none of them.
+        if refused.is_empty() {
             break;
         }
         // Send again what certainly did not run: the refused commands and, under halt, what
-        // did not run after them, except commands whose references point at commands that
-        // ran (their results are not in a new request).
+        // did not run after them. A reference to a command that ran is not in the new
+        // request: its value is put in instead (when it is a scalar), else the command stays
+        // as it came back.
         let mut again: Vec<usize> = Vec::new();
         for &i in &todo {
             let retry_it = refused.contains(&i) || (halt && matches!(entries[i], Entry::NotRun));
-            if retry_it && chunk[i].refs.iter().all(|r| again.contains(r)) {
+            if !retry_it {
+                continue;
+            }
+            let command = inlined.get(&i).unwrap_or(&chunk[i]);
+            if command.refs.iter().all(|r| again.contains(r)) {
+                again.push(i);
+            } else if let Some(c) = command.inlined(chunk, &entries, &again) {
+                inlined.insert(i, c);
                 again.push(i);
             }
         }
@@ -795,6 +915,22 @@ pub(crate) async fn run_chunk(
         requests,
         whole: None,
     }
+}
+
+/// The error of a command not sent because its method is paused after
+/// `OPERATION_TIME_LIMIT` for `wait` more, past the deadline (what `policy::run` says of a
+/// single call).
+fn paused(method: &str, wait: Duration) -> Error {
+    Error::new(ErrorKind::Api)
+        .with_method(method)
+        .with_code(codes::OPERATION_TIME_LIMIT.to_owned())
+        .with_description(format!(
+            "not sent: the method is paused for {} s more after OPERATION_TIME_LIMIT, past the \
+             batch's deadline",
+            wait.as_secs()
+        ))
+        .with_operating_reset_at(super::unix_now() + i64::try_from(wait.as_secs()).unwrap_or(0) + 1)
+        .never_executed()
 }
 
 /// The five maps of a batch answer.
@@ -1050,7 +1186,9 @@ impl<T: FromWire> CallMany<T> {
     }
 }
 
-/// Cuts the encoded commands into chunks of at most 50, keyed `c0`..`c49`.
+/// Cuts the encoded commands into chunks of at most 50 requests, keyed `c0`..`c49`. Requests
+/// that cannot go in a batch count too: a long run of them is yielded 50 at a time (no
+/// request sent), never drained from the input in one go.
 struct Chunks {
     commands: Box<dyn Iterator<Item = Result<Command, Error>> + Send>,
     done: bool,
@@ -1065,7 +1203,7 @@ impl Iterator for Chunks {
         }
         let mut chunk = Vec::with_capacity(MAX_BATCH_COMMANDS);
         let mut sendable = 0;
-        while sendable < MAX_BATCH_COMMANDS {
+        while chunk.len() < MAX_BATCH_COMMANDS {
             match self.commands.next() {
                 Some(Ok(mut c)) => {
                     c.key = format!("c{sendable}").into();
@@ -1210,5 +1348,74 @@ impl Client {
             method: Cow::Borrowed(meta.name),
             _output: PhantomData,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn command(key: &str, params: Value) -> Command {
+        Command::new(
+            key.into(),
+            key.into(),
+            Cow::Borrowed("crm.contact.update"),
+            Access::Write,
+            BoolForm::OneZero,
+            Params::from_value(params).unwrap(),
+            &["$result[a]", "$result[a][ID]", "$result[a][items][1][id]"],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn references_to_commands_that_ran_are_put_in_whole_values_only() {
+        let a = command("a", json!({}));
+        let c = command(
+            "c",
+            json!({"id": "$result[a]", "x": "$result[a][ID]", "y": "$result[a][items][1][id]"}),
+        )
+        .with_ref(0, "$result[a]")
+        .with_ref(0, "$result[a][ID]")
+        .with_ref(0, "$result[a][items][1][id]");
+        let chunk = [a, c];
+        let done = |result: Value| Entry::Done {
+            result,
+            total: None,
+            next: None,
+            time: None,
+        };
+        let entries = [
+            done(json!({"ID": "7", "items": [{"id": 1}, {"id": "a&b"}]})),
+            Entry::NotRun,
+        ];
+        // `$result[a]` is an object: no scalar to put in.
+        assert!(chunk[1].inlined(&chunk, &entries, &[]).is_none());
+        let entries = [done(json!(5)), Entry::NotRun];
+        assert!(
+            chunk[1].inlined(&chunk, &entries, &[]).is_none(),
+            "no [ID] in 5"
+        );
+        let c = command(
+            "c",
+            json!({"x": "$result[a][ID]", "y": "$result[a][items][1][id]"}),
+        )
+        .with_ref(0, "$result[a][ID]")
+        .with_ref(0, "$result[a][items][1][id]");
+        let chunk = [chunk[0].clone(), c];
+        let entries = [
+            done(json!({"ID": "7", "items": [{"id": 1}, {"id": "a&b"}]})),
+            Entry::NotRun,
+        ];
+        let c = chunk[1].inlined(&chunk, &entries, &[]).unwrap();
+        assert_eq!(c.text, "crm.contact.update?x=7&y=a%26b");
+        assert!(c.refs.is_empty());
+        // A command sent again with it keeps the reference.
+        let kept = chunk[1].inlined(&chunk, &entries, &[0]).unwrap();
+        assert_eq!(kept.text, chunk[1].text);
+        // Not run: nothing to put in.
+        let entries = [Entry::NotRun, Entry::NotRun];
+        assert!(chunk[1].inlined(&chunk, &entries, &[]).is_none());
     }
 }

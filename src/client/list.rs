@@ -42,9 +42,12 @@ pub const DEFAULT_LIST_CONCURRENCY: usize = 4;
 #[non_exhaustive]
 pub enum ListMode {
     /// The fastest that keeps the request as given: batched fast mode when the method
-    /// supports it and the request sets no `start` and no order other than by ID; else
-    /// batched offsets. Unbatched when the method may not run inside `batch`. The first
-    /// request is always a single page, so a short list costs one request.
+    /// supports it and the request sets no `start` (or `start = -1`, "do not count") and no
+    /// order other than by ID; else batched offsets (`start = -1` is then an
+    /// [`ErrorKind::InvalidInput`] error: the portal would answer one page and no `next`).
+    /// Unbatched when the method may not run inside `batch` or the request holds text the
+    /// portal rewrites there (`$result[..]` in a filter value). The first request is always
+    /// a single page, so a short list costs one request.
     #[default]
     Auto,
     /// One page per request, `start` from `next` until an answer has no `next`.
@@ -262,6 +265,7 @@ impl Client {
             requests: 0,
             total: None,
             next: None,
+            page_len: PAGE as u64,
             cursor: None,
             started: Instant::now(),
         });
@@ -311,6 +315,9 @@ struct Engine {
     total: Option<u64>,
     /// Offset modes: the `start` of the next page.
     next: Option<u64>,
+    /// Offset modes: the page length the portal's `next` showed (50 on every documented
+    /// method), which the batched offsets step by.
+    page_len: u64,
     /// Fast modes: the last ID received.
     cursor: Option<u64>,
     started: Instant,
@@ -373,7 +380,11 @@ impl Engine {
             } else {
                 self.client.inner.limits.rate()?
             };
-            (per_s > 0.0).then(|| Duration::from_secs_f64(requests as f64 / per_s))
+            // A very slow rate (any positive one is accepted) can make this too long for a
+            // `Duration`: no estimate then, rather than a panic.
+            (per_s > 0.0)
+                .then(|| Duration::try_from_secs_f64(requests as f64 / per_s).ok())
+                .flatten()
         });
         ListProgress {
             items: self.items,
@@ -386,13 +397,25 @@ impl Engine {
 
     fn resolve(&self) -> Result<Plan, Error> {
         let m = &self.model;
+        // Auto batches only what can go in a batch: not a method that may not, nor a request
+        // holding text the portal would rewrite there (a filter on a name with `$result[`).
+        // An explicit batched mode says why it cannot when its first batch is built.
         let batchable = self.meta.batch;
-        let start_set = !m.start.is_empty() && self.params.is_set(m.start);
+        let auto_batched = batchable && self.params.stray_reference(&[]).is_none();
+        let start_set = !m.start.is_empty() && self.params.is_set(&self.key(m.start));
+        // `start = -1`: "do not count". The portal then answers no `next`, so offsets cannot
+        // follow it; a fast scan is what it asks for.
+        let no_count = !m.start.is_empty()
+            && self
+                .params
+                .get(&self.key(m.start))
+                .and_then(|v| v.as_i64().or_else(|| v.as_str()?.trim().parse().ok()))
+                .is_some_and(|n| n < 0);
         // The order by ID only (either direction), or none.
         let order = if m.order.is_empty() {
             None
         } else {
-            self.params.get(m.order)
+            self.params.get(&self.key(m.order))
         };
         let id_order: Result<Option<bool>, ()> = match order {
             None | Some(Value::Null) => Ok(None),
@@ -406,14 +429,14 @@ impl Engine {
         };
         let filter_ok = !m.filter.is_empty()
             && matches!(
-                self.params.get(m.filter),
+                self.params.get(&self.key(m.filter)),
                 None | Some(Value::Null | Value::Object(_))
             );
         let fast_possible = m.fast_scan
             && filter_ok
             && !m.order.is_empty()
             && !m.start.is_empty()
-            && !start_set
+            && (!start_set || no_count)
             && id_order.is_ok();
         let desc = self.descending.unwrap_or(false) || matches!(id_order, Ok(Some(true)));
         let fast = |batched| {
@@ -422,16 +445,28 @@ impl Engine {
             } else {
                 Err(invalid(
                     self.meta,
-                    "fast mode needs a method with fast scans, no `start`, no order other than by ID \
-                     and a filter that is an object",
+                    "fast mode needs a method with fast scans, no `start` (but -1), no order other \
+                     than by ID and a filter that is an object",
                 ))
             }
         };
+        let offset = |batched| {
+            if no_count {
+                Err(invalid(
+                    self.meta,
+                    "`start` = -1 asks the portal not to count: it then answers no `next`, so the \
+                     list cannot be paged by offsets (only its first page would come back); leave \
+                     `start` out, or use a fast mode",
+                ))
+            } else {
+                Ok(Plan::Offset { batched })
+            }
+        };
         match self.mode {
-            ListMode::Auto if fast_possible => fast(batchable),
-            ListMode::Auto => Ok(Plan::Offset { batched: batchable }),
-            ListMode::Offset => Ok(Plan::Offset { batched: false }),
-            ListMode::BatchedOffset if batchable => Ok(Plan::Offset { batched: true }),
+            ListMode::Auto if fast_possible => fast(auto_batched),
+            ListMode::Auto => offset(auto_batched),
+            ListMode::Offset => offset(false),
+            ListMode::BatchedOffset if batchable => offset(true),
             ListMode::BatchedOffset => {
                 Err(invalid(self.meta, "the method may not run inside batch"))
             }
@@ -516,7 +551,7 @@ impl Engine {
         for (i, (p, cursor)) in pages.into_iter().enumerate() {
             let key: Arc<str> = format!("p{i}").into();
             let allowed: Vec<&str> = cursor.as_deref().into_iter().collect();
-            cmds.push(Command::new(
+            let command = Command::new(
                 key.clone(),
                 key,
                 Cow::Borrowed(self.meta.name),
@@ -524,7 +559,13 @@ impl Engine {
                 self.meta.query_bool,
                 p,
                 &allowed,
-            )?);
+            )?;
+            // A fast page's cursor refers to the page before: sent again without it (a page
+            // refused mid-batch), it carries that page's last ID instead.
+            cmds.push(match (cursor.as_deref(), i.checked_sub(1)) {
+                (Some(text), Some(before)) => command.with_ref(before, text),
+                _ => command,
+            });
         }
         Ok(cmds)
     }
@@ -541,9 +582,23 @@ impl Engine {
         Ok(sent.entries)
     }
 
+    /// The key the request itself uses for the model's parameter `name`: one set under
+    /// another letter case (`FILTER` for `filter`, which portals read alike, CRM the upper
+    /// case first) is that parameter, and the cursor, order and start go into it, never into
+    /// a second, differently cased key.
+    fn key(&self, name: &'static str) -> Cow<'static, str> {
+        if name.is_empty() || self.params.get(name).is_some() {
+            return Cow::Borrowed(name);
+        }
+        self.params
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map_or(Cow::Borrowed(name), |(k, _)| Cow::Owned(k.to_owned()))
+    }
+
     fn with_start(&self, start: i64) -> Params {
         let mut p = self.params.clone();
-        p.set(self.model.start, Arg::new(Value::from(start)));
+        p.set(self.key(self.model.start), Arg::new(Value::from(start)));
         p
     }
 
@@ -551,26 +606,35 @@ impl Engine {
         let first = self.requests == 0;
         let from = if first {
             // The caller's own start, kept.
-            match self.params.get(self.model.start) {
+            match self.params.get(&self.key(self.model.start)) {
                 Some(v) => v.as_i64().or_else(|| v.as_str()?.parse().ok()).unwrap_or(0),
                 None => 0,
             }
         } else {
             self.next.map_or(0, |n| n as i64)
         };
+        let stride = self.page_len.max(1);
         let pages = match (batched, first, self.total) {
             (true, false, Some(total)) if (from as u64) < total => {
-                ((total - from as u64).div_ceil(PAGE as u64) as usize).clamp(1, MAX_BATCH_COMMANDS)
+                ((total - from as u64).div_ceil(stride) as usize).clamp(1, MAX_BATCH_COMMANDS)
             }
             _ => 1,
         };
         if pages == 1 {
-            let params = if first && self.params.is_set(self.model.start) {
+            let params = if first && self.params.is_set(&self.key(self.model.start)) {
                 self.params.clone()
             } else {
                 self.with_start(from)
             };
             let (items, total, next) = self.single(params).await?;
+            if let Some(n) = next {
+                // The portal's own page length, which the batched offsets follow; a `next`
+                // that does not move past this page's start would be an endless loop.
+                if n as i64 <= from {
+                    return Err(self.offset_stalled(from, n));
+                }
+                self.page_len = n - from.max(0) as u64;
+            }
             if total.is_some() {
                 self.total = total;
             }
@@ -581,11 +645,13 @@ impl Engine {
         // Up to `concurrency` batch requests at once, each of up to 50 pages, all computed
         // from `total`: the pages do not depend on each other.
         let total = self.total.unwrap_or(0);
-        let left_pages = (total.saturating_sub(from as u64)).div_ceil(PAGE as u64) as usize;
+        let left_pages = (total.saturating_sub(from as u64)).div_ceil(stride) as usize;
         let batches = left_pages
             .div_ceil(MAX_BATCH_COMMANDS)
             .clamp(1, self.concurrency);
         let mut requests = Vec::with_capacity(batches);
+        // The `start` of each page, in the order the entries come back.
+        let mut starts = Vec::new();
         for b in 0..batches {
             let first_page = b * MAX_BATCH_COMMANDS;
             let n = if b == 0 {
@@ -594,7 +660,11 @@ impl Engine {
                 (left_pages - first_page).min(MAX_BATCH_COMMANDS)
             };
             let params: Vec<(Params, Option<String>)> = (first_page..first_page + n)
-                .map(|k| (self.with_start(from + (k * PAGE) as i64), None))
+                .map(|k| {
+                    let start = from + k as i64 * stride as i64;
+                    starts.push(start);
+                    (self.with_start(start), None)
+                })
                 .collect();
             requests.push(self.batch_request(params)?);
         }
@@ -616,7 +686,7 @@ impl Engine {
         }
         let mut out = Vec::new();
         self.finished = true;
-        for entry in entries {
+        for (entry, start) in entries.into_iter().zip(starts) {
             match entry {
                 Entry::Done {
                     result,
@@ -624,12 +694,25 @@ impl Engine {
                     next,
                     ..
                 } => {
+                    if let Some(n) = next {
+                        if n as i64 <= start {
+                            return Err(self.offset_stalled(start, n));
+                        }
+                    }
                     out.extend(self.items(result)?);
                     if total.is_some() {
                         self.total = total;
                     }
                     self.next = next;
                     match next {
+                        Some(n) if n as i64 != start + stride as i64 => {
+                            // The portal pages by another length than the offsets computed:
+                            // the pages after this one would skip or repeat items. Go on
+                            // from its `next`, at its length.
+                            self.page_len = n - start.max(0) as u64;
+                            self.finished = false;
+                            break;
+                        }
                         Some(_) => self.finished = false,
                         None => {
                             // The list is over; later pages (a `total` too high) are empty.
@@ -649,10 +732,22 @@ impl Engine {
         Ok(out)
     }
 
+    /// A `next` that does not move past the `start` of its page: the method ignores `start`,
+    /// and following it would loop for ever over the same items.
+    fn offset_stalled(&self, start: i64, next: u64) -> Error {
+        Error::new(ErrorKind::CursorStalled)
+            .with_method(self.meta.name)
+            .with_message(format!(
+                "the page at start {start} answered next = {next}: {} does not move past it \
+                 (it ignores `{}`?)",
+                self.meta.name, self.model.start
+            ))
+    }
+
     /// The cursor a fast scan starts from: the request's own `>ID` (`<ID`) filter, if any.
     fn initial_cursor(&self, desc: bool) -> Option<u64> {
         let key = format!("{}{}", if desc { "<" } else { ">" }, self.model.id);
-        let v = self.params.get(self.model.filter)?.get(&key)?;
+        let v = self.params.get(&self.key(self.model.filter))?.get(&key)?;
         match v {
             Value::Number(n) => n.as_u64(),
             Value::String(s) => s.parse().ok(),
@@ -665,7 +760,8 @@ impl Engine {
     fn fast_params(&self, desc: bool, cursor: Option<Value>) -> Params {
         let m = &self.model;
         let mut p = self.params.clone();
-        let mut filter = match p.get(m.filter) {
+        let filter_key = self.key(m.filter);
+        let mut filter = match p.get(&filter_key) {
             Some(Value::Object(o)) => o.clone(),
             _ => Map::new(),
         };
@@ -673,15 +769,15 @@ impl Engine {
             filter.insert(format!("{}{}", if desc { "<" } else { ">" }, m.id), c);
         }
         if !filter.is_empty() {
-            p.set(m.filter, Arg::new(Value::Object(filter)));
+            p.set(filter_key, Arg::new(Value::Object(filter)));
         }
         let mut order = Map::new();
         order.insert(
             m.id.to_owned(),
             Value::from(if desc { "DESC" } else { "ASC" }),
         );
-        p.set(m.order, Arg::new(Value::Object(order)));
-        p.set(m.start, Arg::new(Value::from(-1)));
+        p.set(self.key(m.order), Arg::new(Value::Object(order)));
+        p.set(self.key(m.start), Arg::new(Value::from(-1)));
         p
     }
 
