@@ -72,7 +72,8 @@ pub enum ListMode {
 pub struct ListProgress {
     /// Items received so far.
     pub items: u64,
-    /// HTTP requests sent so far.
+    /// Requests made so far: one per page, or per batch request of pages. A request the
+    /// client sent again after a refusal (`QUERY_LIMIT_EXCEEDED`) counts once.
     pub requests: u64,
     /// The method's `total` (number of matching items), when it was counted (offset modes).
     /// A hint: some methods report a wrong one.
@@ -96,8 +97,11 @@ type PageFuture =
 /// - It ends only when the portal says the list is over (no `next`; in fast mode a page of
 ///   fewer than 50 items), never because `total` says so, and never silently short: a
 ///   failed page is an error item, and the stream ends after it.
-/// - Dropping it stops the work; at most one request is in flight.
-/// - Memory stays flat: at most one batch request's pages (2,500 items) are held.
+/// - Dropping it stops the work. At most one request is in flight, except in
+///   [`ListMode::BatchedOffset`], which sends up to [`concurrency`](Self::concurrency)
+///   batch requests at once.
+/// - Memory stays flat: at most one batch request's pages (2,500 items) are held, or
+///   `concurrency` of them in [`ListMode::BatchedOffset`] (default 4: 10,000 items).
 ///
 /// ```no_run
 /// # async fn f(client: &bitrix24::Client) -> Result<(), bitrix24::Error> {
@@ -519,7 +523,19 @@ impl Engine {
         };
         match list {
             Value::Array(a) => Ok(a),
-            Value::Object(o) => Ok(o.into_iter().map(|(_, v)| v).collect()),
+            Value::Object(o) => {
+                // A page keyed by id or position (`{"95": {..}, "96": {..}}`): the parsed map
+                // sorts its keys as text, so put numeric keys back in numeric order (the
+                // direction of a descending fast scan when it is one).
+                let mut entries: Vec<(String, Value)> = o.into_iter().collect();
+                if entries.iter().all(|(k, _)| k.parse::<u64>().is_ok()) {
+                    entries.sort_by_key(|(k, _)| k.parse::<u64>().unwrap_or(0));
+                    if matches!(self.plan, Some(Plan::Fast { desc: true, .. })) {
+                        entries.reverse();
+                    }
+                }
+                Ok(entries.into_iter().map(|(_, v)| v).collect())
+            }
             Value::Null => Ok(Vec::new()),
             other => Err(Error::new(ErrorKind::Decode)
                 .with_method(self.meta.name)
