@@ -22,7 +22,7 @@ use serde_json::{Map, Value};
 use super::{policy, Call, CallOptions, Client, Response};
 use crate::codes;
 use crate::error::{Error, ErrorKind, RetryClass};
-use crate::meta::{Access, ApiVersion, BoolForm, Method};
+use crate::meta::{Access, ApiVersion, BoolForm, Method, MethodMeta};
 use crate::params::{Arg, IntoArg, Params, RefTo};
 use crate::wire::{FromWire, Time};
 
@@ -347,6 +347,29 @@ impl fmt::Debug for Batch {
     }
 }
 
+/// Whether a request of `meta` with `params` may be a batch command: the method is allowed
+/// inside `batch` (not file transfers, not `batch` itself), classic REST, and its conditional
+/// requirements are met.
+fn batchable(meta: &MethodMeta, params: &Params) -> Result<(), Error> {
+    let invalid = |m: String| {
+        Error::new(ErrorKind::InvalidInput)
+            .with_method(meta.name)
+            .with_message(m)
+    };
+    if !meta.batch {
+        return Err(invalid(format!(
+            "{} may not run inside batch (file transfer, or batch itself)",
+            meta.name
+        )));
+    }
+    if meta.api != ApiVersion::V2 {
+        return Err(invalid(
+            "REST 3.0 methods are not supported by this version".into(),
+        ));
+    }
+    meta.check(params).map_err(invalid)
+}
+
 /// Whether `label` can travel as it is as a key of `cmd` and inside `$result[..]`: PHP would
 /// turn a numeric key into a list index (`"0"`, `"1"`), and brackets or `&` would break the
 /// reference syntax.
@@ -384,24 +407,8 @@ impl Batch {
         request: M,
     ) -> Result<Handle<M::Output>, Error> {
         let meta = M::META;
-        let invalid = |m: String| {
-            Error::new(ErrorKind::InvalidInput)
-                .with_method(meta.name)
-                .with_message(m)
-        };
-        if !meta.batch {
-            return Err(invalid(format!(
-                "{} may not run inside batch (file transfer, or batch itself)",
-                meta.name
-            )));
-        }
-        if meta.api != ApiVersion::V2 {
-            return Err(invalid(
-                "REST 3.0 methods are not supported by this version".into(),
-            ));
-        }
         let params = request.wire_params().clone();
-        meta.check(&params).map_err(invalid)?;
+        batchable(meta, &params)?;
         self.add_command(
             label.into(),
             Cow::Borrowed(meta.name),
@@ -704,29 +711,7 @@ impl BatchResults {
     }
 
     fn decode<T: FromWire>(&self, i: usize) -> Outcome<T> {
-        match &self.entries[i] {
-            Entry::Done {
-                result,
-                total,
-                next,
-                time,
-            } => match T::from_wire(result) {
-                Ok(v) => Outcome::Done(Response {
-                    result: v,
-                    total: *total,
-                    next: *next,
-                    time: time.as_ref().and_then(Time::from_value),
-                }),
-                Err(e) => Outcome::Failed(
-                    Error::new(ErrorKind::Decode)
-                        .with_method(&self.methods[i])
-                        .with_path(e.path())
-                        .with_message(e.message()),
-                ),
-            },
-            Entry::Failed(e) => Outcome::Failed(e.clone()),
-            Entry::NotRun => Outcome::NotRun,
-        }
+        outcome(&self.entries[i], &self.methods[i])
     }
 
     /// The labels, in the order added.
@@ -1245,30 +1230,41 @@ impl<T: FromWire> futures_core::Stream for CallMany<T> {
     }
 }
 
-/// One command's entry as the caller's result.
-pub(crate) fn entry_result<T: FromWire>(entry: Entry, method: &str) -> Result<Response<T>, Error> {
+/// One command's entry, its `result` decoded as `T`.
+fn outcome<T: FromWire>(entry: &Entry, method: &str) -> Outcome<T> {
     match entry {
         Entry::Done {
             result,
             total,
             next,
             time,
-        } => match T::from_wire(&result) {
-            Ok(v) => Ok(Response {
+        } => match T::from_wire(result) {
+            Ok(v) => Outcome::Done(Response {
                 result: v,
-                total,
-                next,
+                total: *total,
+                next: *next,
                 time: time.as_ref().and_then(Time::from_value),
             }),
-            Err(e) => Err(Error::new(ErrorKind::Decode)
-                .with_method(method)
-                .with_path(e.path())
-                .with_message(e.message())),
+            Err(e) => Outcome::Failed(
+                Error::new(ErrorKind::Decode)
+                    .with_method(method)
+                    .with_path(e.path())
+                    .with_message(e.message()),
+            ),
         },
+        Entry::Failed(e) => Outcome::Failed(e.clone()),
+        Entry::NotRun => Outcome::NotRun,
+    }
+}
+
+/// One command's entry as the caller's result.
+pub(crate) fn entry_result<T: FromWire>(entry: Entry, method: &str) -> Result<Response<T>, Error> {
+    match entry {
+        // No clone of the error for the common failure.
         Entry::Failed(e) => Err(e),
-        Entry::NotRun => Err(Error::new(ErrorKind::NotRun)
-            .with_method(method)
-            .with_message("not run")),
+        other => outcome(&other, method)
+            .into_result()
+            .map_err(|e| e.with_method(method)),
     }
 }
 
@@ -1306,25 +1302,14 @@ impl Client {
     {
         let meta = M::META;
         let commands = requests.into_iter().map(move |request| {
-            let invalid = |m: String| {
-                Error::new(ErrorKind::InvalidInput)
-                    .with_method(meta.name)
-                    .with_message(m)
-            };
-            if !meta.batch {
-                return Err(invalid(format!("{} may not run inside batch", meta.name)));
-            }
-            if meta.api != ApiVersion::V2 {
-                return Err(invalid(
-                    "REST 3.0 methods are not supported by this version".into(),
-                ));
-            }
             let params = request.wire_params().clone();
-            meta.check(&params).map_err(invalid)?;
+            batchable(meta, &params)?;
             if params.refs().next().is_some() {
-                return Err(invalid(
-                    "a batch reference ($result[..]) only means something inside its batch".into(),
-                ));
+                return Err(Error::new(ErrorKind::InvalidInput)
+                    .with_method(meta.name)
+                    .with_message(
+                        "a batch reference ($result[..]) only means something inside its batch",
+                    ));
             }
             let key: Arc<str> = Arc::from("c");
             Command::new(

@@ -738,14 +738,17 @@ impl Engine {
                     }
                 }
                 Entry::Failed(e) => return Err(e),
-                Entry::NotRun => {
-                    return Err(Error::new(ErrorKind::NotRun)
-                        .with_method(self.meta.name)
-                        .with_message("a page of the batch did not run"))
-                }
+                Entry::NotRun => return Err(self.page_not_run()),
             }
         }
         Ok(out)
+    }
+
+    /// A page of a batch request that did not run (the batch halted before it).
+    fn page_not_run(&self) -> Error {
+        Error::new(ErrorKind::NotRun)
+            .with_method(self.meta.name)
+            .with_message("a page of the batch did not run")
     }
 
     /// A `next` that does not move past the `start` of its page: the method ignores `start`,
@@ -871,11 +874,7 @@ impl Engine {
                     self.finished = false;
                 }
                 Entry::Failed(e) => return Err(e),
-                Entry::NotRun => {
-                    return Err(Error::new(ErrorKind::NotRun)
-                        .with_method(self.meta.name)
-                        .with_message("a page of the batch did not run"))
-                }
+                Entry::NotRun => return Err(self.page_not_run()),
             }
         }
         Ok(out)
