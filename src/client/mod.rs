@@ -26,20 +26,19 @@ mod code;
 mod decode;
 mod limit;
 mod list;
+mod many;
 mod policy;
 mod pool;
 mod transport;
 
-pub use batch::{
-    Batch, BatchRef, BatchResults, CallMany, Handle, Outcome, DEFAULT_CALL_MANY_CONCURRENCY,
-    MAX_BATCH_COMMANDS,
-};
+pub use batch::{Batch, BatchRef, BatchResults, Handle, Outcome, MAX_BATCH_COMMANDS};
 pub use builder::ClientBuilder;
 pub use code::AuthorizationCode;
 pub use decode::Answer;
 pub use decode::{Decode, Response, ResponseFuture};
 pub use limit::{RateLimit, DEFAULT_OPERATING_BUDGET};
 pub use list::{ListMode, ListProgress, ListStream, DEFAULT_LIST_CONCURRENCY};
+pub use many::{CallMany, DEFAULT_CALL_MANY_CONCURRENCY};
 pub(crate) use policy::CallOptions;
 pub use policy::{Retry, DEFAULT_CALL_TIMEOUT};
 pub use pool::{ClientPool, ClientPoolBuilder};
