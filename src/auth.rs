@@ -319,15 +319,76 @@ impl TokenResponse {
 /// The error a [`TokenStore`] returns.
 pub type StoreError = Box<dyn std::error::Error + Send + Sync>;
 
+/// A held refresh lock: while a client holds one, no other client sharing the store (in
+/// this process or another) refreshes its tokens. Made by [`TokenStore::lock_refresh`] and
+/// handed back to [`TokenStore::unlock_refresh`].
+///
+/// The id is unique per lease (process id, time and a counter), so that a store releasing
+/// a lock can check that it is still this lease's: a lease that outlived its expiry must
+/// not release the lock a later holder took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshLease {
+    id: String,
+}
+
+impl RefreshLease {
+    /// A lease with a new unique id.
+    pub fn new() -> RefreshLease {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        RefreshLease {
+            id: format!("{}-{nanos:x}-{n}", std::process::id()),
+        }
+    }
+
+    /// The lease's id (the value a store keeps in its lock, e.g. the Redis key's value).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl Default for RefreshLease {
+    fn default() -> Self {
+        RefreshLease::new()
+    }
+}
+
 /// Where an OAuth client keeps its tokens, so that a rotated pair survives restarts and is
 /// shared between processes.
 ///
-/// The client calls [`save`](Self::save) after every refresh and awaits it before the new
-/// access token is used. It calls [`load`](Self::load) when a refresh answers
-/// `invalid_grant`, in case another process already rotated the pair. Before its first
-/// request it calls [`save_if_absent`](Self::save_if_absent) with the tokens it was built
-/// with, so that an empty store (a [`FileTokenStore`] whose file does not exist yet) holds
-/// them from the start.
+/// # How a client refreshes
+/// Refresh tokens are single use, so of several processes that see `expired_token` at once
+/// only one may spend the pair; the others must adopt what it stores. A client refreshes
+/// like this (one refresh in flight per client; [`Client`](crate::Client) clones share it):
+///
+/// 1. [`lock_refresh`](Self::lock_refresh) with a time to live. While another holder has
+///    the lock, the client [`load`](Self::load)s every few tens of milliseconds and adopts
+///    the stored pair as soon as its refresh token differs from the one it holds (the
+///    holder's new pair); otherwise it tries the lock again, up to a little over the time
+///    to live (so a holder that died frees it by expiry).
+/// 2. Holding the lock, it loads again: a pair that differs from its own is adopted, and
+///    nothing is refreshed.
+/// 3. Otherwise it refreshes and saves with [`save_if_current`](Self::save_if_current), so
+///    that a pair stored meanwhile by someone else (a reinstall) is never overwritten with
+///    an older one: then the stored pair is adopted.
+/// 4. It releases the lock ([`unlock_refresh`](Self::unlock_refresh)); the new access token
+///    is used only after the save returned.
+///
+/// Before its first request it calls [`save_if_absent`](Self::save_if_absent) with the
+/// tokens it was built with, so that an empty store (a [`FileTokenStore`] whose file does
+/// not exist yet) holds them from the start. A refresh that answers `invalid_grant` loads
+/// once more, in case the pair was rotated elsewhere.
+///
+/// The defaults of the lock and the compare-and-swap keep simple stores working: the lock is
+/// always granted (so only the client's own single flight applies) and the compare-and-swap
+/// is a load, a compare and a save. Those are right for one process; a store shared by
+/// processes ([`FileTokenStore`], `RedisTokenStore`, an installation in PostgreSQL)
+/// overrides them.
 pub trait TokenStore: Send + Sync + 'static {
     /// The stored tokens, or `None` when nothing is stored yet.
     fn load(&self) -> BoxFuture<'_, Result<Option<Tokens>, StoreError>>;
@@ -346,6 +407,49 @@ pub trait TokenStore: Send + Sync + 'static {
     fn save_if_absent<'a>(&'a self, tokens: &'a Tokens) -> BoxFuture<'a, Result<bool, StoreError>> {
         let _ = tokens;
         Box::pin(async { Ok(false) })
+    }
+
+    /// Takes the store's refresh lock for at most `ttl` (after which it expires by itself,
+    /// so that a holder that died cannot block the others for ever). `Ok(None)` when another
+    /// holder has it now; the client then waits and tries again.
+    ///
+    /// The default grants every request at once: right for a store used by one process.
+    fn lock_refresh(
+        &self,
+        ttl: std::time::Duration,
+    ) -> BoxFuture<'_, Result<Option<RefreshLease>, StoreError>> {
+        let _ = ttl;
+        Box::pin(async { Ok(Some(RefreshLease::new())) })
+    }
+
+    /// Releases a lock taken by [`lock_refresh`](Self::lock_refresh), if `lease` still holds
+    /// it (after its expiry another holder may have it; that one's lock must stay). A
+    /// failure is logged by the client and otherwise ignored: the lock expires.
+    fn unlock_refresh(&self, lease: RefreshLease) -> BoxFuture<'_, Result<(), StoreError>> {
+        let _ = lease;
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Saves `tokens` only if the stored refresh token is still `spent` (the one the refresh
+    /// used) or nothing is stored, answering whether it wrote. `false` means another process
+    /// stored a newer pair, which must not be overwritten.
+    ///
+    /// The client calls it holding the refresh lock. The default is [`load`](Self::load),
+    /// a compare and [`save`](Self::save): not atomic, so only right for one process.
+    fn save_if_current<'a>(
+        &'a self,
+        spent: &'a Secret,
+        tokens: &'a Tokens,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            match self.load().await? {
+                Some(stored) if stored.refresh_token != *spent => Ok(false),
+                _ => {
+                    self.save(tokens).await?;
+                    Ok(true)
+                }
+            }
+        })
     }
 }
 
@@ -401,15 +505,35 @@ impl TokenStore for MemoryTokenStore {
 /// given to it before its first request ([`TokenStore::save_if_absent`]), so that another
 /// process can start from the file at once; an existing file is never overwritten that way
 /// (the file is linked into place in one step that fails if it exists).
+///
+/// Processes on one machine may share the file: the refresh lock is an exclusive OS lock
+/// (`flock` on Unix, `LockFileEx` on Windows, through the `fs4` crate) on a file next to it,
+/// `<path>.lock`, which is never deleted. The OS releases it when its holder exits or dies,
+/// so the lock's time to live is not needed; a holder that lives releases it after its
+/// refresh, which is bounded by the client's request timeout. Across machines (a network
+/// file system), use `RedisTokenStore` or an installation in PostgreSQL instead.
 #[derive(Clone, Debug)]
 pub struct FileTokenStore {
     path: PathBuf,
+    /// The open lock files of the leases this store handed out, by lease id: closing one
+    /// releases its lock.
+    leases: std::sync::Arc<Mutex<std::collections::HashMap<String, std::fs::File>>>,
 }
 
 impl FileTokenStore {
     /// A store at `path` (created by the first save, or before a client's first request).
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        FileTokenStore { path: path.into() }
+        FileTokenStore {
+            path: path.into(),
+            leases: Default::default(),
+        }
+    }
+
+    /// The lock file next to the token file: `<path>.lock`.
+    pub fn lock_path(&self) -> PathBuf {
+        let mut name = self.path.as_os_str().to_owned();
+        name.push(".lock");
+        PathBuf::from(name)
     }
 
     /// The file's path.
@@ -555,6 +679,59 @@ impl TokenStore for FileTokenStore {
         Box::pin(async move {
             let bytes = serde_json::to_vec_pretty(tokens)?;
             Ok(write_new(&self.path, bytes).await?)
+        })
+    }
+
+    /// Tries the exclusive OS lock on [`lock_path`](Self::lock_path) (created, mode `0600`
+    /// on Unix, if missing) without blocking; `ttl` is not used (the OS frees the lock of a
+    /// holder that died).
+    fn lock_refresh(
+        &self,
+        ttl: std::time::Duration,
+    ) -> BoxFuture<'_, Result<Option<RefreshLease>, StoreError>> {
+        let _ = ttl;
+        Box::pin(async move {
+            let path = self.lock_path();
+            let file = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
+                let mut options = std::fs::OpenOptions::new();
+                options.read(true).write(true).create(true).truncate(false);
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::OpenOptionsExt;
+                    options.mode(0o600);
+                }
+                let file = options.open(&path)?;
+                match fs4::FileExt::try_lock(&file) {
+                    Ok(()) => Ok(Some(file)),
+                    Err(fs4::TryLockError::WouldBlock) => Ok(None),
+                    Err(fs4::TryLockError::Error(e)) => Err(e.into()),
+                }
+            })
+            .await
+            .map_err(|e| StoreError::from(e.to_string()))??;
+            Ok(file.map(|file| {
+                let lease = RefreshLease::new();
+                self.leases
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(lease.id().to_owned(), file);
+                lease
+            }))
+        })
+    }
+
+    /// Closes the lease's lock file, which releases the lock.
+    fn unlock_refresh(&self, lease: RefreshLease) -> BoxFuture<'_, Result<(), StoreError>> {
+        let file = self
+            .leases
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(lease.id());
+        Box::pin(async move {
+            if let Some(file) = file {
+                fs4::FileExt::unlock(&file)?;
+            }
+            Ok(())
         })
     }
 }

@@ -27,7 +27,9 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::auth::{write_atomic, BoxFuture, OAuthApp, Secret, StoreError, TokenStore, Tokens};
+use crate::auth::{
+    write_atomic, BoxFuture, OAuthApp, RefreshLease, Secret, StoreError, TokenStore, Tokens,
+};
 use crate::client::{Client, DEFAULT_OAUTH_SERVER};
 use crate::error::Error;
 
@@ -256,6 +258,56 @@ pub trait InstallationStore: Send + Sync + 'static {
             self.put(installation).await
         })
     }
+
+    /// Replaces the tokens of the installation of `member_id` only if its stored refresh
+    /// token is still `spent`, answering whether it wrote; errors when none is stored. This
+    /// is how a client saves a refreshed pair ([`TokenStore::save_if_current`]): a slower
+    /// process must not overwrite a newer pair. The default is [`get`](Self::get), a compare
+    /// and [`put`](Self::put), which is only atomic within one process; a store shared by
+    /// processes makes it one conditional write (`PgInstallationStore`: an `UPDATE ...
+    /// WHERE refresh_token = $spent`).
+    fn update_tokens_if<'a>(
+        &'a self,
+        member_id: &'a str,
+        spent: &'a Secret,
+        tokens: &'a Tokens,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let mut installation = self
+                .get(member_id)
+                .await?
+                .ok_or_else(|| StoreError::from(InstallError::UnknownInstallation))?;
+            if installation.tokens.refresh_token != *spent {
+                return Ok(false);
+            }
+            installation.tokens = tokens.clone();
+            self.put(installation).await?;
+            Ok(true)
+        })
+    }
+
+    /// Takes the refresh lock of the installation of `member_id` for at most `ttl`
+    /// ([`TokenStore::lock_refresh`]); `Ok(None)` while another holder has it. The default
+    /// grants it at once: right for one process.
+    fn lock_refresh<'a>(
+        &'a self,
+        member_id: &'a str,
+        ttl: std::time::Duration,
+    ) -> BoxFuture<'a, Result<Option<RefreshLease>, StoreError>> {
+        let _ = (member_id, ttl);
+        Box::pin(async { Ok(Some(RefreshLease::new())) })
+    }
+
+    /// Releases a lock taken by [`lock_refresh`](Self::lock_refresh) if `lease` still holds
+    /// it ([`TokenStore::unlock_refresh`]). The default does nothing.
+    fn unlock_refresh<'a>(
+        &'a self,
+        member_id: &'a str,
+        lease: RefreshLease,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let _ = (member_id, lease);
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// Keeps installations in memory only: a restart loses them.
@@ -429,6 +481,25 @@ impl TokenStore for InstallationTokenStore {
 
     fn save<'a>(&'a self, tokens: &'a Tokens) -> BoxFuture<'a, Result<(), StoreError>> {
         self.store.update_tokens(&self.member_id, tokens)
+    }
+
+    fn save_if_current<'a>(
+        &'a self,
+        spent: &'a Secret,
+        tokens: &'a Tokens,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        self.store.update_tokens_if(&self.member_id, spent, tokens)
+    }
+
+    fn lock_refresh(
+        &self,
+        ttl: std::time::Duration,
+    ) -> BoxFuture<'_, Result<Option<RefreshLease>, StoreError>> {
+        self.store.lock_refresh(&self.member_id, ttl)
+    }
+
+    fn unlock_refresh(&self, lease: RefreshLease) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.store.unlock_refresh(&self.member_id, lease)
     }
 }
 

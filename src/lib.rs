@@ -17,7 +17,8 @@ mod receive;
 pub mod wire;
 
 pub use auth::{
-    BoxFuture, FileTokenStore, MemoryTokenStore, OAuthApp, Secret, StoreError, TokenStore, Tokens,
+    BoxFuture, FileTokenStore, MemoryTokenStore, OAuthApp, RefreshLease, Secret, StoreError,
+    TokenStore, Tokens,
 };
 pub use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 pub use client::{

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bitrix24::types::{BotColor, BotProperties};
-use bitrix24::{Client, ErrorKind, Tokens};
+use bitrix24::{BoxFuture, Client, ErrorKind, StoreError, TokenStore, Tokens};
 use common::*;
 use serde_json::json;
 use tokio::sync::oneshot;
@@ -233,6 +233,9 @@ async fn expired_token_is_refreshed_once_saved_and_the_call_retried() {
         timeline(&probe),
         vec![
             format!("api:{OLD_ACCESS}"),
+            // Under the refresh lock, then the compare-and-swap's own load.
+            "load".to_owned(),
+            "load".to_owned(),
             format!("save:{NEW_ACCESS}"),
             format!("api:{NEW_ACCESS}"),
         ],
@@ -374,6 +377,9 @@ async fn expired_token_after_the_refresh_is_an_error_not_a_loop() {
         timeline(&probe),
         vec![
             format!("api:{OLD_ACCESS}"),
+            // Under the refresh lock, then the compare-and-swap's own load.
+            "load".to_owned(),
+            "load".to_owned(),
             format!("save:{NEW_ACCESS}"),
             format!("api:{NEW_ACCESS}"),
         ]
@@ -416,6 +422,9 @@ async fn invalid_token_is_refreshed_once_too() {
         timeline(&probe),
         vec![
             format!("api:{OLD_ACCESS}"),
+            // Under the refresh lock, then the compare-and-swap's own load.
+            "load".to_owned(),
+            "load".to_owned(),
             format!("save:{NEW_ACCESS}"),
             format!("api:{NEW_ACCESS}"),
         ]
@@ -535,7 +544,12 @@ async fn locally_expired_token_is_refreshed_before_the_first_call() {
     assert_eq!(client.user().current().await.unwrap().id, 17);
     assert_eq!(
         timeline(&probe),
-        vec![format!("save:{NEW_ACCESS}"), format!("api:{NEW_ACCESS}")],
+        vec![
+            "load".to_owned(),
+            "load".to_owned(),
+            format!("save:{NEW_ACCESS}"),
+            format!("api:{NEW_ACCESS}")
+        ],
         "the API never sees the locally expired token"
     );
     let mut set = tokio::task::JoinSet::new();
@@ -765,7 +779,7 @@ async fn oauth_server_snippets_never_show_part_of_a_secret() {
 }
 
 #[tokio::test]
-async fn invalid_grant_adopts_a_pair_rotated_by_another_process() {
+async fn a_pair_rotated_by_another_process_is_adopted_under_the_lock_without_a_refresh() {
     const ROTATED_ACCESS: &str = "rotated-access-5c7e9a1b3d";
     const ROTATED_REFRESH: &str = "rotated-refresh-2f4a6c8e0b";
     let probe = Probe::new();
@@ -788,9 +802,10 @@ async fn invalid_grant_adopts_a_pair_rotated_by_another_process() {
     let client = oauth_client(old_tokens(&api, &oauth), &store);
 
     assert_eq!(client.user().current().await.unwrap().id, 17);
-    let refreshes = requests(&oauth).await;
-    assert_eq!(refreshes.len(), 1, "no second refresh");
-    assert_refresh_request(&refreshes[0], OLD_REFRESH);
+    assert!(
+        requests(&oauth).await.is_empty(),
+        "the stored pair is newer: nothing to refresh"
+    );
     assert_eq!(
         timeline(&probe),
         vec![
@@ -800,8 +815,73 @@ async fn invalid_grant_adopts_a_pair_rotated_by_another_process() {
         ]
     );
     assert_eq!(client.tokens(), Some(rotated));
+    assert_eq!(client.user().current().await.unwrap().id, 17);
+    assert!(requests(&oauth).await.is_empty());
+}
 
-    // And it keeps using it.
+/// A store with no real lock: it still holds the old pair when the client looks under the
+/// (default) lock, and another process's pair lands just after.
+struct RotatesAfterFirstLoad {
+    old: Tokens,
+    rotated: Tokens,
+    loads: std::sync::atomic::AtomicUsize,
+}
+
+impl TokenStore for RotatesAfterFirstLoad {
+    fn load(&self) -> BoxFuture<'_, Result<Option<Tokens>, StoreError>> {
+        let n = self.loads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let t = if n == 0 { &self.old } else { &self.rotated };
+        let t = t.clone();
+        Box::pin(async move { Ok(Some(t)) })
+    }
+
+    fn save<'a>(&'a self, _: &'a Tokens) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async { Err("must not save".into()) })
+    }
+}
+
+#[tokio::test]
+async fn invalid_grant_adopts_a_pair_rotated_by_another_process() {
+    const ROTATED_ACCESS: &str = "rotated-access-5c7e9a1b3d";
+    const ROTATED_REFRESH: &str = "rotated-refresh-2f4a6c8e0b";
+    let probe = Probe::new();
+    let api = portal(
+        "user.current",
+        by_token(
+            probe.clone(),
+            vec![
+                (OLD_ACCESS, expired()),
+                (ROTATED_ACCESS, json_response(200, USER_OK)),
+            ],
+        ),
+    )
+    .await;
+    let oauth = oauth_server(fixture_response("oauth-error-invalid-grant.400.json")).await;
+    let old = old_tokens(&api, &oauth);
+    let rotated = Tokens::new(ROTATED_ACCESS, ROTATED_REFRESH, rest_endpoint(&api))
+        .server_endpoint(rest_endpoint(&oauth))
+        .member_id(MEMBER_ID);
+    let store = Arc::new(RotatesAfterFirstLoad {
+        old: old.clone(),
+        rotated: rotated.clone(),
+        loads: Default::default(),
+    });
+    let client = Client::builder()
+        .oauth(app(), old)
+        .token_store_arc(store.clone())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+
+    assert_eq!(client.user().current().await.unwrap().id, 17);
+    let refreshes = requests(&oauth).await;
+    assert_eq!(refreshes.len(), 1, "no second refresh");
+    assert_refresh_request(&refreshes[0], OLD_REFRESH);
+    assert_eq!(
+        timeline(&probe),
+        vec![format!("api:{OLD_ACCESS}"), format!("api:{ROTATED_ACCESS}")]
+    );
+    assert_eq!(client.tokens(), Some(rotated));
     assert_eq!(client.user().current().await.unwrap().id, 17);
     assert_eq!(requests(&oauth).await.len(), 1);
 }

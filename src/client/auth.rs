@@ -4,6 +4,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use url::Url;
@@ -11,7 +12,7 @@ use url::Url;
 use super::decode::Answer;
 use super::policy::Progress;
 use super::{builder, transport, unix_now, Call, Inner, DEFAULT_OAUTH_SERVER};
-use crate::auth::{OAuthApp, Secret, TokenResponse, TokenStore, Tokens};
+use crate::auth::{OAuthApp, Secret, StoreError, TokenResponse, TokenStore, Tokens};
 use crate::codes;
 use crate::error::{Cause, CauseKind, Error, ErrorKind};
 
@@ -262,12 +263,19 @@ async fn portal_moved(inner: &Inner, from: &Url, to: &Url) {
             if let Some(host) = to.host_str() {
                 moved.domain = Some(host.to_owned());
             }
-            if let Err(e) = o.store.save(&moved).await {
-                let secrets = [moved.access_token.expose(), moved.refresh_token.expose()];
-                tracing::warn!(
-                    error = %crate::error::redact_text(&e.to_string(), &secrets),
-                    "could not save the portal's new address in the token store"
-                );
+            // Only over our own pair: one another process stored meanwhile is newer.
+            match o.store.save_if_current(&tokens.refresh_token, &moved).await {
+                Ok(true) => {}
+                Ok(false) => tracing::debug!(
+                    "the token store holds a newer pair; the portal's new address is not saved"
+                ),
+                Err(e) => {
+                    let secrets = [moved.access_token.expose(), moved.refresh_token.expose()];
+                    tracing::warn!(
+                        error = %crate::error::redact_text(&e.to_string(), &secrets),
+                        "could not save the portal's new address in the token store"
+                    );
+                }
             }
             o.set_keeping_generation(moved);
         }
@@ -318,12 +326,128 @@ async fn refresh_flight(
             }
         }
     }
+    let result = refresh_shared(inner, o, &current, method).await;
+    {
+        let mut attempts = o.attempts.lock().unwrap_or_else(|e| e.into_inner());
+        attempts.0 += 1;
+        attempts.1 = result.as_ref().err().cloned();
+    }
+    match result? {
+        Renewed::Adopted(stored) => {
+            o.replace(stored);
+            Ok(())
+        }
+        Renewed::Refreshed(fresh, saved) => {
+            let new_generation = o.replace(fresh);
+            if invalid_token {
+                o.set_invalid_token_generation(new_generation);
+            }
+            saved
+        }
+    }
+}
+
+/// What a refresh under the store's lock ended with.
+enum Renewed {
+    /// Another client (another process) stored a newer pair: use it, nothing was refreshed.
+    Adopted(Tokens),
+    /// This client refreshed; the save's outcome (a failed save is reported to the call
+    /// that triggered the refresh, and the pair is used all the same: it is the only valid
+    /// one now).
+    Refreshed(Tokens, Result<(), Error>),
+}
+
+/// How long the refresh lock lives: the token request's timeout plus time to save.
+fn lock_ttl(inner: &Inner) -> Duration {
+    inner.timeout.saturating_add(Duration::from_secs(10))
+}
+
+/// The cross-process part of a refresh ([`TokenStore`]'s protocol): take the store's lock
+/// (adopting a pair someone else stores meanwhile), load again, refresh only if the stored
+/// pair is still `current`, save with compare-and-swap, release.
+async fn refresh_shared(
+    inner: &Inner,
+    o: &OAuthState,
+    current: &Tokens,
+    method: &str,
+) -> Result<Renewed, Error> {
     let secrets = [
         o.app.client_secret.expose(),
         current.refresh_token.expose(),
         current.access_token.expose(),
     ];
-    let result = match refresh_server(o, &current) {
+    let store_error = |what: &str, e: StoreError| {
+        Error::new(ErrorKind::TokenStore)
+            .with_method(method)
+            .with_message(format!("{what}: {e}"))
+            .with_cause(Cause::new(CauseKind::TokenStore, store_error_text(&*e)))
+            .never_executed()
+            .redact(&secrets)
+    };
+    // A pair in the store that is not ours is newer: only a refresh (or a reinstall)
+    // writes one, and never an older one over a newer.
+    let newer =
+        |stored: Option<Tokens>| stored.filter(|s| s.refresh_token != current.refresh_token);
+    let ttl = lock_ttl(inner);
+    let give_up = Instant::now() + ttl + Duration::from_secs(5);
+    let mut pause = Duration::from_millis(10);
+    let lease = loop {
+        match o.store.lock_refresh(ttl).await {
+            Ok(Some(lease)) => break lease,
+            Ok(None) => {}
+            Err(e) => {
+                return Err(store_error(
+                    "could not take the token store's refresh lock",
+                    e,
+                ))
+            }
+        }
+        if let Ok(Some(stored)) = o.store.load().await.map(newer) {
+            tracing::debug!(method, "another client refreshed the token; using its pair");
+            return Ok(Renewed::Adopted(stored));
+        }
+        if Instant::now() >= give_up {
+            return Err(Error::new(ErrorKind::TokenStore)
+                .with_method(method)
+                .with_message(format!(
+                    "the token store's refresh lock stayed taken for {} s and no new pair \
+                     was stored",
+                    (ttl + Duration::from_secs(5)).as_secs()
+                ))
+                .never_executed());
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(200));
+    };
+    let result = refresh_locked(inner, o, current, method, &store_error, newer).await;
+    if let Err(e) = o.store.unlock_refresh(lease).await {
+        tracing::warn!(
+            error = %crate::error::redact_text(&e.to_string(), &secrets),
+            "could not release the token store's refresh lock; it expires by itself"
+        );
+    }
+    result
+}
+
+/// [`refresh_shared`] holding the lock.
+async fn refresh_locked(
+    inner: &Inner,
+    o: &OAuthState,
+    current: &Tokens,
+    method: &str,
+    store_error: &impl Fn(&str, StoreError) -> Error,
+    newer: impl Fn(Option<Tokens>) -> Option<Tokens>,
+) -> Result<Renewed, Error> {
+    match o.store.load().await {
+        Ok(stored) => {
+            if let Some(stored) = newer(stored) {
+                tracing::debug!(method, "the stored pair is newer than ours; using it");
+                return Ok(Renewed::Adopted(stored));
+            }
+        }
+        Err(e) => return Err(store_error("could not load the token store", e)),
+    }
+    let result = match refresh_server(o, current) {
         Ok(server) => {
             let request = TokenRequest {
                 http: &inner.http,
@@ -333,54 +457,62 @@ async fn refresh_flight(
                 app: &o.app,
                 method: Some(method),
             };
-            request_tokens(request, Grant::Refresh { current: &current }).await
+            request_tokens(request, Grant::Refresh { current }).await
         }
         Err(e) => Err(e.with_method(method)),
     };
-    {
-        let mut attempts = o.attempts.lock().unwrap_or_else(|e| e.into_inner());
-        attempts.0 += 1;
-        attempts.1 = result.as_ref().err().cloned();
-    }
     let fresh = match result {
         Ok(fresh) => fresh,
         Err(e) => {
             if e.kind() == ErrorKind::InvalidGrant {
-                // Another process may have rotated the pair: use what the store has now.
-                if let Ok(Some(stored)) = o.store.load().await {
-                    if stored.refresh_token != current.refresh_token {
-                        tracing::info!(
-                            method,
-                            "refresh token was rotated elsewhere; using the stored pair"
-                        );
-                        o.replace(stored);
-                        return Ok(());
-                    }
+                // A store without a real lock: another process may have rotated the pair.
+                if let Ok(Some(stored)) = o.store.load().await.map(&newer) {
+                    tracing::info!(
+                        method,
+                        "refresh token was rotated elsewhere; using the stored pair"
+                    );
+                    return Ok(Renewed::Adopted(stored));
                 }
             }
             return Err(e);
         }
     };
-    let saved = o.store.save(&fresh).await;
     let all_secrets = [
-        secrets[0],
-        secrets[1],
-        secrets[2],
+        o.app.client_secret.expose(),
+        current.refresh_token.expose(),
+        current.access_token.expose(),
         fresh.access_token.expose(),
         fresh.refresh_token.expose(),
     ];
-    let saved = saved.map_err(|e| {
-        Error::new(ErrorKind::TokenStore)
-            .with_method(method)
-            .with_message(format!("refreshed tokens could not be saved: {e}"))
-            .with_cause(Cause::new(CauseKind::TokenStore, store_error_text(&*e)))
-            .redact(&all_secrets)
-    });
-    let new_generation = o.replace(fresh);
-    if invalid_token {
-        o.set_invalid_token_generation(new_generation);
+    match o
+        .store
+        .save_if_current(&current.refresh_token, &fresh)
+        .await
+    {
+        Ok(true) => Ok(Renewed::Refreshed(fresh, Ok(()))),
+        Ok(false) => {
+            // Someone stored another pair while we refreshed (a reinstall, or a lock that
+            // expired under a slow refresh): never overwrite it; use it.
+            match o.store.load().await {
+                Ok(Some(stored)) => {
+                    tracing::warn!(
+                        method,
+                        "the token store changed during the refresh; using the stored pair"
+                    );
+                    Ok(Renewed::Adopted(stored))
+                }
+                _ => Ok(Renewed::Refreshed(fresh, Ok(()))),
+            }
+        }
+        Err(e) => {
+            let error = Error::new(ErrorKind::TokenStore)
+                .with_method(method)
+                .with_message(format!("refreshed tokens could not be saved: {e}"))
+                .with_cause(Cause::new(CauseKind::TokenStore, store_error_text(&*e)))
+                .redact(&all_secrets);
+            Ok(Renewed::Refreshed(fresh, Err(error)))
+        }
     }
-    saved
 }
 
 /// The OAuth server a refresh goes to: the client's setting, else the tokens'
