@@ -69,6 +69,12 @@ pub enum ErrorKind {
     /// `ListMode::Offset`); in offset mode an answer's `next` did not move past its page's
     /// `start` (the method ignores `start`).
     CursorStalled,
+    /// The shared rate limiter ([`SharedLimiter`](crate::SharedLimiter), e.g. Redis) could
+    /// not be asked for a request unit, so the request was not sent: the client never sends
+    /// past a limiter it cannot reach (unless built with
+    /// [`limiter_fallback`](crate::ClientBuilder::limiter_fallback)). Retried like a
+    /// connection that never opened, then returned; calls succeed again once it is back.
+    Limiter,
 }
 
 /// What the client may do after a failure, decided once for every error
@@ -115,6 +121,8 @@ pub enum CauseKind {
     Request,
     /// The [`TokenStore`](crate::TokenStore) failed; the text is the store's own, redacted.
     TokenStore,
+    /// The [`SharedLimiter`](crate::SharedLimiter) failed; the text is its own.
+    Limiter,
 }
 
 impl Cause {
@@ -438,7 +446,7 @@ impl Error {
             }
             ErrorKind::Http if status == 429 => RetryClass::Throttled,
             ErrorKind::Http if status >= 500 => RetryClass::Transient,
-            ErrorKind::Transport | ErrorKind::Timeout => RetryClass::Transient,
+            ErrorKind::Transport | ErrorKind::Timeout | ErrorKind::Limiter => RetryClass::Transient,
             _ => RetryClass::Never,
         }
     }
@@ -653,6 +661,7 @@ impl fmt::Display for Error {
             ErrorKind::TooLarge => f.write_str("answer too large")?,
             ErrorKind::NotRun => f.write_str("not run")?,
             ErrorKind::CursorStalled => f.write_str("list cursor stalled")?,
+            ErrorKind::Limiter => f.write_str("shared rate limiter unavailable")?,
         }
         if !matches!(i.kind, ErrorKind::Api | ErrorKind::OAuthServer) {
             if let Some(m) = &i.message {

@@ -22,11 +22,12 @@ pub use auth::{
 };
 pub use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 pub use client::{
-    AuthorizationCode, Batch, BatchRef, BatchResults, CallMany, Client, ClientBuilder, ClientPool,
-    ClientPoolBuilder, Decode, Handle, ListMode, ListProgress, ListStream, Outcome, RateLimit,
-    RawCall, RawResponse, Response, ResponseFuture, Retry, DEFAULT_CALL_MANY_CONCURRENCY,
-    DEFAULT_CALL_TIMEOUT, DEFAULT_LIST_CONCURRENCY, DEFAULT_MAX_RESPONSE_BYTES,
-    DEFAULT_OAUTH_SERVER, DEFAULT_OPERATING_BUDGET, DEFAULT_REQUEST_TIMEOUT, MAX_BATCH_COMMANDS,
+    AuthorizationCode, Batch, BatchRef, BatchResults, BucketSpec, CallMany, Client, ClientBuilder,
+    ClientPool, ClientPoolBuilder, Decode, Handle, LimiterFallback, ListMode, ListProgress,
+    ListStream, MethodBudget, Outcome, RateLimit, RawCall, RawResponse, Response, ResponseFuture,
+    Retry, SharedLimiter, DEFAULT_CALL_MANY_CONCURRENCY, DEFAULT_CALL_TIMEOUT,
+    DEFAULT_LIST_CONCURRENCY, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_OAUTH_SERVER,
+    DEFAULT_OPERATING_BUDGET, DEFAULT_REQUEST_TIMEOUT, MAX_BATCH_COMMANDS,
 };
 pub use error::{Cause, CauseKind, Error, ErrorKind, RetryClass};
 pub use install::{

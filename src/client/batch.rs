@@ -798,7 +798,14 @@ pub(crate) async fn run_chunk(
             .iter()
             .map(|&i| inlined.get(&i).unwrap_or(&chunk[i]))
             .collect();
-        // Wait for the operating-time budget of the methods refused before.
+        // Wait for the operating-time budget of the methods refused before (here or, with
+        // a shared limiter, by another worker). A shared limiter that fails shows in the
+        // batch request itself.
+        if inner.limits.is_shared() {
+            for method in distinct_methods(&cmds) {
+                let _ = inner.limits.pull_method(method).await;
+            }
+        }
         let waits: Vec<Option<Duration>> = cmds
             .iter()
             .map(|c| {
@@ -868,6 +875,11 @@ pub(crate) async fn run_chunk(
                 }
             }
             entries[i] = entry;
+        }
+        if inner.limits.is_shared() {
+            for method in distinct_methods(&cmds) {
+                inner.limits.push_method(method).await;
+            }
         }
         // Refusals are waited out until the deadline, not counted against `max_attempts`
         // (as `policy::run` does for a whole request): the portal ran none of them.
@@ -1081,6 +1093,17 @@ pub(crate) fn outcome<T: FromWire>(entry: &Entry, method: &str) -> Outcome<T> {
         Entry::Failed(e) => Outcome::Failed(e.clone()),
         Entry::NotRun => Outcome::NotRun,
     }
+}
+
+/// The methods of `cmds`, each once, in order.
+fn distinct_methods<'a>(cmds: &[&'a Command]) -> Vec<&'a str> {
+    let mut seen: Vec<&str> = Vec::new();
+    for c in cmds {
+        if !seen.contains(&c.method.as_ref()) {
+            seen.push(&c.method);
+        }
+    }
+    seen
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::time::Duration;
 use url::Url;
 
 use super::auth::{AuthState, OAuthState};
-use super::limit::{Limits, RateLimit};
+use super::limit::{LimiterFallback, Limits, RateLimit, SharedLimiter};
 use super::policy::{Retry, DEFAULT_CALL_TIMEOUT};
 use super::transport::DEFAULT_MAX_RESPONSE_BYTES;
 use super::{Client, Inner, DEFAULT_REQUEST_TIMEOUT};
@@ -40,6 +40,10 @@ pub struct ClientBuilder {
     max_response_bytes: usize,
     /// The limits of a portal shared with other clients (a [`ClientPool`](crate::ClientPool)).
     shared_limits: Option<Arc<Limits>>,
+    /// The rate budget shared with other processes.
+    shared_limiter: Option<Arc<dyn SharedLimiter>>,
+    /// What to do when it fails.
+    limiter_fallback: LimiterFallback,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -70,6 +74,8 @@ impl Default for ClientBuilder {
             call_timeout: DEFAULT_CALL_TIMEOUT,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             shared_limits: None,
+            shared_limiter: None,
+            limiter_fallback: LimiterFallback::Fail,
         }
     }
 }
@@ -160,6 +166,27 @@ impl ClientBuilder {
         self
     }
 
+    /// Takes every request from a bucket shared with other processes (`RedisLimiter`, feature
+    /// `redis`), so that several workers calling one portal together stay under its limit
+    /// ([`rate_limit`](Self::rate_limit) gives the bucket's size), and shares the methods'
+    /// operating-time state there. The portal's key is the host of its REST address
+    /// (`portal.bitrix24.com`), so webhook and OAuth clients of one portal share a bucket.
+    ///
+    /// When the limiter fails, calls fail unsent with
+    /// [`ErrorKind::Limiter`](crate::ErrorKind::Limiter), unless
+    /// [`limiter_fallback`](Self::limiter_fallback) says otherwise.
+    pub fn shared_limiter(mut self, limiter: Arc<dyn SharedLimiter>) -> Self {
+        self.shared_limiter = Some(limiter);
+        self
+    }
+
+    /// What happens when the [`shared_limiter`](Self::shared_limiter) fails (default
+    /// [`LimiterFallback::Fail`]: the call fails unsent; never unlimited).
+    pub fn limiter_fallback(mut self, fallback: LimiterFallback) -> Self {
+        self.limiter_fallback = fallback;
+        self
+    }
+
     /// Shares the limits (bucket, operating-time state) of another client for the same
     /// portal.
     pub(crate) fn shared_limits(mut self, limits: Arc<Limits>) -> Self {
@@ -230,9 +257,27 @@ impl ClientBuilder {
             return Err(Error::new(ErrorKind::InvalidInput)
                 .with_message("choose webhook(...) or oauth(...) before build()"));
         };
-        let limits = self
-            .shared_limits
-            .unwrap_or_else(|| Arc::new(Limits::new(&self.rate_limit)));
+        let limits = match (self.shared_limits, self.shared_limiter) {
+            (Some(limits), _) => limits,
+            (None, Some(backend)) => {
+                let endpoint = match &auth {
+                    AuthState::Webhook { base, .. } => {
+                        base.read().unwrap_or_else(|e| e.into_inner()).clone()
+                    }
+                    AuthState::OAuth(o) => {
+                        parse_endpoint(&o.current().1.client_endpoint, "client_endpoint")?
+                    }
+                };
+                let portal = endpoint.host_str().unwrap_or_default().to_ascii_lowercase();
+                Arc::new(Limits::with_shared(
+                    &self.rate_limit,
+                    backend,
+                    portal,
+                    self.limiter_fallback,
+                ))
+            }
+            (None, None) => Arc::new(Limits::new(&self.rate_limit)),
+        };
         Ok(Client {
             inner: Arc::new(Inner {
                 http,

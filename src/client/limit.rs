@@ -10,13 +10,16 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 
+use crate::auth::{BoxFuture, StoreError};
+use crate::error::{Cause, CauseKind, Error, ErrorKind};
 use crate::wire::Time;
 
 /// The portal's request-rate limit, as the client enforces it on itself.
@@ -104,6 +107,144 @@ impl Default for RateLimit {
     }
 }
 
+/// A portal's request bucket as a [`SharedLimiter`] enforces it: at most `burst` requests at
+/// once, then one per `interval`. The client's safety margin is already taken off the plan's
+/// figures ([`RateLimit`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BucketSpec {
+    /// Requests that may go at once after a quiet period.
+    pub burst: u32,
+    /// The time one request takes to drain from the bucket (1 / rate).
+    pub interval: Duration,
+}
+
+/// The operating-time state of one method on one portal, as a [`SharedLimiter`] shares it
+/// between processes (the portal counts a method's server time for every caller). Times are
+/// unix seconds with fractions, on the local clocks of the processes (keep them in sync).
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct MethodBudget {
+    /// `time.operating` of the last answer: seconds of server time the method used in the
+    /// last 10 minutes.
+    pub operating: f64,
+    /// When the oldest minute of that window drops out (`time.operating_reset_at`).
+    pub reset_at: Option<f64>,
+    /// Paused after `OPERATION_TIME_LIMIT` until then.
+    pub blocked_until: Option<f64>,
+    /// `time.processing` of the last answer, seconds: what one more call will likely cost.
+    pub last_cost: f64,
+    /// When the last call was let through while the method was being spread out.
+    pub last_sent: Option<f64>,
+}
+
+/// A rate budget shared by processes: every worker of an application that calls one portal
+/// takes its requests from the same bucket, so that together they stay under the portal's
+/// limit, and they share each method's operating-time state. `RedisLimiter` (feature
+/// `redis`) is one; set it with [`ClientBuilder::shared_limiter`](crate::ClientBuilder::shared_limiter)
+/// or [`ClientPoolBuilder::shared_limiter`](crate::ClientPoolBuilder::shared_limiter).
+///
+/// `portal` is the key the client uses for the portal: its `member_id` when known, else
+/// its host name. A failure makes the call fail unsent with [`ErrorKind::Limiter`], unless
+/// the client falls back to its in-process bucket
+/// ([`ClientBuilder::limiter_fallback`](crate::ClientBuilder::limiter_fallback)).
+pub trait SharedLimiter: Send + Sync + 'static {
+    /// Takes one request from the bucket of `portal` if one is free now: `Ok(None)`. When
+    /// none is, `Ok(Some(wait))`: the time until one will be (nothing was taken; the client
+    /// sleeps and asks again). One atomic step, so that processes asking at once cannot take
+    /// the same unit.
+    fn try_acquire<'a>(
+        &'a self,
+        portal: &'a str,
+        bucket: BucketSpec,
+    ) -> BoxFuture<'a, Result<Option<Duration>, StoreError>>;
+
+    /// The shared state of `method` on `portal`, `None` when none is known.
+    fn load_method<'a>(
+        &'a self,
+        portal: &'a str,
+        method: &'a str,
+    ) -> BoxFuture<'a, Result<Option<MethodBudget>, StoreError>>;
+
+    /// Replaces the shared state of `method` on `portal`. It may expire 10 minutes after the
+    /// last write (the portal's window).
+    fn save_method<'a>(
+        &'a self,
+        portal: &'a str,
+        method: &'a str,
+        budget: &'a MethodBudget,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+}
+
+/// What a client does when its [`SharedLimiter`] fails.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LimiterFallback {
+    /// The call fails unsent with [`ErrorKind::Limiter`] (retried like a connection that
+    /// never opened). The default: never send past a budget other workers spend too.
+    #[default]
+    Fail,
+    /// The client's in-process bucket takes over until the shared limiter answers again
+    /// (logged once per outage). Safe for one worker; several together may then trip the
+    /// portal's limit, which answers `QUERY_LIMIT_EXCEEDED` (retried with backoff).
+    InProcess,
+}
+
+/// The portal's effective bucket: the plan's figures less the safety margin (2 % of the
+/// burst, at least 1, against requests bunched by network jitter; 1 % of the rate, against
+/// clock drift and the portal's rounding). The interval is at most a day.
+fn effective_bucket(burst: u32, per_second: f64) -> Option<(NonZeroU32, Duration)> {
+    let margin = (burst / 50).max(1);
+    let burst = NonZeroU32::new(burst.saturating_sub(margin).max(1))?;
+    let interval = Duration::try_from_secs_f64(1.0 / (per_second * 0.99))
+        .unwrap_or(Duration::from_secs(86_400))
+        .min(Duration::from_secs(86_400));
+    Some((burst, interval))
+}
+
+/// A client's link to its [`SharedLimiter`].
+struct Shared {
+    backend: Arc<dyn SharedLimiter>,
+    /// The portal's key: `member_id`, or the host.
+    portal: String,
+    /// `None` when the rate limit is off: then only the methods' state is shared.
+    bucket: Option<BucketSpec>,
+    fallback: LimiterFallback,
+    /// Whether the last request to the backend failed (to log an outage once).
+    down: AtomicBool,
+}
+
+impl Shared {
+    /// A backend failure: `Ok` to go on in-process (fallback), else the typed error.
+    fn failed(&self, method: &str, e: StoreError) -> Result<(), Error> {
+        let was_down = self.down.swap(true, Ordering::Relaxed);
+        match self.fallback {
+            LimiterFallback::InProcess => {
+                if !was_down {
+                    tracing::warn!(error = %e, "the shared rate limiter failed; using the in-process bucket until it is back");
+                }
+                Ok(())
+            }
+            LimiterFallback::Fail => {
+                if !was_down {
+                    tracing::warn!(error = %e, "the shared rate limiter failed; calls fail unsent until it is back");
+                }
+                Err(Error::new(ErrorKind::Limiter)
+                    .with_method(method)
+                    .with_message(format!("the shared rate limiter failed: {e}"))
+                    .with_cause(Cause::new(CauseKind::Limiter, e.to_string()))
+                    .never_executed())
+            }
+        }
+    }
+
+    fn answered(&self) {
+        if self.down.swap(false, Ordering::Relaxed) {
+            tracing::info!("the shared rate limiter answers again");
+        }
+    }
+}
+
 /// After a `QUERY_LIMIT_EXCEEDED` the whole portal is left alone for this long (doubled for
 /// every further refusal in a row, up to [`MAX_THROTTLE_PAUSE`]).
 const THROTTLE_PAUSE: Duration = Duration::from_millis(500);
@@ -126,6 +267,7 @@ pub(crate) struct Limits {
     clock: DefaultClock,
     budget: f64,
     state: Mutex<State>,
+    shared: Option<Shared>,
 }
 
 #[derive(Default)]
@@ -157,15 +299,7 @@ impl Limits {
     pub(crate) fn new(limit: &RateLimit) -> Limits {
         let clock = DefaultClock::default();
         let bucket = limit.bucket.and_then(|(burst, per_second)| {
-            // The safety margin: 2 % of the burst (at least 1, against requests arriving
-            // bunched by network jitter) and 1 % of the rate (against clock drift and the
-            // portal's rounding).
-            let margin = (burst / 50).max(1);
-            let burst = NonZeroU32::new(burst.saturating_sub(margin).max(1))?;
-            // At least one request a day: a slower rate would overflow the period.
-            let period = Duration::try_from_secs_f64(1.0 / (per_second * 0.99))
-                .unwrap_or(Duration::from_secs(86_400))
-                .min(Duration::from_secs(86_400));
+            let (burst, period) = effective_bucket(burst, per_second)?;
             let quota = Quota::with_period(period)?.allow_burst(burst);
             Some(RateLimiter::direct_with_clock(quota, clock.clone()))
         });
@@ -175,7 +309,34 @@ impl Limits {
             clock,
             budget: limit.operating_budget.as_secs_f64(),
             state: Mutex::new(State::default()),
+            shared: None,
         }
+    }
+
+    /// Limits that take every request from `backend`'s bucket for `portal` and share the
+    /// methods' operating-time state there; the in-process bucket is kept for `fallback`.
+    pub(crate) fn with_shared(
+        limit: &RateLimit,
+        backend: Arc<dyn SharedLimiter>,
+        portal: String,
+        fallback: LimiterFallback,
+    ) -> Limits {
+        let mut limits = Limits::new(limit);
+        let bucket = limit.bucket.and_then(|(burst, per_second)| {
+            let (burst, interval) = effective_bucket(burst, per_second)?;
+            Some(BucketSpec {
+                burst: burst.get(),
+                interval,
+            })
+        });
+        limits.shared = Some(Shared {
+            backend,
+            portal,
+            bucket,
+            fallback,
+            down: AtomicBool::new(false),
+        });
+        limits
     }
 
     /// The portal's request rate this client keeps to (requests per second), if limited.
@@ -188,8 +349,12 @@ impl Limits {
     }
 
     /// Waits until one more HTTP request may go to the portal: after any portal-wide pause,
-    /// and for a unit of the bucket.
-    pub(crate) async fn acquire(&self) {
+    /// and for a unit of the bucket (the shared one when there is one).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Limiter`] when the shared limiter fails and the client does not fall
+    /// back.
+    pub(crate) async fn acquire(&self, method: &str) -> Result<(), Error> {
         loop {
             let until = self.state().throttled_until;
             match until {
@@ -197,16 +362,127 @@ impl Limits {
                 _ => break,
             }
         }
-        let Some(bucket) = &self.bucket else { return };
+        if let Some(shared) = &self.shared {
+            let Some(spec) = shared.bucket else {
+                return Ok(());
+            };
+            loop {
+                match shared.backend.try_acquire(&shared.portal, spec).await {
+                    Ok(None) => {
+                        shared.answered();
+                        return Ok(());
+                    }
+                    Ok(Some(wait)) => {
+                        shared.answered();
+                        tokio::time::sleep(wait.clamp(Duration::from_millis(1), spec.interval))
+                            .await;
+                    }
+                    Err(e) => {
+                        shared.failed(method, e)?;
+                        break;
+                    }
+                }
+            }
+        }
+        let Some(bucket) = &self.bucket else {
+            return Ok(());
+        };
         loop {
             match bucket.check() {
-                Ok(()) => return,
+                Ok(()) => return Ok(()),
                 Err(not_until) => {
                     let wait = not_until.wait_time_from(self.clock.now());
                     tokio::time::sleep(wait).await;
                 }
             }
         }
+    }
+
+    /// With a shared limiter: takes the shared state of `method` into this client's (a
+    /// pause or a spread another worker learned of). Without one, nothing.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Limiter`] as for [`acquire`](Self::acquire).
+    pub(crate) async fn pull_method(&self, method: &str) -> Result<(), Error> {
+        let Some(shared) = &self.shared else {
+            return Ok(());
+        };
+        let budget = match shared.backend.load_method(&shared.portal, method).await {
+            Ok(b) => {
+                shared.answered();
+                b
+            }
+            Err(e) => return shared.failed(method, e),
+        };
+        let Some(b) = budget else { return Ok(()) };
+        let now = Instant::now();
+        let unix = unix_now_f64();
+        let at = |t: f64| -> Option<Instant> {
+            let ahead = t - unix;
+            if !ahead.is_finite() {
+                return None;
+            }
+            let d = Duration::from_secs_f64(ahead.abs().min(600.0));
+            if ahead >= 0.0 {
+                Some(now + d)
+            } else {
+                now.checked_sub(d)
+            }
+        };
+        let mut s = self.state();
+        let m = s.methods.entry(method.to_owned()).or_default();
+        m.operating = b.operating;
+        m.reset_at = b.reset_at.and_then(at);
+        m.last_cost = b.last_cost;
+        let later = |a: Option<Instant>, b: Option<Instant>| a.max(b);
+        m.blocked_until = later(m.blocked_until, b.blocked_until.and_then(at));
+        m.last_sent = later(m.last_sent, b.last_sent.and_then(at));
+        Ok(())
+    }
+
+    /// With a shared limiter: writes this client's state of `method` for the others. A
+    /// failure is only logged (the call it follows has its answer).
+    pub(crate) async fn push_method(&self, method: &str) {
+        let Some(shared) = &self.shared else { return };
+        let budget = {
+            let s = self.state();
+            let Some(m) = s.methods.get(method) else {
+                return;
+            };
+            let now = Instant::now();
+            let unix = unix_now_f64();
+            let at = |t: Instant| {
+                if t >= now {
+                    unix + (t - now).as_secs_f64()
+                } else {
+                    unix - (now - t).as_secs_f64()
+                }
+            };
+            MethodBudget {
+                operating: m.operating,
+                reset_at: m.reset_at.map(at),
+                blocked_until: m.blocked_until.map(at),
+                last_cost: m.last_cost,
+                last_sent: m.last_sent.map(at),
+            }
+        };
+        match shared
+            .backend
+            .save_method(&shared.portal, method, &budget)
+            .await
+        {
+            Ok(()) => shared.answered(),
+            Err(e) => {
+                if !shared.down.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(error = %e, method, "could not share the method's operating-time state");
+                }
+            }
+        }
+    }
+
+    /// Whether the methods' state is shared with other processes.
+    pub(crate) fn is_shared(&self) -> bool {
+        self.shared.is_some()
     }
 
     /// A `QUERY_LIMIT_EXCEEDED` arrived: another program on the same IP is spending the
@@ -333,6 +609,13 @@ impl MethodState {
             .map_or(spacing, |t| now.saturating_duration_since(t));
         spacing.saturating_sub(since)
     }
+}
+
+/// The local clock as unix seconds with fractions.
+fn unix_now_f64() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// The local instant of the portal's unix time `at`, measured from the answer's own clock

@@ -36,7 +36,9 @@ pub use builder::ClientBuilder;
 pub use code::AuthorizationCode;
 pub use decode::Answer;
 pub use decode::{Decode, Response, ResponseFuture};
-pub use limit::{RateLimit, DEFAULT_OPERATING_BUDGET};
+pub use limit::{
+    BucketSpec, LimiterFallback, MethodBudget, RateLimit, SharedLimiter, DEFAULT_OPERATING_BUDGET,
+};
 pub use list::{ListMode, ListProgress, ListStream, DEFAULT_LIST_CONCURRENCY};
 pub use many::{CallMany, DEFAULT_CALL_MANY_CONCURRENCY};
 pub(crate) use policy::CallOptions;

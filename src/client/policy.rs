@@ -138,6 +138,19 @@ pub(crate) async fn run(inner: &Arc<Inner>, call: &Call) -> Result<Answer, Error
     let mut maybe_ran = false;
     let limits = &inner.limits;
     loop {
+        // With a shared limiter, what other workers learned of this method first.
+        if let Err(e) = limits.pull_method(&call.method).await {
+            transient_failures += 1;
+            if transient_failures >= retry.max_attempts {
+                return Err(e.or_maybe_executed(maybe_ran));
+            }
+            let delay = backoff.next().unwrap_or(retry.max);
+            if Instant::now() + delay > deadline {
+                return Err(e.or_maybe_executed(maybe_ran));
+            }
+            tokio::time::sleep(delay).await;
+            continue;
+        }
         let (wait, blocked) = limits.method_wait(&call.method);
         if !wait.is_zero() {
             let past_deadline = Instant::now() + wait > deadline;
@@ -171,7 +184,11 @@ pub(crate) async fn run(inner: &Arc<Inner>, call: &Call) -> Result<Answer, Error
         .await;
         let error = match result {
             Ok(Ok(answer)) => {
-                limits.answered(&call.method, answer.budget().as_ref());
+                let budget = answer.budget();
+                limits.answered(&call.method, budget.as_ref());
+                if budget.is_some_and(|b| b.operating.is_some()) {
+                    limits.push_method(&call.method).await;
+                }
                 return Ok(answer);
             }
             Ok(Err(e)) => e,
@@ -200,6 +217,7 @@ pub(crate) async fn run(inner: &Arc<Inner>, call: &Call) -> Result<Answer, Error
             RetryClass::OperatingLimit => {
                 limits.not_throttled();
                 let (until, reset_unix) = limits.blocked(&call.method, error.operating_reset_at());
+                limits.push_method(&call.method).await;
                 let error = error.with_operating_reset_at(reset_unix);
                 let wait = until.saturating_duration_since(Instant::now());
                 if Instant::now() + wait > deadline {

@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::limit::{Limits, RateLimit};
+use super::limit::{LimiterFallback, Limits, RateLimit, SharedLimiter};
 use super::policy::{Retry, DEFAULT_CALL_TIMEOUT};
 use super::{Client, DEFAULT_OAUTH_SERVER, DEFAULT_REQUEST_TIMEOUT};
 use crate::auth::OAuthApp;
@@ -43,6 +43,9 @@ struct PoolInner {
     /// Shared by every portal's client; `None` when it could not be made.
     http: Option<reqwest::Client>,
     rate_limit: RateLimit,
+    /// The rate budget shared with other processes, and what to do when it fails.
+    shared_limiter: Option<Arc<dyn SharedLimiter>>,
+    limiter_fallback: LimiterFallback,
     retry: Retry,
     timeout: Duration,
     call_timeout: Duration,
@@ -79,6 +82,21 @@ impl ClientPoolBuilder {
     /// The plan limits of every portal; each portal gets its own bucket.
     pub fn rate_limit(mut self, limit: RateLimit) -> Self {
         self.inner.rate_limit = limit;
+        self
+    }
+
+    /// Takes every portal's requests from a bucket shared with other processes (one per
+    /// portal, keyed by host), as
+    /// [`ClientBuilder::shared_limiter`](crate::ClientBuilder::shared_limiter).
+    pub fn shared_limiter(mut self, limiter: Arc<dyn SharedLimiter>) -> Self {
+        self.inner.shared_limiter = Some(limiter);
+        self
+    }
+
+    /// What happens when the shared limiter fails, as
+    /// [`ClientBuilder::limiter_fallback`](crate::ClientBuilder::limiter_fallback).
+    pub fn limiter_fallback(mut self, fallback: LimiterFallback) -> Self {
+        self.inner.limiter_fallback = fallback;
         self
     }
 
@@ -150,6 +168,8 @@ impl ClientPool {
                 oauth_server: DEFAULT_OAUTH_SERVER.to_owned(),
                 http: None,
                 rate_limit: RateLimit::standard(),
+                shared_limiter: None,
+                limiter_fallback: LimiterFallback::Fail,
                 retry: Retry::default(),
                 timeout: DEFAULT_REQUEST_TIMEOUT,
                 call_timeout: DEFAULT_CALL_TIMEOUT,
@@ -210,8 +230,18 @@ impl ClientPool {
             limits = Some(client.inner.limits.clone());
         }
         let inner = &self.inner;
-        let limits = limits.unwrap_or_else(|| Arc::new(Limits::new(&inner.rate_limit)));
         let mut builder = Client::builder();
+        match (limits, &inner.shared_limiter) {
+            (Some(limits), _) => builder = builder.shared_limits(limits),
+            (None, Some(shared)) => {
+                builder = builder
+                    .shared_limiter(shared.clone())
+                    .limiter_fallback(inner.limiter_fallback)
+            }
+            (None, None) => {
+                builder = builder.shared_limits(Arc::new(Limits::new(&inner.rate_limit)))
+            }
+        }
         if let Some(http) = &inner.http {
             builder = builder.http_client(http.clone());
         }
@@ -225,7 +255,7 @@ impl ClientPool {
             .request_timeout(inner.timeout)
             .timeout(inner.call_timeout)
             .retry(inner.retry.clone())
-            .shared_limits(limits)
+            .rate_limit(inner.rate_limit.clone())
             .build()?;
         clients.insert(
             installation.member_id.clone(),

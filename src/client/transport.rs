@@ -59,7 +59,7 @@ pub(super) async fn post(
             .with_message(message)
     };
     for _ in 0..=MAX_REDIRECTS {
-        inner.limits.acquire().await;
+        inner.limits.acquire(method).await?;
         progress.in_flight = true;
         let response = inner
             .http
