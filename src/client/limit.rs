@@ -119,6 +119,15 @@ pub struct BucketSpec {
     pub interval: Duration,
 }
 
+impl BucketSpec {
+    /// A bucket of `burst` requests at once, then one per `interval` (a limiter's own tests,
+    /// or a [`SharedLimiter`] wrapping another). Clients make theirs from their
+    /// [`RateLimit`].
+    pub fn new(burst: u32, interval: Duration) -> BucketSpec {
+        BucketSpec { burst, interval }
+    }
+}
+
 /// The operating-time state of one method on one portal, as a [`SharedLimiter`] shares it
 /// between processes (the portal counts a method's server time for every caller). Times are
 /// unix seconds with fractions, on the local clocks of the processes (keep them in sync).
