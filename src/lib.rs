@@ -14,6 +14,9 @@ mod meta;
 mod params;
 pub mod php;
 mod receive;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis;
 pub mod wire;
 
 pub use auth::{
