@@ -1,0 +1,966 @@
+//! `bitrix24::redis` against a real Redis (`BITRIX24_TEST_REDIS_URL`; skipped without it,
+//! see tests/servers): the token store's lock and compare-and-swap, the installation
+//! store, the GCRA bucket's bound and rate, and clients sharing them end to end against a
+//! `FakePortal`. Every test uses its own key prefix.
+#![cfg(feature = "redis")]
+
+mod servers;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bitrix24::redis::{ConnectionManager, RedisInstallationStore, RedisLimiter, RedisTokenStore};
+use bitrix24::{
+    BucketSpec, Client, ClientPool, Installation, InstallationStore, MethodBudget, OAuthApp,
+    RateLimit, Secret, SharedLimiter, TokenStore, Tokens,
+};
+use bitrix24_testkit::{AppSpec, FakePortal};
+
+const CLIENT_ID: &str = "local.0123456789abcd.12345678";
+const MEMBER_ID: &str = "a1b2c3d4e5f60718293a4b5c6d7e8f90";
+
+/// A connection to the test Redis, or `None` (skipped) when there is none.
+async fn redis(test: &str) -> Option<(ConnectionManager, String)> {
+    let url = servers::redis_url(test)?;
+    let conn = bitrix24::redis::connect(&url).await.unwrap();
+    Some((conn, servers::unique(test)))
+}
+
+fn tokens(n: u32) -> Tokens {
+    Tokens::new(
+        format!("ACCESS-SECRET-{n}"),
+        format!("REFRESH-SECRET-{n}"),
+        "https://portal.bitrix24.com/rest/",
+    )
+    .expires(1_787_223_142)
+    .member_id(MEMBER_ID)
+    .domain("portal.bitrix24.com")
+    .scope("crm,user")
+}
+
+fn store(conn: &ConnectionManager, prefix: &str) -> RedisTokenStore {
+    RedisTokenStore::new(conn.clone(), CLIENT_ID, MEMBER_ID).prefix(prefix)
+}
+
+async fn raw_set(conn: &ConnectionManager, key: &str, value: &str) {
+    let _: () = redis::cmd("SET")
+        .arg(key)
+        .arg(value)
+        .query_async(&mut conn.clone())
+        .await
+        .unwrap();
+}
+
+async fn raw_get(conn: &ConnectionManager, key: &str) -> Option<String> {
+    redis::cmd("GET")
+        .arg(key)
+        .query_async(&mut conn.clone())
+        .await
+        .unwrap()
+}
+
+async fn pttl(conn: &ConnectionManager, key: &str) -> i64 {
+    redis::cmd("PTTL")
+        .arg(key)
+        .query_async(&mut conn.clone())
+        .await
+        .unwrap()
+}
+
+/// The Redis server's clock, µs.
+async fn redis_now(conn: &ConnectionManager) -> u64 {
+    let t: Vec<String> = redis::cmd("TIME")
+        .query_async(&mut conn.clone())
+        .await
+        .unwrap();
+    t[0].parse::<u64>().unwrap() * 1_000_000 + t[1].parse::<u64>().unwrap()
+}
+
+#[tokio::test]
+async fn tokens_round_trip_under_their_key_and_save_if_absent_never_replaces() {
+    let Some((conn, prefix)) = redis("tokens_round_trip").await else {
+        return;
+    };
+    let s = store(&conn, &prefix);
+    assert_eq!(
+        s.tokens_key(),
+        format!("{prefix}:tokens:{CLIENT_ID}:{MEMBER_ID}")
+    );
+    assert_eq!(
+        s.lock_key(),
+        format!("{prefix}:refresh-lock:{CLIENT_ID}:{MEMBER_ID}")
+    );
+    assert_eq!(s.load().await.unwrap(), None);
+
+    assert!(
+        s.save_if_absent(&tokens(1)).await.unwrap(),
+        "empty: written"
+    );
+    assert!(
+        !s.save_if_absent(&tokens(2)).await.unwrap(),
+        "never replaces"
+    );
+    assert_eq!(s.load().await.unwrap(), Some(tokens(1)));
+
+    // A plain save replaces; the JSON holds the secrets verbatim (what a restart needs).
+    s.save(&tokens(3)).await.unwrap();
+    assert_eq!(s.load().await.unwrap(), Some(tokens(3)));
+    let json = raw_get(&conn, &s.tokens_key()).await.unwrap();
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(value["refresh_token"], "REFRESH-SECRET-3");
+    assert_eq!(value["member_id"], MEMBER_ID);
+
+    // Another store (another process) on another connection sees the same pair; another
+    // prefix or member_id does not.
+    let url = servers::redis_url("tokens_round_trip").unwrap();
+    let other = RedisTokenStore::connect(&url, CLIENT_ID, MEMBER_ID)
+        .await
+        .unwrap()
+        .prefix(&prefix);
+    assert_eq!(other.load().await.unwrap(), Some(tokens(3)));
+    let elsewhere = RedisTokenStore::new(conn.clone(), CLIENT_ID, "another-member").prefix(&prefix);
+    assert_eq!(elsewhere.load().await.unwrap(), None);
+    let default_prefix = RedisTokenStore::new(conn.clone(), CLIENT_ID, MEMBER_ID);
+    assert!(default_prefix.tokens_key().starts_with("bitrix24:tokens:"));
+}
+
+#[tokio::test]
+async fn the_refresh_lock_is_exclusive_and_expires_after_its_ttl() {
+    let Some((conn, prefix)) = redis("refresh_lock_expires").await else {
+        return;
+    };
+    let a = store(&conn, &prefix);
+    let url = servers::redis_url("refresh_lock_expires").unwrap();
+    let b = RedisTokenStore::connect(&url, CLIENT_ID, MEMBER_ID)
+        .await
+        .unwrap()
+        .prefix(&prefix);
+
+    let ttl = Duration::from_millis(400);
+    let lease = a.lock_refresh(ttl).await.unwrap().expect("free: taken");
+    assert_eq!(
+        raw_get(&conn, &a.lock_key()).await.as_deref(),
+        Some(lease.id())
+    );
+    let left = pttl(&conn, &a.lock_key()).await;
+    assert!((1..=400).contains(&left), "PX of the ttl: {left}");
+    assert!(b.lock_refresh(ttl).await.unwrap().is_none(), "held");
+    assert!(
+        a.lock_refresh(ttl).await.unwrap().is_none(),
+        "held, also for its own store"
+    );
+
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let next = b.lock_refresh(ttl).await.unwrap().expect("expired: free");
+    assert_ne!(next.id(), lease.id());
+
+    // Released by its holder: free at once.
+    b.unlock_refresh(next).await.unwrap();
+    assert_eq!(raw_get(&conn, &a.lock_key()).await, None);
+    let again = a.lock_refresh(ttl).await.unwrap().expect("released: free");
+    a.unlock_refresh(again).await.unwrap();
+
+    // Sub-millisecond and zero ttls still make a lock that expires.
+    let tiny = a.lock_refresh(Duration::ZERO).await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(
+        a.lock_refresh(ttl).await.unwrap().is_some(),
+        "{tiny:?} expired"
+    );
+}
+
+#[tokio::test]
+async fn a_stale_lease_does_not_release_a_newer_holders_lock() {
+    let Some((conn, prefix)) = redis("stale_lease").await else {
+        return;
+    };
+    let s = store(&conn, &prefix);
+    let stale = s
+        .lock_refresh(Duration::from_millis(100))
+        .await
+        .unwrap()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let newer = s
+        .lock_refresh(Duration::from_secs(30))
+        .await
+        .unwrap()
+        .expect("the stale lease expired");
+
+    s.unlock_refresh(stale).await.unwrap();
+    assert_eq!(
+        raw_get(&conn, &s.lock_key()).await.as_deref(),
+        Some(newer.id()),
+        "the newer holder keeps its lock"
+    );
+    assert!(s
+        .lock_refresh(Duration::from_secs(1))
+        .await
+        .unwrap()
+        .is_none());
+
+    s.unlock_refresh(newer).await.unwrap();
+    assert_eq!(raw_get(&conn, &s.lock_key()).await, None);
+}
+
+#[tokio::test]
+async fn save_if_current_writes_only_over_the_spent_pair_or_nothing() {
+    let Some((conn, prefix)) = redis("save_if_current").await else {
+        return;
+    };
+    let s = store(&conn, &prefix);
+    let spent = tokens(1).refresh_token;
+
+    // Nothing stored: written.
+    assert!(s.save_if_current(&spent, &tokens(2)).await.unwrap());
+    assert_eq!(s.load().await.unwrap(), Some(tokens(2)));
+
+    // The stored pair is not the spent one (another process refreshed): refused, kept.
+    assert!(!s.save_if_current(&spent, &tokens(3)).await.unwrap());
+    assert_eq!(s.load().await.unwrap(), Some(tokens(2)));
+
+    // The stored pair is the spent one: replaced.
+    assert!(s
+        .save_if_current(&tokens(2).refresh_token, &tokens(3))
+        .await
+        .unwrap());
+    assert_eq!(s.load().await.unwrap(), Some(tokens(3)));
+
+    // Compared in full, whatever the characters (JSON escapes, Unicode, Lua patterns).
+    let odd = Tokens::new("a", "r\"e\\f/%.*-ü\n", "https://p.bitrix24.com/rest/");
+    s.save(&odd).await.unwrap();
+    assert!(!s
+        .save_if_current(&Secret::new("r\"e\\f/%.*-ü"), &tokens(4))
+        .await
+        .unwrap());
+    assert!(s
+        .save_if_current(&odd.refresh_token, &tokens(4))
+        .await
+        .unwrap());
+    assert_eq!(s.load().await.unwrap(), Some(tokens(4)));
+
+    // Racing processes, each having spent the same pair: exactly one wins.
+    let url = servers::redis_url("save_if_current").unwrap();
+    let mut racers = Vec::new();
+    for n in 0..8 {
+        let other = RedisTokenStore::connect(&url, CLIENT_ID, MEMBER_ID)
+            .await
+            .unwrap()
+            .prefix(&prefix);
+        racers.push(tokio::spawn(async move {
+            other
+                .save_if_current(&tokens(4).refresh_token, &tokens(100 + n))
+                .await
+                .unwrap()
+        }));
+    }
+    let mut won = 0;
+    for r in racers {
+        won += u32::from(r.await.unwrap());
+    }
+    assert_eq!(won, 1);
+}
+
+#[tokio::test]
+async fn stored_garbage_is_an_error_without_its_text_and_is_never_overwritten() {
+    let Some((conn, prefix)) = redis("stored_garbage").await else {
+        return;
+    };
+    let s = store(&conn, &prefix);
+    let garbage = r#"{"access_token":"GARBAGE-SECRET-1","refresh_token":["GARBAGE-SECRET-2"]}"#;
+    raw_set(&conn, &s.tokens_key(), garbage).await;
+    let e = s.load().await.unwrap_err().to_string();
+    assert!(e.contains("line 1"), "{e}");
+    assert!(!e.contains("GARBAGE-SECRET"), "{e}");
+
+    raw_set(&conn, &s.tokens_key(), "GARBAGE-SECRET-3 is not json").await;
+    let e = s.load().await.unwrap_err().to_string();
+    assert!(!e.contains("GARBAGE-SECRET"), "{e}");
+    let e = s
+        .save_if_current(&Secret::new("GARBAGE-SECRET-3"), &tokens(1))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(!e.contains("GARBAGE-SECRET"), "{e}");
+    assert!(!s.save_if_absent(&tokens(1)).await.unwrap());
+    assert_eq!(
+        raw_get(&conn, &s.tokens_key()).await.as_deref(),
+        Some("GARBAGE-SECRET-3 is not json"),
+        "not this store's to repair"
+    );
+
+    // A key of another type: Redis's WRONGTYPE, as an error.
+    let _: () = redis::cmd("DEL")
+        .arg(s.tokens_key())
+        .query_async(&mut conn.clone())
+        .await
+        .unwrap();
+    let _: () = redis::cmd("RPUSH")
+        .arg(s.tokens_key())
+        .arg("x")
+        .query_async(&mut conn.clone())
+        .await
+        .unwrap();
+    let e = s.load().await.unwrap_err().to_string();
+    assert!(e.contains("WRONGTYPE"), "{e}");
+}
+
+#[tokio::test]
+async fn debug_and_errors_show_no_secret() {
+    let Some((conn, prefix)) = redis("no_secrets").await else {
+        return;
+    };
+    let s = store(&conn, &prefix);
+    s.save(&tokens(1)).await.unwrap();
+    let installations = RedisInstallationStore::new(conn.clone(), CLIENT_ID).prefix(&prefix);
+    let limiter = RedisLimiter::new(conn.clone()).prefix(&prefix);
+    let shown = format!("{s:?} {installations:?} {limiter:?}");
+    assert!(
+        shown.contains(MEMBER_ID) && shown.contains(&prefix),
+        "{shown}"
+    );
+    assert!(!shown.contains("SECRET"), "{shown}");
+
+    // Credentials Redis refuses: the error names the server, never the password.
+    let url = servers::redis_url("no_secrets").unwrap();
+    // `redis://127.0.0.1:63790/` -> `127.0.0.1:63790` (the test URL has no credentials).
+    let host = url
+        .trim_start_matches("redis://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let with_password = format!("redis://nosuchuser:pa55-w0rd-SECRET@{host}/");
+    let e = RedisTokenStore::connect(&with_password, CLIENT_ID, MEMBER_ID)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(!e.contains("pa55-w0rd-SECRET"), "{e}");
+    assert!(e.contains(&host), "{e}");
+    let e = RedisLimiter::connect("redis://:pa55-w0rd-SECRET@[::1")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(!e.contains("pa55-w0rd-SECRET"), "{e}");
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_is_a_store_error_within_seconds() {
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("redis://:pa55-w0rd-SECRET@127.0.0.1:{port}/");
+    let started = Instant::now();
+    let e = RedisTokenStore::connect(&url, CLIENT_ID, MEMBER_ID)
+        .await
+        .unwrap_err()
+        .to_string();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert!(e.contains(&format!("127.0.0.1:{port}")), "{e}");
+    assert!(!e.contains("pa55-w0rd-SECRET"), "{e}");
+    let started = Instant::now();
+    assert!(RedisLimiter::connect(&url).await.is_err());
+    assert!(RedisInstallationStore::connect(&url, CLIENT_ID)
+        .await
+        .is_err());
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+fn oauth_base(portal: &FakePortal) -> String {
+    portal
+        .oauth_token_url()
+        .trim_end_matches("/oauth/token/")
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_clients_sharing_a_redis_token_store_refresh_once() {
+    let Some((_, prefix)) = redis("two_clients_refresh_once").await else {
+        return;
+    };
+    let url = servers::redis_url("two_clients_refresh_once").unwrap();
+    // Only the tokens are under test: no request-rate limit on either side.
+    let portal = FakePortal::builder().rate_limit_off().start().await;
+    let installed = portal.install_app(AppSpec::new()).await;
+    // Two "processes": two clients, each with its own store and connection.
+    let mut clients = Vec::new();
+    for _ in 0..2 {
+        let store = RedisTokenStore::connect(&url, &installed.client_id, &installed.member_id)
+            .await
+            .unwrap()
+            .prefix(&prefix);
+        let client = Client::builder()
+            .oauth(installed.app.clone(), installed.tokens.clone())
+            .token_store(store)
+            .oauth_server(oauth_base(&portal))
+            .rate_limit(RateLimit::off())
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap();
+        assert_eq!(client.user().current().await.unwrap().id, 1);
+        clients.push(client);
+    }
+    let reader = RedisTokenStore::connect(&url, &installed.client_id, &installed.member_id)
+        .await
+        .unwrap()
+        .prefix(&prefix);
+    assert_eq!(
+        reader.load().await.unwrap(),
+        Some(installed.tokens.clone()),
+        "the first call seeded the empty store"
+    );
+
+    for round in 0..3 {
+        portal.expire_tokens();
+        let before = portal.token_requests().len();
+        let mut calls = Vec::new();
+        for client in &clients {
+            for _ in 0..25 {
+                let c = client.clone();
+                calls.push(tokio::spawn(async move { c.user().current().await }));
+            }
+        }
+        let mut failures = Vec::new();
+        for call in calls {
+            if let Err(e) = call.await.unwrap() {
+                failures.push(e);
+            }
+        }
+        assert!(failures.is_empty(), "round {round}: {failures:?}");
+        assert_eq!(
+            portal.token_requests().len() - before,
+            1,
+            "round {round}: exactly one refresh reached the OAuth server"
+        );
+        let stored = reader.load().await.unwrap();
+        assert_eq!(stored, clients[0].tokens(), "round {round}");
+        assert_eq!(stored, clients[1].tokens(), "round {round}");
+    }
+    assert_eq!(
+        reader
+            .lock_refresh(Duration::from_secs(1))
+            .await
+            .unwrap()
+            .map(|_| ()),
+        Some(()),
+        "the lock was released"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_shared_bucket_grants_at_most_burst_plus_elapsed_over_interval_at_its_rate() {
+    let Some((conn, prefix)) = redis("gcra_bound").await else {
+        return;
+    };
+    let url = servers::redis_url("gcra_bound").unwrap();
+    // Two "processes" with their own connections, four acquirers each.
+    let limiters = [
+        RedisLimiter::new(conn.clone()).prefix(&prefix),
+        RedisLimiter::connect(&url).await.unwrap().prefix(&prefix),
+    ];
+    let (burst, interval) = (5u32, Duration::from_millis(20));
+    let spec = BucketSpec::new(burst, interval);
+    let run = Duration::from_secs(3);
+    let grants = Arc::new(AtomicU64::new(0));
+    let start = redis_now(&conn).await;
+    let deadline = Instant::now() + run;
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let limiter = limiters[i % 2].clone();
+        let grants = grants.clone();
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < deadline {
+                match limiter
+                    .try_acquire("portal.bitrix24.com", spec)
+                    .await
+                    .unwrap()
+                {
+                    None => {
+                        grants.fetch_add(1, Ordering::Relaxed);
+                    }
+                    // As the client does.
+                    Some(wait) => {
+                        tokio::time::sleep(wait.clamp(Duration::from_millis(1), interval)).await
+                    }
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let elapsed_us = redis_now(&conn).await - start;
+    let granted = grants.load(Ordering::Relaxed);
+    let interval_us = interval.as_micros() as u64;
+    // GCRA: the k-th grant after the first needs (k - (burst - 1)) intervals to have passed.
+    let bound = u64::from(burst) + elapsed_us / interval_us;
+    assert!(
+        granted <= bound,
+        "{granted} grants in {elapsed_us} µs (bound {bound})"
+    );
+    let rate = (granted - u64::from(burst)) as f64 / (elapsed_us as f64 / 1e6);
+    let expected = 1.0 / interval.as_secs_f64();
+    assert!(
+        (rate / expected - 1.0).abs() < 0.03,
+        "{rate:.2}/s vs {expected:.2}/s ({granted} grants in {elapsed_us} µs)"
+    );
+    eprintln!(
+        "GCRA: {granted} grants in {:.3} s, bound {bound}; {rate:.2}/s after the burst (1/interval = {expected:.2}/s)",
+        elapsed_us as f64 / 1e6
+    );
+}
+
+#[tokio::test]
+async fn a_refused_acquire_takes_nothing_and_tells_the_wait() {
+    let Some((conn, prefix)) = redis("refused_acquire").await else {
+        return;
+    };
+    let limiter = RedisLimiter::new(conn.clone()).prefix(&prefix);
+    let spec = BucketSpec::new(3, Duration::from_secs(1));
+    for _ in 0..3 {
+        assert_eq!(limiter.try_acquire("p", spec).await.unwrap(), None);
+    }
+    let key = limiter.bucket_key("p");
+    assert_eq!(key, format!("{prefix}:bucket:p"));
+    let left = pttl(&conn, &key).await;
+    assert!(
+        (2_900..=3_000).contains(&left),
+        "expires when empty: {left} ms"
+    );
+    let wait = limiter
+        .try_acquire("p", spec)
+        .await
+        .unwrap()
+        .expect("empty");
+    assert!(
+        wait > Duration::from_millis(900) && wait <= Duration::from_secs(1),
+        "{wait:?}"
+    );
+    let tat = raw_get(&conn, &key).await;
+    for _ in 0..5 {
+        assert!(limiter.try_acquire("p", spec).await.unwrap().is_some());
+    }
+    assert_eq!(raw_get(&conn, &key).await, tat, "refusals take nothing");
+    // Another portal has its own bucket.
+    assert_eq!(limiter.try_acquire("q", spec).await.unwrap(), None);
+
+    // Odd specs do not break the script: burst 0 counts as 1, a zero interval never waits.
+    let zero = BucketSpec::new(0, Duration::from_millis(500));
+    assert_eq!(limiter.try_acquire("r", zero).await.unwrap(), None);
+    assert!(limiter.try_acquire("r", zero).await.unwrap().is_some());
+    let free = BucketSpec::new(1, Duration::ZERO);
+    for _ in 0..10 {
+        assert_eq!(limiter.try_acquire("s", free).await.unwrap(), None);
+    }
+    let huge = BucketSpec::new(u32::MAX, Duration::MAX);
+    assert_eq!(limiter.try_acquire("t", huge).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn method_state_round_trips_and_expires_600_s_after_the_last_write() {
+    let Some((conn, prefix)) = redis("method_state").await else {
+        return;
+    };
+    let limiter = RedisLimiter::new(conn.clone()).prefix(&prefix);
+    assert_eq!(
+        limiter.load_method("p", "crm.deal.list").await.unwrap(),
+        None
+    );
+    let mut budget = MethodBudget::default();
+    budget.operating = 412.5;
+    budget.reset_at = Some(1_787_223_142.25);
+    budget.blocked_until = None;
+    budget.last_cost = 1.75;
+    budget.last_sent = Some(1_787_223_100.5);
+    limiter
+        .save_method("p", "crm.deal.list", &budget)
+        .await
+        .unwrap();
+    assert_eq!(
+        limiter.load_method("p", "crm.deal.list").await.unwrap(),
+        Some(budget.clone())
+    );
+    let key = limiter.method_key("p", "crm.deal.list");
+    assert_eq!(key, format!("{prefix}:method:p:crm.deal.list"));
+    let left = pttl(&conn, &key).await;
+    assert!((590_000..=600_000).contains(&left), "{left} ms");
+    assert_eq!(
+        limiter.load_method("p", "crm.deal.get").await.unwrap(),
+        None
+    );
+
+    // Non-finite numbers are left out and read back as unknown.
+    budget.operating = f64::NAN;
+    budget.reset_at = Some(f64::INFINITY);
+    limiter.save_method("p", "m", &budget).await.unwrap();
+    let back = limiter.load_method("p", "m").await.unwrap().unwrap();
+    assert_eq!((back.operating, back.reset_at), (0.0, None));
+
+    // Something else at the key: an error, not a panic.
+    raw_set(&conn, &limiter.method_key("p", "bad"), "[1, 2").await;
+    assert!(limiter.load_method("p", "bad").await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_clients_with_a_shared_redis_limiter_stay_under_the_portal_limit() {
+    let Some((conn, prefix)) = redis("shared_limit_e2e").await else {
+        return;
+    };
+    let portal = FakePortal::builder().rate_limit(10, 10.0).start().await;
+    let limit = RateLimit::custom(10, 10.0);
+    let limiter: Arc<dyn SharedLimiter> = Arc::new(RedisLimiter::new(conn).prefix(&prefix));
+    let url = servers::redis_url("shared_limit_e2e").unwrap();
+    let other: Arc<dyn SharedLimiter> =
+        Arc::new(RedisLimiter::connect(&url).await.unwrap().prefix(&prefix));
+    let clients: Vec<Client> = [limiter, other]
+        .into_iter()
+        .map(|l| {
+            Client::builder()
+                .webhook(portal.webhook_url(1))
+                .rate_limit(limit.clone())
+                .shared_limiter(l)
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let started = Instant::now();
+    let mut calls = Vec::new();
+    for client in &clients {
+        for _ in 0..20 {
+            let c = client.clone();
+            calls.push(tokio::spawn(async move { c.user().current().await }));
+        }
+    }
+    for call in calls {
+        call.await.unwrap().unwrap();
+    }
+    let took = started.elapsed();
+    let refused = portal
+        .requests()
+        .iter()
+        .filter(|r| r.error.as_deref() == Some("QUERY_LIMIT_EXCEEDED"))
+        .count();
+    assert_eq!(refused, 0, "the portal refused {refused} requests");
+    assert_eq!(portal.requests().len(), 40);
+    // 40 requests, a burst of 9 (the client's margin), then 9.9 per second: about 3.1 s.
+    assert!(took > Duration::from_millis(2_800), "{took:?}");
+    eprintln!("shared limiter: 40 requests from two clients in {took:?}, none refused");
+
+    // The control: the same two clients without the shared bucket overrun the portal.
+    let portal = FakePortal::builder().rate_limit(10, 10.0).start().await;
+    let clients: Vec<Client> = (0..2)
+        .map(|_| {
+            Client::builder()
+                .webhook(portal.webhook_url(1))
+                .rate_limit(limit.clone())
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let mut calls = Vec::new();
+    for client in &clients {
+        for _ in 0..9 {
+            let c = client.clone();
+            calls.push(tokio::spawn(async move { c.user().current().await }));
+        }
+    }
+    for call in calls {
+        let _ = call.await.unwrap();
+    }
+    let refused = portal
+        .requests()
+        .iter()
+        .filter(|r| r.error.as_deref() == Some("QUERY_LIMIT_EXCEEDED"))
+        .count();
+    assert!(
+        refused > 0,
+        "without the shared bucket the portal refuses some"
+    );
+}
+
+fn installation(n: u32) -> Installation {
+    Installation::new(
+        MEMBER_ID,
+        "APPLICATION-TOKEN-SECRET",
+        "portal.bitrix24.com",
+        tokens(n),
+    )
+    .status("P")
+}
+
+#[tokio::test]
+async fn installations_round_trip_and_update_tokens_if_compares() {
+    let Some((conn, prefix)) = redis("installations").await else {
+        return;
+    };
+    let s = RedisInstallationStore::new(conn.clone(), CLIENT_ID).prefix(&prefix);
+    assert_eq!(
+        s.key(MEMBER_ID),
+        format!("{prefix}:installation:{CLIENT_ID}:{MEMBER_ID}")
+    );
+    assert_eq!(
+        s.lock_key(MEMBER_ID),
+        store(&conn, &prefix).lock_key(),
+        "one lock per installation, whichever store takes it"
+    );
+    assert_eq!(s.get(MEMBER_ID).await.unwrap(), None);
+    let e = s.update_tokens(MEMBER_ID, &tokens(2)).await.unwrap_err();
+    assert!(e.to_string().contains("no installation"), "{e}");
+    let e = s
+        .update_tokens_if(MEMBER_ID, &tokens(1).refresh_token, &tokens(2))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("no installation"), "{e}");
+
+    s.put(installation(1)).await.unwrap();
+    assert_eq!(s.get(MEMBER_ID).await.unwrap(), Some(installation(1)));
+    assert!(!s
+        .update_tokens_if(MEMBER_ID, &tokens(9).refresh_token, &tokens(2))
+        .await
+        .unwrap());
+    assert_eq!(s.get(MEMBER_ID).await.unwrap(), Some(installation(1)));
+    assert!(s
+        .update_tokens_if(MEMBER_ID, &tokens(1).refresh_token, &tokens(2))
+        .await
+        .unwrap());
+    assert_eq!(s.get(MEMBER_ID).await.unwrap(), Some(installation(2)));
+    s.update_tokens(MEMBER_ID, &tokens(3)).await.unwrap();
+    assert_eq!(s.get(MEMBER_ID).await.unwrap(), Some(installation(3)));
+
+    // The lock, as the token store's.
+    let lease = s
+        .lock_refresh(MEMBER_ID, Duration::from_secs(5))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(store(&conn, &prefix)
+        .lock_refresh(Duration::from_secs(5))
+        .await
+        .unwrap()
+        .is_none());
+    s.unlock_refresh(MEMBER_ID, lease).await.unwrap();
+    assert!(s
+        .lock_refresh(MEMBER_ID, Duration::from_secs(5))
+        .await
+        .unwrap()
+        .is_some());
+
+    // Garbage in the hash: an error without its text.
+    let key = s.key("broken");
+    let _: () = redis::cmd("HSET")
+        .arg(&key)
+        .arg("installation")
+        .arg(r#"{"member_id":"broken","application_token":"GARBAGE-SECRET"#)
+        .arg("tokens")
+        .arg("{}")
+        .query_async(&mut conn.clone())
+        .await
+        .unwrap();
+    let e = s.get("broken").await.unwrap_err().to_string();
+    assert!(!e.contains("GARBAGE-SECRET"), "{e}");
+
+    assert!(s.remove(MEMBER_ID).await.unwrap());
+    assert!(!s.remove(MEMBER_ID).await.unwrap());
+    assert_eq!(s.get(MEMBER_ID).await.unwrap(), None);
+    let shown = format!("{s:?}");
+    assert!(!shown.contains("SECRET"), "{shown}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_pools_sharing_a_redis_installation_store_refresh_once() {
+    let Some((_, prefix)) = redis("two_pools_refresh_once").await else {
+        return;
+    };
+    let url = servers::redis_url("two_pools_refresh_once").unwrap();
+    let portal = FakePortal::builder().rate_limit_off().start().await;
+    let installed = portal.install_app(AppSpec::new()).await;
+    let first = RedisInstallationStore::connect(&url, &installed.client_id)
+        .await
+        .unwrap()
+        .prefix(&prefix);
+    let install = Installation::new(
+        installed.member_id.clone(),
+        installed.application_token.clone(),
+        "portal",
+        installed.tokens.clone(),
+    );
+    first.put(install).await.unwrap();
+    let app = OAuthApp::new(installed.client_id.clone(), installed.client_secret.clone());
+    let mut pools = Vec::new();
+    for store in [
+        first.clone(),
+        RedisInstallationStore::connect(&url, &installed.client_id)
+            .await
+            .unwrap()
+            .prefix(&prefix),
+    ] {
+        pools.push(
+            ClientPool::builder(app.clone(), Arc::new(store))
+                .oauth_server(oauth_base(&portal))
+                .rate_limit(RateLimit::off())
+                .build(),
+        );
+    }
+    portal.expire_tokens();
+    let mut calls = Vec::new();
+    for pool in &pools {
+        let client = pool.client(&installed.member_id).await.unwrap();
+        for _ in 0..20 {
+            let c = client.clone();
+            calls.push(tokio::spawn(async move { c.user().current().await }));
+        }
+    }
+    for call in calls {
+        call.await.unwrap().unwrap();
+    }
+    assert_eq!(portal.token_requests().len(), 1, "one refresh");
+    let stored = first.get(&installed.member_id).await.unwrap().unwrap();
+    assert_ne!(stored.tokens.refresh_token, installed.tokens.refresh_token);
+    for pool in &pools {
+        let client = pool.client(&installed.member_id).await.unwrap();
+        assert_eq!(client.tokens(), Some(stored.tokens.clone()));
+    }
+}
+
+/// A `redis-server` of the test's own on a free loopback port, killed when dropped.
+struct OwnRedis {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl OwnRedis {
+    /// `None` (skipped, or failed under `BITRIX24_REQUIRE_SERVERS=1`) without a
+    /// `redis-server` binary.
+    fn start(test: &str, port: Option<u16>) -> Option<OwnRedis> {
+        let port = port.unwrap_or_else(|| {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        });
+        let spawned = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        match spawned {
+            Ok(child) => Some(OwnRedis { child, port }),
+            Err(e) => {
+                assert!(!servers::required(), "{test}: cannot run redis-server: {e}");
+                eprintln!("SKIPPED {test}: cannot run redis-server: {e}");
+                None
+            }
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Waits until it answers.
+    async fn ready(&self) {
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("redis-server on {} did not start", self.port);
+    }
+
+    fn stop(mut self) -> u16 {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.port
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_that_dies_gives_errors_within_seconds_and_is_reconnected_when_back() {
+    // Only run where the shared test Redis is configured (so where redis-server is).
+    if servers::redis_url("redis_dies").is_none() {
+        return;
+    }
+    let Some(server) = OwnRedis::start("redis_dies", None) else {
+        return;
+    };
+    server.ready().await;
+    let url = server.url();
+    let store = RedisTokenStore::connect(&url, CLIENT_ID, MEMBER_ID)
+        .await
+        .unwrap();
+    store.save(&tokens(1)).await.unwrap();
+    let limiter: Arc<dyn SharedLimiter> = Arc::new(RedisLimiter::connect(&url).await.unwrap());
+    let portal = FakePortal::builder().rate_limit_off().start().await;
+    let client = |fallback| {
+        Client::builder()
+            .webhook(portal.webhook_url(1))
+            .shared_limiter(limiter.clone())
+            .limiter_fallback(fallback)
+            .retry(bitrix24::Retry::never())
+            .build()
+            .unwrap()
+    };
+    let strict = client(bitrix24::LimiterFallback::Fail);
+    let lenient = client(bitrix24::LimiterFallback::InProcess);
+    strict.user().current().await.unwrap();
+
+    let port = server.stop();
+    let started = Instant::now();
+    let e = store.load().await.unwrap_err();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(5), "{took:?}: {e}");
+    let started = Instant::now();
+    let e = strict.user().current().await.unwrap_err();
+    let took_call = started.elapsed();
+    assert_eq!(e.kind(), bitrix24::ErrorKind::Limiter, "{e:?}");
+    assert!(!e.maybe_executed());
+    assert!(took_call < Duration::from_secs(5), "{took_call:?}");
+    let sent = portal.requests().len();
+    lenient.user().current().await.unwrap();
+    assert_eq!(
+        portal.requests().len(),
+        sent + 1,
+        "the fallback bucket let it go"
+    );
+    eprintln!("Redis down: a load failed after {took:?}, a strict call after {took_call:?}");
+
+    // Back on the same port (empty: it kept nothing): the same store and limiter work again.
+    let server = OwnRedis::start("redis_dies", Some(port)).unwrap();
+    server.ready().await;
+    let back = Instant::now() + Duration::from_secs(15);
+    loop {
+        match store.save(&tokens(2)).await {
+            Ok(()) => break,
+            Err(e) if Instant::now() < back => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("not reconnected: {e}"),
+        }
+    }
+    assert_eq!(store.load().await.unwrap(), Some(tokens(2)));
+    let back = Instant::now() + Duration::from_secs(15);
+    while strict.user().current().await.is_err() {
+        assert!(Instant::now() < back, "the limiter did not reconnect");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop(server);
+}
