@@ -964,3 +964,111 @@ async fn a_redis_that_dies_gives_errors_within_seconds_and_is_reconnected_when_b
     }
     drop(server);
 }
+
+/// Redis stopped while four loops call the portal through the shared limiter: every call
+/// in the outage fails unsent with `ErrorKind::Limiter` (the portal sees nothing, so nothing
+/// went out unlimited), and calls go through again once Redis is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_stopped_in_the_middle_of_a_run_sends_nothing_until_it_is_back() {
+    if servers::redis_url("redis_stopped_mid_run").is_none() {
+        return;
+    }
+    let Some(server) = OwnRedis::start("redis_stopped_mid_run", None) else {
+        return;
+    };
+    server.ready().await;
+    let limiter = Arc::new(RedisLimiter::connect(&server.url()).await.unwrap());
+    let portal = FakePortal::builder()
+        .rate_limit_off()
+        .request_log_capacity(100_000)
+        .start()
+        .await;
+    let client = Client::builder()
+        .webhook(portal.webhook_url(1))
+        .rate_limit(RateLimit::custom(20, 20.0))
+        .shared_limiter(limiter)
+        .build()
+        .unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let ok = Arc::new(AtomicU64::new(0));
+    let limiter_errors = Arc::new(AtomicU64::new(0));
+    let other = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let loops: Vec<_> = (0..4)
+        .map(|_| {
+            let (client, stop, ok, limiter_errors, other) = (
+                client.clone(),
+                stop.clone(),
+                ok.clone(),
+                limiter_errors.clone(),
+                other.clone(),
+            );
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    match client.user().current().await {
+                        Ok(_) => {
+                            ok.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(e) if e.kind() == bitrix24::ErrorKind::Limiter => {
+                            assert!(!e.maybe_executed());
+                            limiter_errors.fetch_add(1, Ordering::Relaxed);
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                        Err(e) => other.lock().unwrap().push(format!("{e:?}")),
+                    }
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = ok.load(Ordering::Relaxed);
+    assert!(
+        before > 20,
+        "calls went through before the outage: {before}"
+    );
+
+    let port = server.stop();
+    // Calls already past the limiter may still land; then nothing.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sent_at_outage = portal.requests().len();
+    let errors_at_outage = limiter_errors.load(Ordering::Relaxed);
+    // The default retry tries a failing limiter 4 times over about 3.5 s before failing.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let sent_in_outage = portal.requests().len() - sent_at_outage;
+    let failed_in_outage = limiter_errors.load(Ordering::Relaxed) - errors_at_outage;
+    assert_eq!(
+        sent_in_outage, 0,
+        "nothing is sent while the limiter is down"
+    );
+    assert!(
+        failed_in_outage > 0,
+        "calls fail with ErrorKind::Limiter meanwhile"
+    );
+
+    let server = OwnRedis::start("redis_stopped_mid_run", Some(port)).unwrap();
+    server.ready().await;
+    let back = Instant::now();
+    let ok_at_restart = ok.load(Ordering::Relaxed);
+    while ok.load(Ordering::Relaxed) < ok_at_restart + 20 {
+        assert!(
+            back.elapsed() < Duration::from_secs(15),
+            "calls did not resume after Redis came back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let recovered = back.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    for l in loops {
+        l.await.unwrap();
+    }
+    eprintln!(
+        "Redis stopped mid-run: {before} calls before, {failed_in_outage} ErrorKind::Limiter \
+         and {sent_in_outage} requests sent in 8 s of outage, 20 more calls within \
+         {recovered:?} of its return"
+    );
+    assert!(
+        other.lock().unwrap().is_empty(),
+        "{:?}",
+        other.lock().unwrap()
+    );
+    drop(server);
+}
