@@ -32,6 +32,8 @@ A seeded fake Bitrix24 portal on 127.0.0.1. Values go as `--flag VALUE` or `--fl
                          list METHOD reports `total` off by DELTA (next stays right); repeatable
   --quirk-ignores-id-filter METHOD
                          list METHOD ignores >ID, >=ID, <ID, <=ID in its filter; repeatable
+  --env-file PATH        also write the portal's URLs and the app's credentials to PATH as
+                         shell `export B24_...=` lines (mode 0600), for `source PATH`
   -h, --help             print this and exit";
 
 /// Operating-time limit of the binary when not given, seconds (the builder's default).
@@ -61,6 +63,8 @@ struct Options {
     wrong_total: Vec<(String, i64)>,
     /// Methods of `--quirk-ignores-id-filter`.
     ignores_id_filter: Vec<String>,
+    /// `--env-file`: where to write the `export` lines.
+    env_file: Option<String>,
 }
 
 /// The request-rate limit in force.
@@ -92,6 +96,7 @@ impl Default for Options {
             list_row_cost_us: DEFAULT_LIST_ROW_COST_US,
             wrong_total: Vec::new(),
             ignores_id_filter: Vec::new(),
+            env_file: None,
         }
     }
 }
@@ -160,6 +165,7 @@ fn parse(args: &[String]) -> Result<Command, String> {
             "--list-row-cost-us",
             "--quirk-wrong-total",
             "--quirk-ignores-id-filter",
+            "--env-file",
         ];
         if !known.contains(&flag) {
             return Err(format!("unknown argument {arg:?}"));
@@ -230,6 +236,12 @@ fn parse(args: &[String]) -> Result<Command, String> {
                     .ok_or_else(|| format!("{flag}: expected {what}, got {v:?}"))?;
                 let delta: i64 = parse_value(flag, delta, what)?;
                 o.wrong_total.push((method.trim().to_owned(), delta));
+            }
+            "--env-file" => {
+                if v.trim().is_empty() {
+                    return Err(format!("{flag}: expected a file path, got {v:?}"));
+                }
+                o.env_file = Some(v.to_owned());
             }
             "--quirk-ignores-id-filter" => {
                 if v.trim().is_empty() {
@@ -371,6 +383,38 @@ async fn main() {
     };
     let app = portal.install_app(AppSpec::default()).await;
     let hook = portal.webhook_url(1);
+    if let Some(path) = &options.env_file {
+        let oauth_server = portal
+            .oauth_token_url()
+            .trim_end_matches("/oauth/token/")
+            .to_owned();
+        let vars = [
+            ("B24_WEBHOOK_URL", hook.clone()),
+            ("B24_CLIENT_ENDPOINT", portal.rest_url()),
+            ("B24_OAUTH_SERVER", oauth_server),
+            ("B24_CLIENT_ID", app.client_id.clone()),
+            ("B24_CLIENT_SECRET", app.client_secret.clone()),
+            (
+                "B24_ACCESS_TOKEN",
+                app.tokens.access_token.expose().to_owned(),
+            ),
+            (
+                "B24_REFRESH_TOKEN",
+                app.tokens.refresh_token.expose().to_owned(),
+            ),
+            ("B24_APPLICATION_TOKEN", app.application_token.clone()),
+            ("B24_MEMBER_ID", app.member_id.clone()),
+        ];
+        // Values are URLs and [A-Za-z0-9.] tokens; quoted all the same.
+        let text: String = vars
+            .iter()
+            .map(|(k, v)| format!("export {k}='{}'\n", v.replace('\'', "")))
+            .collect();
+        if let Err(e) = write_private(path, &text) {
+            eprintln!("bitrix24-testkit: cannot write {path}: {e}");
+            std::process::exit(1);
+        }
+    }
     say(&format!(
         "Fake Bitrix24 portal at {}\n\
          webhook URL:        {hook}\n\
@@ -399,6 +443,19 @@ async fn main() {
         options.limits(),
     ));
     let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Writes `text` to `path`, readable by its owner only on Unix (it holds secrets).
+fn write_private(path: &str, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)?.write_all(text.as_bytes())
 }
 
 #[cfg(test)]
