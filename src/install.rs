@@ -264,8 +264,8 @@ pub trait InstallationStore: Send + Sync + 'static {
     /// is how a client saves a refreshed pair ([`TokenStore::save_if_current`]): a slower
     /// process must not overwrite a newer pair. The default is [`get`](Self::get), a compare
     /// and [`put`](Self::put), which is only atomic within one process; a store shared by
-    /// processes makes it one conditional write (`PgInstallationStore`: an `UPDATE ...
-    /// WHERE refresh_token = $spent`).
+    /// processes makes it one conditional write (`bitrix24::postgres::PgInstallationStore`,
+    /// feature `postgres`: an `UPDATE ... WHERE refresh_token = $spent`).
     fn update_tokens_if<'a>(
         &'a self,
         member_id: &'a str,
