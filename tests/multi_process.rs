@@ -43,6 +43,8 @@ fn worker_process() {
             "calls" => calls(&config).await,
             "hold-lock" => hold_lock(&config).await,
             "hammer" => hammer(&config).await,
+            #[cfg(feature = "postgres")]
+            "rotate" => rotate(&config).await,
             other => panic!("unknown role {other}"),
         }
     });
@@ -112,10 +114,25 @@ async fn oauth_client(config: &Value, store: Arc<dyn TokenStore>) -> Client {
         .unwrap()
 }
 
-/// Role `calls`: `calls` concurrent `user.current` calls after `GO`.
+/// Role `calls`: `calls` concurrent `user.current` calls after `GO`. With installations in
+/// PostgreSQL the client comes from a `ClientPool`, as in a multi-portal app.
 async fn calls(config: &Value) -> Value {
-    let store = store(config).await;
-    let client = oauth_client(config, store).await;
+    let client = match config["store"]["kind"].as_str().unwrap() {
+        #[cfg(feature = "postgres")]
+        "postgres" => {
+            let s = &config["store"];
+            let store = pg_store(s["url"].as_str().unwrap(), s["schema"].as_str().unwrap()).await;
+            bitrix24::ClientPool::builder(app(config), Arc::new(store))
+                .oauth_server(config["oauth_server"].as_str().unwrap())
+                .rate_limit(RateLimit::off())
+                .timeout(Duration::from_secs(60))
+                .build()
+                .client(config["member_id"].as_str().unwrap())
+                .await
+                .unwrap()
+        }
+        _ => oauth_client(config, store(config).await).await,
+    };
     let n = config["calls"].as_u64().unwrap() as usize;
     ready_and_wait();
     let started = Instant::now();
@@ -204,13 +221,35 @@ async fn hammer(config: &Value) -> Value {
 
 #[cfg(feature = "postgres")]
 async fn pg_store(url: &str, schema: &str) -> bitrix24::postgres::PgInstallationStore {
-    use std::str::FromStr;
-    let options = sqlx::postgres::PgConnectOptions::from_str(url)
-        .unwrap()
-        .options([("search_path", schema)]);
-    bitrix24::postgres::PgInstallationStore::connect_with(options)
+    let options: bitrix24::postgres::PgConnectOptions = url.parse().unwrap();
+    bitrix24::postgres::PgInstallationStore::connect_with(
+        options.options([("search_path", schema)]),
+    )
+    .await
+    .unwrap()
+}
+
+/// Role `rotate`: after `GO`, replaces the installation's pair by its own (`n`), if the
+/// stored one is still `spent`; answers whether it won.
+#[cfg(feature = "postgres")]
+async fn rotate(config: &Value) -> Value {
+    use bitrix24::{InstallationStore, Secret};
+    let s = &config["store"];
+    let store = pg_store(s["url"].as_str().unwrap(), s["schema"].as_str().unwrap()).await;
+    let n = config["n"].as_u64().unwrap();
+    let mine = Tokens::new(
+        format!("access-{n}"),
+        format!("refresh-{n}"),
+        "https://portal.bitrix24.com/rest/",
+    );
+    let spent = Secret::new(config["spent"].as_str().unwrap());
+    let member_id = config["member_id"].as_str().unwrap();
+    ready_and_wait();
+    let won = store
+        .update_tokens_if(member_id, &spent, &mine)
         .await
-        .unwrap()
+        .unwrap();
+    json!({ "won": won, "n": n })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -601,4 +640,166 @@ async fn redis_limiter_four_processes_stay_under_the_portal_limit_at_its_rate() 
         alone > 0,
         "the portal refuses processes that do not share the budget"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// PostgreSQL
+// ---------------------------------------------------------------------------------------
+
+/// A schema of the test's own in the test database, with the store's tables in it.
+#[cfg(feature = "postgres")]
+async fn pg_schema(
+    test: &str,
+) -> Option<(String, String, bitrix24::postgres::PgInstallationStore)> {
+    let url = servers::database_url(test)?;
+    let schema = servers::unique("b24_mp");
+    let admin = bitrix24::postgres::PgPool::connect(&url).await.unwrap();
+    sqlx::query(&format!("CREATE SCHEMA \"{schema}\""))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    let store = pg_store(&url, &schema).await;
+    Some((url, schema, store))
+}
+
+#[cfg(feature = "postgres")]
+async fn pg_drop(url: &str, schema: &str) {
+    let admin = bitrix24::postgres::PgPool::connect(url).await.unwrap();
+    sqlx::query(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+}
+
+#[cfg(feature = "postgres")]
+async fn pg_install(
+    store: bitrix24::postgres::PgInstallationStore,
+    installed: &InstalledApp,
+) -> Arc<dyn TokenStore> {
+    use bitrix24::InstallationStore;
+    let installation = bitrix24::Installation::new(
+        installed.member_id.clone(),
+        installed.application_token.clone(),
+        "portal.bitrix24.com",
+        installed.tokens.clone(),
+    );
+    store.put(installation).await.unwrap();
+    Arc::new(bitrix24::token_store_for(
+        Arc::new(store),
+        installed.member_id.clone(),
+    ))
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_store_eight_processes_one_refresh() {
+    let Some((url, schema, store)) = pg_schema("postgres_store_eight_processes").await else {
+        return;
+    };
+    let (portal, installed) = portal_and_app().await;
+    let tokens = pg_install(store, &installed).await;
+    let mut config = base_config(
+        &portal,
+        &installed,
+        json!({"kind": "postgres", "url": url, "schema": schema}),
+    );
+    config["calls"] = json!(CALLS);
+    let results = tokio::task::block_in_place(|| {
+        run_workers(PROCESSES, "calls", &config, || portal.expire_tokens())
+    });
+    assert_one_refresh("postgres", &portal, &installed, &results, CALLS, tokens).await;
+    pg_drop(&url, &schema).await;
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_store_lock_holder_that_dies_blocks_only_until_the_lock_expires() {
+    let Some((url, schema, store)) = pg_schema("postgres_store_lock_holder_that_dies").await else {
+        return;
+    };
+    let (portal, installed) = portal_and_app().await;
+    let tokens = pg_install(store, &installed).await;
+    let mut config = base_config(
+        &portal,
+        &installed,
+        json!({"kind": "postgres", "url": url, "schema": schema}),
+    );
+    config["calls"] = json!(10);
+    let ttl = Duration::from_secs(3);
+    config["ttl_ms"] = json!(ttl.as_millis() as u64);
+    let (results, waited) = tokio::task::block_in_place(|| {
+        let mut holder = Worker::spawn("hold-lock", &config);
+        holder.ready();
+        let locked = Instant::now();
+        holder.child.kill().unwrap();
+        holder.child.wait().unwrap();
+        let results = run_workers(3, "calls", &config, || portal.expire_tokens());
+        (results, locked.elapsed())
+    });
+    eprintln!("postgres, dead holder: the others finished {waited:?} after the holder locked");
+    assert!(
+        waited >= ttl,
+        "nobody refreshed before the dead holder's lock expired"
+    );
+    assert_one_refresh(
+        "postgres, dead holder",
+        &portal,
+        &installed,
+        &results,
+        10,
+        tokens,
+    )
+    .await;
+    pg_drop(&url, &schema).await;
+}
+
+/// Two processes rotate the same pair at the same moment, five times: one wins each time
+/// and the row holds the winner's pair.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_rotation_from_two_processes_at_once_has_one_winner() {
+    let Some((url, schema, store)) = pg_schema("postgres_rotation_two_processes").await else {
+        return;
+    };
+    let (portal, installed) = portal_and_app().await;
+    let tokens = pg_install(store, &installed).await;
+    let mut spent = installed.tokens.refresh_token.expose().to_owned();
+    for round in 0..5u64 {
+        let configs: Vec<Value> = (0..2u64)
+            .map(|i| {
+                let mut c = base_config(
+                    &portal,
+                    &installed,
+                    json!({"kind": "postgres", "url": url, "schema": schema}),
+                );
+                c["n"] = json!(round * 10 + i);
+                c["spent"] = json!(spent);
+                c
+            })
+            .collect();
+        let results: Vec<Value> = tokio::task::block_in_place(|| {
+            let mut workers: Vec<Worker> =
+                configs.iter().map(|c| Worker::spawn("rotate", c)).collect();
+            for w in &mut workers {
+                w.ready();
+            }
+            for w in &mut workers {
+                w.go();
+            }
+            workers.into_iter().map(Worker::result).collect()
+        });
+        let winners: Vec<&Value> = results.iter().filter(|r| r["won"] == json!(true)).collect();
+        assert_eq!(winners.len(), 1, "round {round}: {results:?}");
+        let n = winners[0]["n"].as_u64().unwrap();
+        let stored = tokens.load().await.unwrap().unwrap();
+        assert_eq!(
+            stored.refresh_token.expose(),
+            format!("refresh-{n}"),
+            "round {round}"
+        );
+        spent = format!("refresh-{n}");
+    }
+    pg_drop(&url, &schema).await;
 }
