@@ -15,7 +15,7 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bitrix24::{Client, ErrorKind, FileTokenStore, OAuthApp, RateLimit, TokenStore, Tokens};
+use bitrix24::{Client, FileTokenStore, OAuthApp, RateLimit, TokenStore, Tokens};
 use bitrix24_testkit::{AppSpec, FakePortal, InstalledApp};
 use serde_json::{json, Value};
 

@@ -104,7 +104,7 @@ impl Default for Options {
 /// The outcome of reading the command line.
 #[derive(Debug, PartialEq)]
 enum Command {
-    Run(Options),
+    Run(Box<Options>),
     Help,
 }
 
@@ -267,7 +267,7 @@ fn parse(args: &[String]) -> Result<Command, String> {
             drain: drain.unwrap_or(plan.drain_per_s()),
         });
     }
-    Ok(Command::Run(o))
+    Ok(Command::Run(Box::new(o)))
 }
 
 impl Options {
@@ -364,7 +364,7 @@ fn say(text: &str) {
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let options = match parse(&args) {
-        Ok(Command::Run(o)) => o,
+        Ok(Command::Run(o)) => *o,
         Ok(Command::Help) => {
             say(USAGE);
             return;
@@ -468,7 +468,7 @@ mod tests {
 
     fn run(s: &str) -> Options {
         match parse(&args(s)) {
-            Ok(Command::Run(o)) => o,
+            Ok(Command::Run(o)) => *o,
             other => panic!("{s:?}: {other:?}"),
         }
     }
