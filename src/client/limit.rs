@@ -153,8 +153,8 @@ pub struct MethodBudget {
 /// `redis`) is one; set it with [`ClientBuilder::shared_limiter`](crate::ClientBuilder::shared_limiter)
 /// or [`ClientPoolBuilder::shared_limiter`](crate::ClientPoolBuilder::shared_limiter).
 ///
-/// `portal` is the key the client uses for the portal: its `member_id` when known, else
-/// its host name. A failure makes the call fail unsent with [`ErrorKind::Limiter`], unless
+/// `portal` is the key the client uses for the portal: the host name of its REST endpoint
+/// in lower case (`example.bitrix24.com`), taken when the client is built. A failure makes the call fail unsent with [`ErrorKind::Limiter`], unless
 /// the client falls back to its in-process bucket
 /// ([`ClientBuilder::limiter_fallback`](crate::ClientBuilder::limiter_fallback)).
 pub trait SharedLimiter: Send + Sync + 'static {
