@@ -15,7 +15,7 @@ use bitrix24::{
     BucketSpec, Client, ClientPool, Installation, InstallationStore, MethodBudget, OAuthApp,
     RateLimit, Secret, SharedLimiter, TokenStore, Tokens,
 };
-use bitrix24_testkit::{AppSpec, FakePortal};
+use bitrix24_testkit::{AppSpec, FakePortal, Fault};
 
 const CLIENT_ID: &str = "local.0123456789abcd.12345678";
 const MEMBER_ID: &str = "a1b2c3d4e5f60718293a4b5c6d7e8f90";
@@ -682,6 +682,77 @@ async fn two_clients_with_a_shared_redis_limiter_stay_under_the_portal_limit() {
     assert!(
         refused > 0,
         "without the shared bucket the portal refuses some"
+    );
+}
+
+/// An `OPERATION_TIME_LIMIT` one client meets pauses that method for every client sharing
+/// the limiter: the other, which never called the method, waits for the reset instead of
+/// being sent into the same refusal, and its other methods are not paused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operation_time_limit_one_client_meets_pauses_the_method_for_the_other() {
+    let Some((conn, prefix)) = redis("shared_operating_limit").await else {
+        return;
+    };
+    let url = servers::redis_url("shared_operating_limit").unwrap();
+    let portal = FakePortal::builder().rate_limit_off().start().await;
+    let client = |limiter: Option<Arc<dyn SharedLimiter>>| {
+        let mut b = Client::builder()
+            .webhook(portal.webhook_url(1))
+            .rate_limit(RateLimit::standard());
+        if let Some(l) = limiter {
+            b = b.shared_limiter(l);
+        }
+        b.build().unwrap()
+    };
+    let a = client(Some(Arc::new(RedisLimiter::new(conn).prefix(&prefix))));
+    let b = client(Some(Arc::new(
+        RedisLimiter::connect(&url).await.unwrap().prefix(&prefix),
+    )));
+    let alone = client(None);
+    let sent = || {
+        portal
+            .requests()
+            .iter()
+            .filter(|r| r.method == "user.current")
+            .count()
+    };
+
+    // A's window started now; 598 s later its answer says the oldest minute drops in 2 s.
+    a.user().current().await.unwrap();
+    portal.advance(Duration::from_secs(598));
+    a.user().current().await.unwrap();
+    portal.fail_next_for("user.current", 1, Fault::OperationTimeLimit);
+    // A is refused; the pause until the reset is past its 0.5 s deadline, so it fails now.
+    let e = a
+        .user()
+        .current()
+        .timeout(Duration::from_millis(500))
+        .await
+        .unwrap_err();
+    assert!(e.is_operation_time_limit(), "{e:?}");
+    assert_eq!(sent(), 3);
+
+    // B learns the pause from Redis: it waits until the reset, then is sent once.
+    let started = Instant::now();
+    b.user().current().await.unwrap();
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1200) && waited < Duration::from_secs(5),
+        "B waited for A's reset: {waited:?}"
+    );
+    assert_eq!(sent(), 4, "B was sent once, after the pause");
+
+    // Its other methods were never paused, and a client that shares nothing did not wait.
+    let started = Instant::now();
+    b.call_raw("profile", serde_json::json!({}))
+        .read()
+        .await
+        .unwrap();
+    alone.user().current().await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_millis(800),
+        "{:?}",
+        started.elapsed()
     );
 }
 
