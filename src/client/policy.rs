@@ -137,74 +137,68 @@ pub(crate) async fn run(inner: &Arc<Inner>, call: &Call) -> Result<Answer, Error
     // Whether an earlier attempt may have run: a later failure must not hide that.
     let mut maybe_ran = false;
     let limits = &inner.limits;
-    loop {
-        // With a shared limiter, what other workers learned of this method first.
-        if let Err(e) = limits.pull_method(&call.method).await {
-            transient_failures += 1;
-            if transient_failures >= retry.max_attempts {
-                return Err(e.or_maybe_executed(maybe_ran));
+    'call: loop {
+        let error = 'attempt: {
+            // With a shared limiter, what other workers learned of this method first. A
+            // failure is `ErrorKind::Limiter`, retried below as transient: nothing was sent.
+            if let Err(e) = limits.pull_method(&call.method).await {
+                break 'attempt e;
             }
-            let delay = backoff.next().unwrap_or(retry.max);
-            if Instant::now() + delay > deadline {
-                return Err(e.or_maybe_executed(maybe_ran));
-            }
-            tokio::time::sleep(delay).await;
-            continue;
-        }
-        let (wait, blocked) = limits.method_wait(&call.method);
-        if !wait.is_zero() {
-            let past_deadline = Instant::now() + wait > deadline;
-            if past_deadline && blocked {
-                return Err(Error::new(ErrorKind::Api)
-                    .with_method(&call.method)
-                    .with_code(crate::codes::OPERATION_TIME_LIMIT.to_owned())
-                    .with_description(format!(
-                        "not sent: the method is paused for {} s more after OPERATION_TIME_LIMIT, \
-                         past the call's deadline",
-                        wait.as_secs()
-                    ))
-                    .with_operating_reset_at(unix_in(wait))
-                    .or_maybe_executed(maybe_ran));
-            }
-            if past_deadline {
-                // Spreading the budget is advice: rather send now than fail unsent.
-                limits.method_sent(&call.method);
-            } else {
-                tracing::debug!(method = %call.method, wait_ms = wait.as_millis() as u64, "waiting for the method's operating-time budget");
-                tokio::time::sleep(wait).await;
-                continue;
-            }
-        }
-        attempts += 1;
-        let mut progress = Progress::default();
-        let result = tokio::time::timeout_at(
-            deadline.into(),
-            super::auth::send(inner, call, &mut progress),
-        )
-        .await;
-        let error = match result {
-            Ok(Ok(answer)) => {
-                let budget = answer.budget();
-                limits.answered(&call.method, budget.as_ref());
-                if budget.is_some_and(|b| b.operating.is_some()) {
-                    limits.push_method(&call.method).await;
+            let (wait, blocked) = limits.method_wait(&call.method);
+            if !wait.is_zero() {
+                let past_deadline = Instant::now() + wait > deadline;
+                if past_deadline && blocked {
+                    return Err(Error::new(ErrorKind::Api)
+                        .with_method(&call.method)
+                        .with_code(crate::codes::OPERATION_TIME_LIMIT.to_owned())
+                        .with_description(format!(
+                            "not sent: the method is paused for {} s more after OPERATION_TIME_LIMIT, \
+                             past the call's deadline",
+                            wait.as_secs()
+                        ))
+                        .with_operating_reset_at(unix_in(wait))
+                        .or_maybe_executed(maybe_ran));
                 }
-                return Ok(answer);
-            }
-            Ok(Err(e)) => e,
-            Err(_elapsed) => {
-                let e = Error::new(ErrorKind::Timeout)
-                    .with_method(&call.method)
-                    .with_message(format!(
-                        "the call's deadline of {} s passed (attempt {attempts})",
-                        timeout.as_secs_f64()
-                    ));
-                // Waiting for the bucket or a refresh, nothing is out: certainly not run.
-                return Err(if maybe_ran || progress.in_flight {
-                    e.or_maybe_executed(true)
+                if past_deadline {
+                    // Spreading the budget is advice: rather send now than fail unsent.
+                    limits.method_sent(&call.method);
                 } else {
-                    e.never_executed()
-                });
+                    tracing::debug!(method = %call.method, wait_ms = wait.as_millis() as u64, "waiting for the method's operating-time budget");
+                    tokio::time::sleep(wait).await;
+                    continue 'call;
+                }
+            }
+            attempts += 1;
+            let mut progress = Progress::default();
+            let result = tokio::time::timeout_at(
+                deadline.into(),
+                super::auth::send(inner, call, &mut progress),
+            )
+            .await;
+            match result {
+                Ok(Ok(answer)) => {
+                    let budget = answer.budget();
+                    limits.answered(&call.method, budget.as_ref());
+                    if budget.is_some_and(|b| b.operating.is_some()) {
+                        limits.push_method(&call.method).await;
+                    }
+                    return Ok(answer);
+                }
+                Ok(Err(e)) => e,
+                Err(_elapsed) => {
+                    let e = Error::new(ErrorKind::Timeout)
+                        .with_method(&call.method)
+                        .with_message(format!(
+                            "the call's deadline of {} s passed (attempt {attempts})",
+                            timeout.as_secs_f64()
+                        ));
+                    // Waiting for the bucket or a refresh, nothing is out: certainly not run.
+                    return Err(if maybe_ran || progress.in_flight {
+                        e.or_maybe_executed(true)
+                    } else {
+                        e.never_executed()
+                    });
+                }
             }
         };
         maybe_ran |= error.maybe_executed();
@@ -228,7 +222,9 @@ pub(crate) async fn run(inner: &Arc<Inner>, call: &Call) -> Result<Answer, Error
                 continue;
             }
             RetryClass::Transient => {
-                limits.not_throttled();
+                if error.kind() != ErrorKind::Limiter {
+                    limits.not_throttled();
+                }
                 transient_failures += 1;
                 let safe = call.access_is_read() || !error.maybe_executed();
                 if !safe || transient_failures >= retry.max_attempts {
