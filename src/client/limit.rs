@@ -201,20 +201,22 @@ pub enum LimiterFallback {
 
 /// The portal's effective bucket: the plan's figures less the safety margin (2 % of the
 /// burst, at least 1, against requests bunched by network jitter; 1 % of the rate, against
-/// clock drift and the portal's rounding). The interval is at most a day.
-fn effective_bucket(burst: u32, per_second: f64) -> Option<(NonZeroU32, Duration)> {
+/// clock drift and the portal's rounding). The interval is at most a day. `None` when the
+/// limit is off.
+fn effective_bucket(limit: &RateLimit) -> Option<BucketSpec> {
+    let (burst, per_second) = limit.bucket?;
     let margin = (burst / 50).max(1);
-    let burst = NonZeroU32::new(burst.saturating_sub(margin).max(1))?;
+    let burst = burst.saturating_sub(margin).max(1);
     let interval = Duration::try_from_secs_f64(1.0 / (per_second * 0.99))
         .unwrap_or(Duration::from_secs(86_400))
         .min(Duration::from_secs(86_400));
-    Some((burst, interval))
+    Some(BucketSpec { burst, interval })
 }
 
 /// A client's link to its [`SharedLimiter`].
 struct Shared {
     backend: Arc<dyn SharedLimiter>,
-    /// The portal's key: `member_id`, or the host.
+    /// The portal's key: the host of its REST endpoint, in lower case.
     portal: String,
     /// `None` when the rate limit is off: then only the methods' state is shared.
     bucket: Option<BucketSpec>,
@@ -306,10 +308,14 @@ struct MethodState {
 
 impl Limits {
     pub(crate) fn new(limit: &RateLimit) -> Limits {
+        Limits::with_effective(limit, effective_bucket(limit))
+    }
+
+    fn with_effective(limit: &RateLimit, effective: Option<BucketSpec>) -> Limits {
         let clock = DefaultClock::default();
-        let bucket = limit.bucket.and_then(|(burst, per_second)| {
-            let (burst, period) = effective_bucket(burst, per_second)?;
-            let quota = Quota::with_period(period)?.allow_burst(burst);
+        let bucket = effective.and_then(|spec| {
+            let burst = NonZeroU32::new(spec.burst)?;
+            let quota = Quota::with_period(spec.interval)?.allow_burst(burst);
             Some(RateLimiter::direct_with_clock(quota, clock.clone()))
         });
         Limits {
@@ -330,14 +336,8 @@ impl Limits {
         portal: String,
         fallback: LimiterFallback,
     ) -> Limits {
-        let mut limits = Limits::new(limit);
-        let bucket = limit.bucket.and_then(|(burst, per_second)| {
-            let (burst, interval) = effective_bucket(burst, per_second)?;
-            Some(BucketSpec {
-                burst: burst.get(),
-                interval,
-            })
-        });
+        let bucket = effective_bucket(limit);
+        let mut limits = Limits::with_effective(limit, bucket);
         limits.shared = Some(Shared {
             backend,
             portal,
