@@ -853,6 +853,7 @@ pub(crate) async fn run_chunk(
             }
         };
         let mut refused = Vec::new();
+        let mut throttled = None;
         for (pos, &i) in todo.iter().enumerate() {
             let c = &chunk[i];
             let entry = maps.entry(&c.key, pos, &c.method);
@@ -868,7 +869,7 @@ pub(crate) async fn run_chunk(
                         refused.push(i);
                     }
                     RetryClass::Throttled => {
-                        inner.limits.throttled();
+                        throttled = Some(inner.limits.throttled());
                         refused.push(i);
                     }
                     _ => {}
@@ -879,6 +880,9 @@ pub(crate) async fn run_chunk(
         if inner.limits.is_shared() {
             for method in distinct_methods(&cmds) {
                 inner.limits.push_method(method).await;
+            }
+            if let Some(pause) = throttled {
+                inner.limits.drain_shared(pause).await;
             }
         }
         // Refusals are waited out until the deadline, not counted against `max_attempts`

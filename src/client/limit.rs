@@ -183,6 +183,23 @@ pub trait SharedLimiter: Send + Sync + 'static {
         method: &'a str,
         budget: &'a MethodBudget,
     ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// The portal answered `QUERY_LIMIT_EXCEEDED`: its own bucket is empty (another program
+    /// on the same IP spends it too), whatever the shared one says. Empties the bucket of
+    /// `portal` so that no worker is granted a request for `pause`, and after it only one
+    /// per interval, with no burst. Refusals that arrive together do not add up: the later
+    /// end wins.
+    ///
+    /// The default does nothing: each process then pauses on its own after its own refusal.
+    fn drain<'a>(
+        &'a self,
+        portal: &'a str,
+        bucket: BucketSpec,
+        pause: Duration,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let _ = (portal, bucket, pause);
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// What a client does when its [`SharedLimiter`] fails.
@@ -484,6 +501,22 @@ impl Limits {
             Err(e) => {
                 if !shared.down.swap(true, Ordering::Relaxed) {
                     tracing::warn!(error = %e, method, "could not share the method's operating-time state");
+                }
+            }
+        }
+    }
+
+    /// With a shared limiter: after `QUERY_LIMIT_EXCEEDED`, empties the shared bucket for
+    /// `pause` ([`SharedLimiter::drain`]), so that the other workers wait too. A failure is
+    /// only logged: this worker pauses anyway.
+    pub(crate) async fn drain_shared(&self, pause: Duration) {
+        let Some(shared) = &self.shared else { return };
+        let Some(bucket) = shared.bucket else { return };
+        match shared.backend.drain(&shared.portal, bucket, pause).await {
+            Ok(()) => shared.answered(),
+            Err(e) => {
+                if !shared.down.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(error = %e, "could not share the pause after QUERY_LIMIT_EXCEEDED");
                 }
             }
         }

@@ -205,6 +205,7 @@ pub(crate) async fn run(inner: &Arc<Inner>, call: &Call) -> Result<Answer, Error
         let delay = match error.retry_class() {
             RetryClass::Throttled => {
                 let pause = limits.throttled();
+                limits.drain_shared(pause).await;
                 tracing::info!(method = %call.method, pause_ms = pause.as_millis() as u64, "QUERY_LIMIT_EXCEEDED: backing off");
                 pause.max(backoff.next().unwrap_or(pause))
             }

@@ -48,6 +48,48 @@ return 0
     )
 });
 
+/// Empties the bucket `KEYS[1]` for `ARGV[2]` µs: its TAT becomes now + the burst tolerance
+/// (`ARGV[1]`, µs) + the pause, unless it is already later. So no unit is granted for the
+/// pause, and after it one per interval, with no burst.
+static DRAIN: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.replicate_commands then
+  redis.replicate_commands()
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '') or now
+local new_tat = now + tonumber(ARGV[1]) + tonumber(ARGV[2])
+if new_tat > tat then
+  local ttl = math.ceil((new_tat - now) / 1000)
+  if ttl < 1 then
+    ttl = 1
+  end
+  redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', string.format('%.0f', ttl))
+  return 1
+end
+return 0
+",
+    )
+});
+
+/// The longest pause passed to Redis (a day), µs.
+const MAX_PAUSE_MICROS: u64 = 86_400_000_000;
+
+/// The emission interval and burst tolerance of `bucket`, µs, as the scripts take them: a
+/// `burst` of 0 counts as 1; the interval is taken to whole microseconds, within
+/// 1 µs ..= 1 day.
+fn gcra_micros(bucket: BucketSpec) -> (u64, u64) {
+    let interval = u64::try_from(bucket.interval.as_micros())
+        .unwrap_or(u64::MAX)
+        .clamp(1, MAX_INTERVAL_MICROS);
+    let tolerance = interval
+        .saturating_mul(u64::from(bucket.burst.max(1) - 1))
+        .min(MAX_TOLERANCE_MICROS);
+    (interval, tolerance)
+}
+
 /// The longest emission interval passed to Redis (a day), µs; the client's is at most that.
 const MAX_INTERVAL_MICROS: u64 = 86_400_000_000;
 /// The largest burst tolerance passed to Redis (30 days), µs.
@@ -67,6 +109,9 @@ const MAX_TOLERANCE_MICROS: u64 = 30 * 86_400_000_000;
 ///   quiet period `burst` requests go at once, then one per `interval`: over any span of
 ///   `t`, at most `burst + t / interval` requests. A refused request takes nothing and is
 ///   told the wait until the next unit.
+/// - [`drain`](SharedLimiter::drain), after a worker meets `QUERY_LIMIT_EXCEEDED`, moves
+///   that time on to now + the tolerance + the pause: every worker waits out the pause, then
+///   goes at the rate with no burst (the portal's own bucket is evidently empty).
 /// - [`load_method`](SharedLimiter::load_method) and
 ///   [`save_method`](SharedLimiter::save_method) keep a [`MethodBudget`] as JSON at
 ///   `{prefix}:method:{portal}:{method}`, expiring 600 s after the last write (the portal's
@@ -149,12 +194,7 @@ impl SharedLimiter for RedisLimiter {
         bucket: BucketSpec,
     ) -> BoxFuture<'a, Result<Option<Duration>, StoreError>> {
         Box::pin(async move {
-            let interval = u64::try_from(bucket.interval.as_micros())
-                .unwrap_or(u64::MAX)
-                .clamp(1, MAX_INTERVAL_MICROS);
-            let tolerance = interval
-                .saturating_mul(u64::from(bucket.burst.max(1) - 1))
-                .min(MAX_TOLERANCE_MICROS);
+            let (interval, tolerance) = gcra_micros(bucket);
             let wait: i64 = GCRA
                 .key(self.bucket_key(portal))
                 .arg(interval)
@@ -224,6 +264,32 @@ impl SharedLimiter for RedisLimiter {
                 .query_async(&mut self.conn.clone())
                 .await
                 .map_err(|e| failed("saving a method's operating-time state failed", e))?;
+            Ok(())
+        })
+    }
+
+    /// One Lua script on the Redis clock: the TAT of [`bucket_key`](RedisLimiter::bucket_key)
+    /// becomes now + the burst tolerance + `pause` (at most a day), unless it is already
+    /// later, so that every worker's [`try_acquire`](SharedLimiter::try_acquire) waits out
+    /// the pause and then gets one request per interval.
+    fn drain<'a>(
+        &'a self,
+        portal: &'a str,
+        bucket: BucketSpec,
+        pause: Duration,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let (_, tolerance) = gcra_micros(bucket);
+            let pause = u64::try_from(pause.as_micros())
+                .unwrap_or(u64::MAX)
+                .min(MAX_PAUSE_MICROS);
+            DRAIN
+                .key(self.bucket_key(portal))
+                .arg(tolerance)
+                .arg(pause)
+                .invoke_async::<i64>(&mut self.conn.clone())
+                .await
+                .map_err(|e| failed("emptying the shared bucket failed", e))?;
             Ok(())
         })
     }
