@@ -529,22 +529,17 @@ async fn redis_store_eight_processes_one_refresh() {
     assert_one_refresh("redis", &portal, &installed, &results, CALLS, store).await;
 }
 
-/// The holder's lock lives 3 s; the others wait it out, then one of them refreshes.
-#[cfg(feature = "redis")]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_store_lock_holder_that_dies_blocks_only_until_the_lock_expires() {
-    let Some(url) = servers::redis_url("redis_store_lock_holder_that_dies") else {
-        return;
-    };
-    let (portal, installed) = portal_and_app().await;
-    let prefix = servers::unique("mp_redis_dead");
-    let store = redis_store(&url, &installed, &prefix).await;
-    store.save(&installed.tokens).await.unwrap();
-    let mut config = base_config(
-        &portal,
-        &installed,
-        json!({"kind": "redis", "url": url, "prefix": prefix}),
-    );
+/// A worker takes the store's refresh lock for 3 s and is killed holding it; then 3
+/// workers make 10 calls each across a forced expiry. Nobody refreshes before the lock
+/// expires, and then exactly one does.
+#[cfg(any(feature = "redis", feature = "postgres"))]
+async fn dead_holder_then_three_workers(
+    label: &str,
+    portal: &FakePortal,
+    installed: &InstalledApp,
+    mut config: Value,
+    store: Arc<dyn TokenStore>,
+) {
     config["calls"] = json!(10);
     let ttl = Duration::from_secs(3);
     config["ttl_ms"] = json!(ttl.as_millis() as u64);
@@ -557,20 +552,39 @@ async fn redis_store_lock_holder_that_dies_blocks_only_until_the_lock_expires() 
         let results = run_workers(3, "calls", &config, || portal.expire_tokens());
         (results, locked.elapsed())
     });
-    eprintln!("redis, dead holder: the others finished {waited:?} after the holder locked");
+    eprintln!("{label}, dead holder: the others finished {waited:?} after the holder locked");
     assert!(
         waited >= ttl,
         "nobody refreshed before the dead holder's lock expired"
     );
     assert_one_refresh(
-        "redis, dead holder",
-        &portal,
-        &installed,
+        &format!("{label}, dead holder"),
+        portal,
+        installed,
         &results,
         10,
         store,
     )
     .await;
+}
+
+/// The holder's lock lives 3 s; the others wait it out, then one of them refreshes.
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_store_lock_holder_that_dies_blocks_only_until_the_lock_expires() {
+    let Some(url) = servers::redis_url("redis_store_lock_holder_that_dies") else {
+        return;
+    };
+    let (portal, installed) = portal_and_app().await;
+    let prefix = servers::unique("mp_redis_dead");
+    let store = redis_store(&url, &installed, &prefix).await;
+    store.save(&installed.tokens).await.unwrap();
+    let config = base_config(
+        &portal,
+        &installed,
+        json!({"kind": "redis", "url": url, "prefix": prefix}),
+    );
+    dead_holder_then_three_workers("redis", &portal, &installed, config, store).await;
 }
 
 /// 4 processes, 8 loops each, calling as fast as the shared bucket lets them for 8 s: the
@@ -723,37 +737,12 @@ async fn postgres_store_lock_holder_that_dies_blocks_only_until_the_lock_expires
     };
     let (portal, installed) = portal_and_app().await;
     let tokens = pg_install(store, &installed).await;
-    let mut config = base_config(
+    let config = base_config(
         &portal,
         &installed,
         json!({"kind": "postgres", "url": url, "schema": schema}),
     );
-    config["calls"] = json!(10);
-    let ttl = Duration::from_secs(3);
-    config["ttl_ms"] = json!(ttl.as_millis() as u64);
-    let (results, waited) = tokio::task::block_in_place(|| {
-        let mut holder = Worker::spawn("hold-lock", &config);
-        holder.ready();
-        let locked = Instant::now();
-        holder.child.kill().unwrap();
-        holder.child.wait().unwrap();
-        let results = run_workers(3, "calls", &config, || portal.expire_tokens());
-        (results, locked.elapsed())
-    });
-    eprintln!("postgres, dead holder: the others finished {waited:?} after the holder locked");
-    assert!(
-        waited >= ttl,
-        "nobody refreshed before the dead holder's lock expired"
-    );
-    assert_one_refresh(
-        "postgres, dead holder",
-        &portal,
-        &installed,
-        &results,
-        10,
-        tokens,
-    )
-    .await;
+    dead_holder_then_three_workers("postgres", &portal, &installed, config, tokens).await;
     pg_drop(&url, &schema).await;
 }
 

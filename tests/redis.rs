@@ -739,15 +739,12 @@ async fn two_clients_with_a_shared_redis_limiter_stay_under_the_portal_limit() {
     );
 }
 
-/// A `QUERY_LIMIT_EXCEEDED` one client meets pauses every client sharing the limiter: the
-/// other, which was never refused, waits out the pause instead of being sent into the
-/// same empty bucket.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_query_limit_exceeded_one_client_meets_pauses_the_other() {
-    let Some((conn, prefix)) = redis("shared_throttle").await else {
-        return;
-    };
-    let url = servers::redis_url("shared_throttle").unwrap();
+/// A fake portal without limits of its own, and three clients of it: two sharing one
+/// Redis limiter through their own connections (as two processes would), and one sharing
+/// nothing. `None` (skipped) without a test Redis.
+async fn two_sharing_and_one_alone(test: &str) -> Option<(FakePortal, [Client; 3])> {
+    let (conn, prefix) = redis(test).await?;
+    let url = servers::redis_url(test).unwrap();
     let portal = FakePortal::builder().rate_limit_off().start().await;
     let client = |limiter: Option<Arc<dyn SharedLimiter>>| {
         let mut b = Client::builder()
@@ -763,6 +760,17 @@ async fn a_query_limit_exceeded_one_client_meets_pauses_the_other() {
         RedisLimiter::connect(&url).await.unwrap().prefix(&prefix),
     )));
     let alone = client(None);
+    Some((portal, [a, b, alone]))
+}
+
+/// A `QUERY_LIMIT_EXCEEDED` one client meets pauses every client sharing the limiter: the
+/// other, which was never refused, waits out the pause instead of being sent into the
+/// same empty bucket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_limit_exceeded_one_client_meets_pauses_the_other() {
+    let Some((portal, [a, b, alone])) = two_sharing_and_one_alone("shared_throttle").await else {
+        return;
+    };
     // Another program on the IP spent the portal's budget: A's next request is refused.
     portal.fail_next(1, Fault::QueryLimitExceeded);
     let refused_at = Instant::now();
@@ -795,25 +803,10 @@ async fn a_query_limit_exceeded_one_client_meets_pauses_the_other() {
 /// being sent into the same refusal, and its other methods are not paused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operation_time_limit_one_client_meets_pauses_the_method_for_the_other() {
-    let Some((conn, prefix)) = redis("shared_operating_limit").await else {
+    let Some((portal, [a, b, alone])) = two_sharing_and_one_alone("shared_operating_limit").await
+    else {
         return;
     };
-    let url = servers::redis_url("shared_operating_limit").unwrap();
-    let portal = FakePortal::builder().rate_limit_off().start().await;
-    let client = |limiter: Option<Arc<dyn SharedLimiter>>| {
-        let mut b = Client::builder()
-            .webhook(portal.webhook_url(1))
-            .rate_limit(RateLimit::standard());
-        if let Some(l) = limiter {
-            b = b.shared_limiter(l);
-        }
-        b.build().unwrap()
-    };
-    let a = client(Some(Arc::new(RedisLimiter::new(conn).prefix(&prefix))));
-    let b = client(Some(Arc::new(
-        RedisLimiter::connect(&url).await.unwrap().prefix(&prefix),
-    )));
-    let alone = client(None);
     let sent = || {
         portal
             .requests()
