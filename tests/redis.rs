@@ -787,17 +787,17 @@ async fn two_sharing_and_one_alone(test: &str) -> Option<TwoSharing> {
 /// A `QUERY_LIMIT_EXCEEDED` that `a` meets (`refuse` arranges it, `call` makes `a`'s call)
 /// pauses `b` too: once `a` has drained the shared bucket, `b`, which was never refused,
 /// waits out `a`'s pause (0.5 s) instead of being sent into the same empty bucket, while a
-/// client sharing nothing goes at once.
+/// client sharing nothing goes at once. Returns the portal, to check what it refused, or
+/// `None` (skipped) without a test Redis.
 async fn a_refusal_pauses_the_other<F>(
     test: &str,
     refuse: impl FnOnce(&FakePortal),
     call: impl FnOnce(Client) -> F,
-) where
+) -> Option<FakePortal>
+where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
-    let Some(t) = two_sharing_and_one_alone(test).await else {
-        return;
-    };
+    let t = two_sharing_and_one_alone(test).await?;
     // A full bucket: the drain is what makes its time to live long (the tolerance, 24 s).
     assert!(pttl(&t.conn, &t.bucket).await < 5_000);
     refuse(&t.portal);
@@ -820,12 +820,13 @@ async fn a_refusal_pauses_the_other<F>(
         b_waited >= Duration::from_millis(450) && b_waited < Duration::from_secs(3),
         "B waited for A's pause: {b_waited:?}"
     );
+    Some(t.portal)
 }
 
 /// A's call is refused with `QUERY_LIMIT_EXCEEDED`; B waits out A's pause.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_query_limit_exceeded_one_client_meets_pauses_the_other() {
-    a_refusal_pauses_the_other(
+    let Some(portal) = a_refusal_pauses_the_other(
         "shared_throttle",
         |portal| portal.fail_next(1, Fault::QueryLimitExceeded),
         |a| async move {
@@ -834,13 +835,18 @@ async fn a_query_limit_exceeded_one_client_meets_pauses_the_other() {
             assert!(started.elapsed() >= Duration::from_millis(450));
         },
     )
-    .await;
+    .await
+    else {
+        return;
+    };
+    let refused = portal.requests().iter().filter(|r| r.status == 503).count();
+    assert_eq!(refused, 1, "only A's first request was refused");
 }
 
 /// A command of A's batch is refused with `QUERY_LIMIT_EXCEEDED`; B waits out A's pause.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_query_limit_exceeded_inside_a_batch_pauses_the_other() {
-    a_refusal_pauses_the_other(
+    let Some(portal) = a_refusal_pauses_the_other(
         "shared_throttle_batch",
         |portal| portal.fail_next_command("user.current", 1, Fault::QueryLimitExceeded),
         |a| async move {
@@ -850,7 +856,13 @@ async fn a_query_limit_exceeded_inside_a_batch_pauses_the_other() {
             assert!(results.get(&me).into_result().is_ok(), "resent and run");
         },
     )
-    .await;
+    .await
+    else {
+        return;
+    };
+    // The refusal was inside the batch's answer: no request was refused as a whole.
+    let refused = portal.requests().iter().filter(|r| r.status == 503).count();
+    assert_eq!(refused, 0, "no request was refused as a whole");
 }
 
 /// An `OPERATION_TIME_LIMIT` one client meets pauses that method for every client sharing
